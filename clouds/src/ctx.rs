@@ -1,0 +1,174 @@
+//! `Ctx`: a method's (or a client's) view of the thread it runs on.
+//!
+//! Through it a method invokes other objects (the same thread continues there), creates
+//! objects, and reads and writes its object's storage pages. The node implements
+//! [`Backend`] for code running inside an object; the client library implements it for
+//! code outside any object. Page writes made in a write method commit atomically with the
+//! struct state when the method returns `Ok`, and vanish otherwise.
+
+use crate::codec::Codec;
+use crate::error::InvokeError;
+use crate::id::{NodeId, ObjectId, ThreadId};
+use crate::object::{encode_state, Object};
+use crate::reference::Ref;
+use crate::thread::Frame;
+use crate::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// What a runtime provides to a `Ctx`.
+pub trait Backend: Send + Sync {
+    fn thread_id(&self) -> ThreadId;
+    /// The node the thread is on now.
+    fn node(&self) -> NodeId;
+    /// The object whose method is running, if any.
+    fn this(&self) -> Option<ObjectId>;
+    /// The objects the thread is inside of, outermost first.
+    fn chain(&self) -> Vec<Frame>;
+    fn invoke<'a>(
+        &'a self,
+        target: ObjectId,
+        method: &'a str,
+        codec: Codec,
+        args: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>>;
+    fn create<'a>(&'a self, class: &'a str, state: Vec<u8>) -> BoxFuture<'a, Result<ObjectId, InvokeError>>;
+    fn page_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError>;
+    fn page_put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError>;
+    fn page_delete(&self, key: &[u8]) -> Result<(), InvokeError>;
+    fn page_range(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError>;
+}
+
+/// A handle on the running thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    backend: Arc<dyn Backend>,
+}
+
+impl Ctx {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Ctx { backend }
+    }
+
+    pub fn thread_id(&self) -> ThreadId {
+        self.backend.thread_id()
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.backend.node()
+    }
+
+    /// The object whose method is running (`None` in client code).
+    pub fn this(&self) -> Option<ObjectId> {
+        self.backend.this()
+    }
+
+    pub fn chain(&self) -> Vec<Frame> {
+        self.backend.chain()
+    }
+
+    /// Invokes `method` on `target` with arguments already encoded in `codec`.
+    pub async fn invoke_raw(
+        &self,
+        target: ObjectId,
+        method: &str,
+        codec: Codec,
+        args: Vec<u8>,
+    ) -> Result<Vec<u8>, InvokeError> {
+        self.backend.invoke(target, method, codec, args).await
+    }
+
+    /// Invokes `method` on `target` with a tuple of arguments; what the typed stubs call.
+    pub async fn call<A: Serialize, R: DeserializeOwned>(
+        &self,
+        target: ObjectId,
+        method: &str,
+        args: &A,
+    ) -> Result<R, InvokeError> {
+        let bytes = Codec::Binary.encode(args).map_err(|e| InvokeError::BadArgs {
+            method: method.to_string(),
+            signature: method.to_string(),
+            reason: format!("arguments do not encode: {e}"),
+        })?;
+        let reply = self.invoke_raw(target, method, Codec::Binary, bytes).await?;
+        Codec::Binary
+            .decode(&reply)
+            .map_err(|e| InvokeError::storage(format!("reply of {method} does not decode: {e}")))
+    }
+
+    /// Creates a new object of class `T` with `state`; it is placed by the node's policy.
+    pub async fn create<T: Object>(&self, state: &T) -> Result<Ref<T>, InvokeError> {
+        let id = self.backend.create(T::CLASS, encode_state(state)?).await?;
+        Ok(Ref::new(id))
+    }
+
+    /// The running object's own storage pages.
+    pub fn storage(&self) -> Storage<'_> {
+        Storage { backend: &*self.backend }
+    }
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("thread", &self.thread_id())
+            .field("node", &self.node())
+            .field("this", &self.this())
+            .finish()
+    }
+}
+
+/// Per-object key-value pages, for state too large for one struct. Reads see the
+/// method's own writes; writes are allowed only in write (`&mut self`) methods.
+pub struct Storage<'a> {
+    backend: &'a dyn Backend,
+}
+
+impl Storage<'_> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {
+        self.backend.page_get(key)
+    }
+
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError> {
+        self.backend.page_put(key, value)
+    }
+
+    pub fn delete(&self, key: &[u8]) -> Result<(), InvokeError> {
+        self.backend.page_delete(key)
+    }
+
+    /// Up to `limit` pages with keys in `[start, end)` (`end` `None`: to the last key), in
+    /// key order.
+    pub fn range(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError> {
+        let end = match end {
+            Some(e) => Bound::Excluded(e.to_vec()),
+            None => Bound::Unbounded,
+        };
+        self.backend.page_range(Bound::Included(start.to_vec()), end, limit)
+    }
+
+    /// `get`, decoding a value stored with [`Storage::put_value`].
+    pub fn get_value<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, InvokeError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(bytes) => crate::object::decode_state(&bytes).map(Some),
+        }
+    }
+
+    /// `put` of a serializable value.
+    pub fn put_value<T: Serialize>(&self, key: &[u8], value: &T) -> Result<(), InvokeError> {
+        self.put(key, &encode_state(value)?)
+    }
+}

@@ -1,0 +1,53 @@
+//! `clouds`: what an application author imports to write persistent object classes.
+//!
+//! Layout:
+//! - [`id`]: `NodeId`, `ObjectId` (UUID v8 carrying its home node), `ThreadId`, `CallId`.
+//! - [`error`]: `InvokeError`, the one serializable error every invocation can return.
+//! - [`codec`]: the two argument codecs (JSON for people, postcard for programs) and the
+//!   argument decoder the generated dispatch uses.
+//! - [`value`]: `Value`, a JSON value that also travels through the binary codec.
+//! - [`object`]: the `Object` trait the macros implement, class metadata, and the
+//!   type-erased `Class` / `Instance` pair the node runs.
+//! - [`ctx`]: `Ctx`, a method's view of the running thread: nested invocations, object
+//!   creation and per-object storage pages.
+//! - [`reference`]: `Ref<T>`, a typed, by-value reference to another object.
+//! - [`thread`]: the thread context that travels in every invocation message.
+//!
+//! This crate holds vocabulary only: no tokio, tarpc or sled. Classes depend on it and
+//! never on the daemon.
+
+pub mod codec;
+pub mod ctx;
+pub mod error;
+pub mod id;
+pub mod object;
+pub mod reference;
+pub mod thread;
+pub mod value;
+
+pub use clouds_macros::{methods, Object};
+pub use codec::Codec;
+pub use ctx::{Backend, Ctx, Storage};
+pub use error::InvokeError;
+pub use id::{CallId, NodeId, ObjectId, ThreadId};
+pub use object::{class_of, Access, Class, ClassInfo, Instance, MethodInfo, Object, ParamInfo};
+pub use reference::{RawRef, Ref};
+pub use thread::{Frame, ThreadCtx};
+pub use value::Value;
+
+/// A boxed, sendable future: how async work crosses the `dyn` boundaries of this crate.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Items the generated code names. Not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::codec::{encode_reply, ArgDecoder};
+    pub use crate::object::{MethodTable, ObjectState};
+    pub use crate::reference::StubOf;
+    pub use crate::BoxFuture;
+    pub use serde;
+    pub use std::boxed::Box;
+    pub use std::string::{String, ToString};
+    pub use std::vec::Vec;
+
+}

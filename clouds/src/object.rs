@@ -1,0 +1,231 @@
+//! The object model: what a class is, what the macros generate, and the type-erased form
+//! the node runs.
+//!
+//! `#[derive(Object)]` implements [`ObjectState`] (class name, stub type);
+//! `#[methods]` implements [`MethodTable`] (metadata and dispatch). Every type with both,
+//! plus `Default` and serde, is an [`Object`]. The node never sees `T`: it holds an
+//! `Arc<dyn Class>` per class and a `Box<dyn Instance>` per activated object.
+
+use crate::codec::Codec;
+use crate::ctx::Ctx;
+use crate::error::InvokeError;
+use crate::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// Read methods (`&self`) may run concurrently; write methods (`&mut self`) run alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        })
+    }
+}
+
+/// One parameter of a method, as written in the source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamInfo {
+    pub name: String,
+    pub ty: String,
+}
+
+impl ParamInfo {
+    /// Whether the parameter is an object reference (`Ref<T>`), which the CLI lets users
+    /// write as a path or a UUID.
+    pub fn is_ref(&self) -> bool {
+        self.ty.starts_with("Ref<")
+    }
+}
+
+/// A method's metadata: what `clouds describe` prints and what argument errors quote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodInfo {
+    pub name: String,
+    pub access: Access,
+    pub params: Vec<ParamInfo>,
+    pub returns: String,
+    pub is_async: bool,
+}
+
+impl MethodInfo {
+    /// `incr(by: i64) -> i64`
+    pub fn signature(&self) -> String {
+        let params: Vec<String> = self.params.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect();
+        format!("{}({}) -> {}", self.name, params.join(", "), self.returns)
+    }
+}
+
+/// A class's metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassInfo {
+    pub name: String,
+    pub methods: Vec<MethodInfo>,
+}
+
+impl ClassInfo {
+    pub fn method(&self, name: &str) -> Result<&MethodInfo, InvokeError> {
+        self.methods.iter().find(|m| m.name == name).ok_or_else(|| InvokeError::NoSuchMethod {
+            class: self.name.clone(),
+            method: name.to_string(),
+            available: self.methods.iter().map(|m| m.name.clone()).collect(),
+        })
+    }
+}
+
+/// Implemented by `#[derive(Object)]`.
+pub trait ObjectState {
+    /// The class name objects of this type are registered and created under.
+    const CLASS: &'static str;
+    /// The generated type that `Ref<Self>` dereferences to; it carries the typed stubs.
+    type Stub: crate::reference::StubOf;
+}
+
+/// Implemented by `#[methods]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no method table",
+    note = "put `#[clouds::methods]` on the `impl {Self}` block that defines its methods"
+)]
+pub trait MethodTable {
+    fn class_info() -> ClassInfo;
+    fn dispatch_read<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        method: &'a MethodInfo,
+        codec: Codec,
+        args: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>>;
+    fn dispatch_write<'a>(
+        &'a mut self,
+        ctx: &'a Ctx,
+        method: &'a MethodInfo,
+        codec: Codec,
+        args: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>>;
+}
+
+/// A complete class: state, methods, a default initial state, and serde.
+///
+/// State is stored with postcard, so it must not need `deserialize_any` (no untagged
+/// enums, no `serde_json::Value`: use [`crate::Value`] instead).
+pub trait Object:
+    ObjectState + MethodTable + Default + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+impl<T> Object for T where
+    T: ObjectState + MethodTable + Default + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+/// A class with its type erased: what a node's class registry holds.
+pub trait Class: Send + Sync + 'static {
+    fn info(&self) -> &ClassInfo;
+    /// Activates an object from its stored state.
+    fn instantiate(&self, state: &[u8]) -> Result<Box<dyn Instance>, InvokeError>;
+    /// The stored form of a new object: `Default`, or the given JSON.
+    fn initial_state(&self, json: Option<&serde_json::Value>) -> Result<Vec<u8>, InvokeError>;
+    /// The stored state as JSON, for people.
+    fn state_json(&self, state: &[u8]) -> Result<serde_json::Value, InvokeError>;
+}
+
+/// An activated object with its type erased.
+pub trait Instance: Send + Sync {
+    fn read<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        method: &'a MethodInfo,
+        codec: Codec,
+        args: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>>;
+    fn write<'a>(
+        &'a mut self,
+        ctx: &'a Ctx,
+        method: &'a MethodInfo,
+        codec: Codec,
+        args: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>>;
+    /// The stored form of the current state.
+    fn encode(&self) -> Result<Vec<u8>, InvokeError>;
+}
+
+impl<T: Object> Instance for T {
+    fn read<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        method: &'a MethodInfo,
+        codec: Codec,
+        args: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>> {
+        self.dispatch_read(ctx, method, codec, args)
+    }
+
+    fn write<'a>(
+        &'a mut self,
+        ctx: &'a Ctx,
+        method: &'a MethodInfo,
+        codec: Codec,
+        args: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>> {
+        self.dispatch_write(ctx, method, codec, args)
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, InvokeError> {
+        encode_state(self)
+    }
+}
+
+/// The stored form of a state value.
+pub fn encode_state<T: Serialize>(state: &T) -> Result<Vec<u8>, InvokeError> {
+    postcard::to_stdvec(state).map_err(|e| InvokeError::storage(format!("could not encode state: {e}")))
+}
+
+/// Reads a stored state value.
+pub fn decode_state<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InvokeError> {
+    postcard::from_bytes(bytes).map_err(|e| InvokeError::storage(format!("stored state does not decode: {e}")))
+}
+
+struct ClassOf<T> {
+    info: ClassInfo,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Object> Class for ClassOf<T> {
+    fn info(&self) -> &ClassInfo {
+        &self.info
+    }
+
+    fn instantiate(&self, state: &[u8]) -> Result<Box<dyn Instance>, InvokeError> {
+        Ok(Box::new(decode_state::<T>(state)?))
+    }
+
+    fn initial_state(&self, json: Option<&serde_json::Value>) -> Result<Vec<u8>, InvokeError> {
+        let state: T = match json {
+            None => T::default(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                InvokeError::invalid(format!("initial state does not fit class `{}`: {e}", T::CLASS))
+            })?,
+        };
+        encode_state(&state)
+    }
+
+    fn state_json(&self, state: &[u8]) -> Result<serde_json::Value, InvokeError> {
+        let state: T = decode_state(state)?;
+        serde_json::to_value(&state).map_err(InvokeError::storage)
+    }
+}
+
+/// The type-erased class of `T`, for a node's registry.
+pub fn class_of<T: Object>() -> Arc<dyn Class> {
+    let info = T::class_info();
+    debug_assert_eq!(info.name, T::CLASS);
+    Arc::new(ClassOf::<T> { info, _t: PhantomData })
+}

@@ -1,0 +1,69 @@
+//! The thread context: the explicit request data every invocation message carries.
+
+use crate::id::{NodeId, ObjectId, ThreadId};
+use crate::object::Access;
+use serde::{Deserialize, Serialize};
+
+/// The default deadline of a thread started by a client.
+pub const DEFAULT_DEADLINE_MS: u64 = 30_000;
+/// The default hop limit: how many frames a call chain may hold.
+pub const DEFAULT_HOP_LIMIT: usize = 64;
+
+/// One object a thread is inside of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    pub object: ObjectId,
+    pub class: String,
+    pub method: String,
+    pub node: NodeId,
+    pub access: Access,
+}
+
+/// A logical thread as it travels with an invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadCtx {
+    pub id: ThreadId,
+    /// The objects the thread is inside of, outermost first.
+    pub chain: Vec<Frame>,
+    /// Time left until the thread's deadline when the message was sent. Relative, so that
+    /// clocks of different nodes need not agree.
+    pub remaining_ms: u64,
+    /// Lamport clock of the sender.
+    pub lamport: u64,
+    /// W3C trace context of the caller's span, when tracing is exported.
+    pub trace: Option<String>,
+}
+
+impl ThreadCtx {
+    /// A new thread, as a client starts one.
+    pub fn new(deadline_ms: u64) -> Self {
+        ThreadCtx {
+            id: ThreadId::new(),
+            chain: Vec::new(),
+            remaining_ms: deadline_ms,
+            lamport: 0,
+            trace: None,
+        }
+    }
+
+    /// The frame in which the thread holds `object`, if it does.
+    pub fn holding(&self, object: ObjectId) -> Option<&Frame> {
+        self.chain.iter().find(|f| f.object == object)
+    }
+
+    /// The call chain for people: `Counter.add_from(1f2e…)@node-1 -> …`.
+    pub fn chain_text(&self) -> String {
+        chain_text(&self.chain)
+    }
+}
+
+pub fn chain_text(chain: &[Frame]) -> String {
+    let parts: Vec<String> = chain
+        .iter()
+        .map(|f| {
+            let id = f.object.to_string();
+            format!("{}.{}({})@{}", f.class, f.method, &id[..8], f.node)
+        })
+        .collect();
+    parts.join(" -> ")
+}

@@ -1,0 +1,75 @@
+//! Macros that turn a Rust struct and impl block into a Clouds class.
+//!
+//! Layout:
+//! - `derive`: `#[derive(Object)]`: the class name and the stub type `Ref<T>` derefs to.
+//! - `ir`: what `#[methods]` knows about each exported method.
+//! - `parse`: impl block -> IR, with validation; misuse becomes one clear compile error.
+//! - `expand`: IR -> metadata, dispatch table, typed stubs.
+//!
+//! For this class:
+//!
+//! ```ignore
+//! #[derive(Object, Default, Serialize, Deserialize)]
+//! pub struct Counter { value: i64 }
+//!
+//! #[methods]
+//! impl Counter {
+//!     pub fn get(&self) -> i64 { self.value }
+//!     pub fn incr(&mut self, by: i64) -> i64 { self.value += by; self.value }
+//! }
+//! ```
+//!
+//! the macros generate, in outline:
+//!
+//! ```ignore
+//! impl ObjectState for Counter { const CLASS: &str = "Counter"; type Stub = CounterStub; }
+//! pub struct CounterStub { raw: RawRef }
+//! impl MethodTable for Counter {
+//!     fn class_info() -> ClassInfo { /* get: read, incr(by: i64): write */ }
+//!     fn dispatch_read(&self, ctx, method, codec, args) -> .. {
+//!         match method.name { "get" => { decode no args; encode_reply(codec, &self.get()) } .. }
+//!     }
+//!     fn dispatch_write(&mut self, ..) -> .. { "incr" => { let by = decoder.next()?; .. } }
+//! }
+//! impl CounterStub {
+//!     pub async fn get(&self, ctx: &Ctx) -> Result<i64, InvokeError> { ctx.call(id, "get", &()).await }
+//!     pub async fn incr(&self, ctx: &Ctx, by: i64) -> Result<i64, InvokeError> { .. }
+//! }
+//! ```
+//!
+//! Only `pub` methods with a `&self` or `&mut self` receiver are exported; other items of
+//! the impl block stay ordinary Rust.
+
+use proc_macro::TokenStream;
+
+mod derive;
+mod expand;
+mod ir;
+mod parse;
+
+/// Makes a struct the state of a class. See the crate docs.
+#[proc_macro_derive(Object)]
+pub fn derive_object(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    derive::expand(&input).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// Exports the `pub` methods of an impl block as the class's methods. See the crate docs.
+#[proc_macro_attribute]
+pub fn methods(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemImpl);
+    if !attr.is_empty() {
+        let err = syn::Error::new(proc_macro2::Span::call_site(), "#[methods] takes no arguments");
+        return err.into_compile_error().into();
+    }
+    match parse::class(&item) {
+        Ok(class) => expand::expand(&item, &class).into(),
+        Err(err) => {
+            // Keep the user's impl block so that one error shows, not a cascade of
+            // "method not found" errors from code that calls it.
+            let mut out = err.into_compile_error();
+            out.extend(quote::quote!(#item));
+            out.into()
+        }
+    }
+}

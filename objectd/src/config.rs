@@ -1,0 +1,124 @@
+//! Node configuration: data, with defaults, a reason per field, and validation.
+//!
+//! The `objectd` binary reads an optional TOML file and lays its flags over it; the
+//! library takes the resulting `Config` and never reads argv.
+
+use clouds::NodeId;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// What a reply waits for before it is sent, named for what an acknowledged write survives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Reply after the commit reached sled's in-memory log, before it reached the OS. A
+    /// process crash may lose acknowledged writes of the last flush interval (500 ms).
+    Buffered,
+    /// Reply after a group flush wrote the commit to the OS (sled `flush()`). Survives a
+    /// crash of the process (kill -9). Does not fsync: a power loss may lose writes of the
+    /// last 500 ms, until sled's background fsync.
+    ProcessCrash,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "buffered" => Ok(Durability::Buffered),
+            "process-crash" => Ok(Durability::ProcessCrash),
+            other => Err(format!("unknown durability `{other}`; expected `process-crash` (default) or `buffered`")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This node's id; unique in the cluster, and the home encoded in the ids of the
+    /// objects it creates.
+    pub id: NodeId,
+    /// Address the RPC server listens on. Loopback by default: a node is reachable from
+    /// elsewhere only when the operator says so.
+    pub listen: SocketAddr,
+    /// Directory of the sled object store. Created if missing.
+    pub data: PathBuf,
+    /// What an acknowledged write survives.
+    pub durability: Durability,
+    /// How many activated objects stay decoded in memory; an idle object beyond this costs
+    /// only its bytes on disk.
+    pub cache_objects: usize,
+    /// Deadline of a thread that arrives without one, in milliseconds.
+    pub default_deadline_ms: u64,
+    /// How many frames a call chain may hold before `HopLimit` stops runaway recursion.
+    pub hop_limit: usize,
+    /// How long shutdown waits for in-flight invocations before it flushes and exits.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            id: NodeId(1),
+            listen: "127.0.0.1:7100".parse().expect("valid literal"),
+            data: PathBuf::from("clouds-data"),
+            durability: Durability::ProcessCrash,
+            cache_objects: 10_000,
+            default_deadline_ms: clouds::thread::DEFAULT_DEADLINE_MS,
+            hop_limit: clouds::thread::DEFAULT_HOP_LIMIT,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; fields it leaves out keep their defaults.
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cache_objects == 0 {
+            return Err("cache_objects must be at least 1".into());
+        }
+        if self.default_deadline_ms == 0 {
+            return Err("default_deadline_ms must be at least 1".into());
+        }
+        if self.hop_limit == 0 {
+            return Err("hop_limit must be at least 1".into());
+        }
+        if self.data.as_os_str().is_empty() {
+            return Err("data must name a directory".into());
+        }
+        Ok(())
+    }
+
+    /// A config for tests: a fresh data directory, port chosen by the OS.
+    pub fn for_test(data: PathBuf) -> Config {
+        Config { listen: "127.0.0.1:0".parse().expect("valid literal"), data, shutdown_grace_ms: 2_000, ..Config::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_fields() {
+        let c: Config = toml::from_str("id = 7\nlisten = \"127.0.0.1:9000\"\ndurability = \"buffered\"").unwrap();
+        assert_eq!(c.id, NodeId(7));
+        assert_eq!(c.durability, Durability::Buffered);
+        assert_eq!(c.hop_limit, 64);
+        let err = toml::from_str::<Config>("idd = 7").unwrap_err().to_string();
+        assert!(err.contains("unknown field `idd`"), "{err}");
+    }
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let c = Config { cache_objects: 0, ..Config::default() };
+        assert!(c.validate().unwrap_err().contains("cache_objects"));
+        assert!(Config::default().validate().is_ok());
+        assert!("fsync".parse::<Durability>().unwrap_err().contains("process-crash"));
+    }
+}

@@ -1,0 +1,115 @@
+//! `NodeBackend`: what `Ctx` does for a method running on this node.
+
+use super::writeset::WriteSet;
+use super::Engine;
+use crate::wire::{InitialState, Invocation};
+use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, ThreadCtx, ThreadId};
+use std::ops::Bound;
+use std::sync::Mutex;
+use tokio::time::Instant;
+
+pub struct NodeBackend {
+    pub engine: Engine,
+    /// The thread as it is inside this method: its chain ends with this method's frame.
+    pub thread: ThreadCtx,
+    pub deadline: Instant,
+    pub this: ObjectId,
+    pub method: String,
+    /// Page writes of a write method; `None` in a read method. std `Mutex`: held only for
+    /// one map operation, never across an `.await`.
+    pub writes: Option<Mutex<WriteSet>>,
+}
+
+impl NodeBackend {
+    fn writes(&self) -> Result<std::sync::MutexGuard<'_, WriteSet>, InvokeError> {
+        match &self.writes {
+            Some(w) => Ok(w.lock().expect("write set mutex")),
+            None => Err(InvokeError::invalid(format!(
+                "`{}` is a read method (&self); storage pages can be written only in write methods (&mut self)",
+                self.method
+            ))),
+        }
+    }
+}
+
+impl Backend for NodeBackend {
+    fn thread_id(&self) -> ThreadId {
+        self.thread.id
+    }
+
+    fn node(&self) -> NodeId {
+        self.engine.node()
+    }
+
+    fn this(&self) -> Option<ObjectId> {
+        Some(self.this)
+    }
+
+    fn chain(&self) -> Vec<Frame> {
+        self.thread.chain.clone()
+    }
+
+    fn invoke<'a>(&'a self, target: ObjectId, method: &'a str, codec: Codec, args: Vec<u8>) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let inv = Invocation {
+            thread: ThreadCtx {
+                id: self.thread.id,
+                chain: self.thread.chain.clone(),
+                remaining_ms: remaining.as_millis() as u64,
+                lamport: self.engine.tick(),
+                trace: self.thread.trace.clone(),
+            },
+            target,
+            method: method.to_string(),
+            codec,
+            args,
+            call_id: None,
+            capability: None,
+        };
+        self.engine.invoke(inv)
+    }
+
+    fn create<'a>(&'a self, class: &'a str, state: Vec<u8>) -> BoxFuture<'a, Result<ObjectId, InvokeError>> {
+        Box::pin(self.engine.create(class, InitialState::Encoded(state)))
+    }
+
+    fn page_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {
+        if let Some(w) = &self.writes {
+            if let Some(change) = w.lock().expect("write set mutex").get(key) {
+                return Ok(change.map(<[u8]>::to_vec));
+            }
+        }
+        Ok(self.engine.store().page_get(self.this, key)?)
+    }
+
+    fn page_put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError> {
+        self.writes()?.put(key, value);
+        Ok(())
+    }
+
+    fn page_delete(&self, key: &[u8]) -> Result<(), InvokeError> {
+        self.writes()?.delete(key);
+        Ok(())
+    }
+
+    fn page_range(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError> {
+        let store = self.engine.store();
+        let fetch = |n: usize| store.page_range(self.this, as_ref(&start), as_ref(&end), n);
+        match &self.writes {
+            None => Ok(fetch(limit)?),
+            Some(w) => {
+                let w = w.lock().expect("write set mutex");
+                let committed = fetch(w.fetch_limit(&start, &end, limit))?;
+                Ok(w.merge_range(committed, &start, &end, limit))
+            }
+        }
+    }
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}

@@ -1,0 +1,94 @@
+//! Activated objects: a bounded table of slots, each with a fair readers-writer lock.
+//!
+//! A slot exists while its object is activated: its state decoded in memory. Beyond
+//! `capacity`, idle slots (nobody holds them) are dropped least recently used first, so
+//! an idle object costs nothing but its bytes on disk.
+
+use clouds::{Class, InvokeError, Instance, ObjectId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The activated state of one object, behind its lock.
+pub struct Active {
+    pub instance: Box<dyn Instance>,
+    /// The committed version `instance` was loaded at or last committed as.
+    pub version: u64,
+    /// `instance` may hold uncommitted changes (a write was cut short); reload it from
+    /// the store before use.
+    pub stale: bool,
+    /// The object was deleted while callers waited for the lock.
+    pub deleted: bool,
+}
+
+pub struct Slot {
+    pub id: ObjectId,
+    pub class: Arc<dyn Class>,
+    /// tokio's `RwLock` is fair: a queued writer is served before readers that arrive
+    /// after it, so writers are served in arrival order and never starve.
+    pub lock: Arc<tokio::sync::RwLock<Active>>,
+    last_used: AtomicU64,
+}
+
+pub struct ObjectTable {
+    /// std `Mutex`: held only to look up, insert or evict, never across an `.await`.
+    slots: Mutex<HashMap<ObjectId, Arc<Slot>>>,
+    capacity: usize,
+    tick: AtomicU64,
+}
+
+impl ObjectTable {
+    pub fn new(capacity: usize) -> ObjectTable {
+        ObjectTable { slots: Mutex::new(HashMap::new()), capacity, tick: AtomicU64::new(0) }
+    }
+
+    /// The slot of `id`, activating the object with `load` if it is not active. `load`
+    /// runs outside the table's mutex; if two callers race, one activation wins.
+    pub fn get_or_load(
+        &self,
+        id: ObjectId,
+        load: impl FnOnce() -> Result<(Arc<dyn Class>, Active), InvokeError>,
+    ) -> Result<Arc<Slot>, InvokeError> {
+        let now = self.tick.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = self.slots.lock().expect("table mutex").get(&id) {
+            slot.last_used.store(now, Ordering::Relaxed);
+            return Ok(slot.clone());
+        }
+        let (class, active) = load()?;
+        let fresh = Arc::new(Slot { id, class, lock: Arc::new(tokio::sync::RwLock::new(active)), last_used: AtomicU64::new(now) });
+        let mut slots = self.slots.lock().expect("table mutex");
+        let slot = slots.entry(id).or_insert(fresh).clone();
+        if slots.len() > self.capacity {
+            evict(&mut slots, self.capacity);
+        }
+        Ok(slot)
+    }
+
+    /// Forgets `slot` (after its object was deleted).
+    pub fn remove(&self, slot: &Arc<Slot>) {
+        let mut slots = self.slots.lock().expect("table mutex");
+        if slots.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(&slot.id);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.lock().expect("table mutex").len()
+    }
+}
+
+/// Drops idle slots, oldest first, down to 90% of `capacity`. A slot someone holds
+/// (an invocation running or waiting) is never dropped.
+fn evict(slots: &mut HashMap<ObjectId, Arc<Slot>>, capacity: usize) {
+    let target = capacity - capacity / 10;
+    let mut idle: Vec<(u64, ObjectId)> = slots
+        .iter()
+        .filter(|(_, s)| Arc::strong_count(s) == 1)
+        .map(|(id, s)| (s.last_used.load(Ordering::Relaxed), *id))
+        .collect();
+    idle.sort_unstable();
+    let excess = slots.len().saturating_sub(target);
+    for (_, id) in idle.into_iter().take(excess) {
+        slots.remove(&id);
+    }
+}

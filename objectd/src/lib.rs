@@ -1,0 +1,32 @@
+//! `objectd`: a Clouds node.
+//!
+//! Layout:
+//! - [`config`]: `Config` and `Durability`, data with defaults and validation.
+//! - [`store`]: the `Store` trait, `SledStore`, record format, conformance suite.
+//! - [`registry`]: the classes a node can run.
+//! - [`engine`]: the invocation engine: activation, concurrency, re-entrancy,
+//!   deadlines, commit and group flush.
+//! - [`wire`]: the versioned request and response messages.
+//! - [`rpc`]: the tarpc service: a thin adapter from the wire to the engine.
+//! - [`client`]: the client library (also what the `clouds` CLI uses).
+//! - [`node`]: composition: open the store, build the engine, serve until shutdown.
+//! - [`shutdown`]: the shutdown signal.
+//!
+//! An application with its own classes builds its own node binary: `node::run` with a
+//! `Registry` that has them (see `examples/`).
+
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod node;
+pub mod registry;
+pub mod rpc;
+pub mod shutdown;
+pub mod store;
+pub mod wire;
+
+pub use client::Client;
+pub use config::{Config, Durability};
+pub use engine::Engine;
+pub use registry::Registry;
+pub use store::{SledStore, Store};

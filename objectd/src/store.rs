@@ -1,0 +1,94 @@
+//! The object store: a trait, its record format, and the sled implementation.
+//!
+//! Layout:
+//! - `record`: what is stored per object (`Record`: live state, or a forwarding entry
+//!   for a migrated object) and its versioned on-disk encoding.
+//! - `sled_store`: `SledStore`, the default implementation.
+//! - `conformance`: the suite every implementation must pass, plus a model test.
+//!
+//! Invariants: a commit applies the struct state, its page writes and its call record as
+//! one unit or not at all; a commit applies only on top of the version it was computed
+//! from; `flush` returns once every commit that returned before it survives a crash of
+//! the process.
+
+pub mod conformance;
+pub mod record;
+pub mod sled_store;
+
+pub use record::{Record, FORMAT_VERSION};
+pub use sled_store::SledStore;
+
+use clouds::ObjectId;
+use std::ops::Bound;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("object {0} not found")]
+    NotFound(ObjectId),
+    #[error("object {0} already exists")]
+    AlreadyExists(ObjectId),
+    #[error("object {id} is at version {found}, the commit expected {expected}")]
+    VersionConflict { id: ObjectId, expected: u64, found: u64 },
+    #[error("object {0} has moved; its record is a forwarding entry")]
+    Forwarded(ObjectId),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+    #[error("store I/O failed: {0}")]
+    Io(String),
+}
+
+impl From<StoreError> for clouds::InvokeError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => clouds::InvokeError::NotFound { id },
+            other => clouds::InvokeError::storage(other),
+        }
+    }
+}
+
+/// One page write of a commit: `None` deletes the page.
+pub type PageWrite = (Vec<u8>, Option<Vec<u8>>);
+
+/// Everything a write method changed, applied as one unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    pub id: ObjectId,
+    /// The version the method ran on; the commit fails if the store holds another.
+    pub base_version: u64,
+    pub state: Vec<u8>,
+    pub pages: Vec<PageWrite>,
+    /// The idempotency key and the encoded reply, recorded with the state.
+    pub call: Option<(String, Vec<u8>)>,
+}
+
+/// Where the objects of one node live.
+pub trait Store: Send + Sync + 'static {
+    fn get(&self, id: ObjectId) -> Result<Option<Record>, StoreError>;
+    /// Stores a new live object at version 1.
+    fn create(&self, id: ObjectId, class: &str, state: &[u8]) -> Result<(), StoreError>;
+    /// Applies a write method's changes atomically and bumps the version by one.
+    fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
+    /// Removes the object, its pages and its call records. Returns whether it existed.
+    fn delete(&self, id: ObjectId) -> Result<bool, StoreError>;
+    fn page_get(&self, id: ObjectId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Up to `limit` pages of `id` with keys in the range, in key order.
+    fn page_range(
+        &self,
+        id: ObjectId,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    /// Number of pages and their total bytes.
+    fn page_usage(&self, id: ObjectId) -> Result<(u64, u64), StoreError>;
+    /// The reply recorded with a commit under this idempotency key.
+    fn call_reply(&self, id: ObjectId, call: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Object ids in id order, after `after`.
+    fn list(&self, after: Option<ObjectId>, limit: usize) -> Result<Vec<ObjectId>, StoreError>;
+    fn count(&self) -> Result<u64, StoreError>;
+    /// Node metadata (for example the root directory's id).
+    fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Blocks until everything committed so far survives a process crash.
+    fn flush(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,274 @@
+//! The conformance suite every `Store` implementation must pass, and a model test.
+//!
+//! `run(open)` checks each contract of the trait; `model(seed, steps, open)` applies
+//! random operations, restarts included, and after every step compares the store with a
+//! plain in-memory model. `open(dir)` opens (or reopens) a store in `dir`.
+
+use super::{Commit, Record, Store, StoreError};
+use clouds::{NodeId, ObjectId};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "clouds-store-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+type Open<'a> = &'a dyn Fn(&Path) -> Box<dyn Store>;
+
+/// Runs every conformance check against fresh stores from `open`.
+pub fn run(open: impl Fn(&Path) -> Box<dyn Store>) {
+    let checks: &[(&str, fn(Open))] = &[
+        ("create_and_get", create_and_get),
+        ("commit_is_atomic_and_versioned", commit_is_atomic_and_versioned),
+        ("pages_are_per_object_and_ordered", pages_are_per_object_and_ordered),
+        ("delete_removes_everything", delete_removes_everything),
+        ("survives_reopen", survives_reopen),
+        ("list_count_and_meta", list_count_and_meta),
+    ];
+    for (name, check) in checks {
+        eprintln!("store conformance: {name}");
+        check(&open);
+    }
+}
+
+fn live(store: &dyn Store, id: ObjectId) -> (String, u64, Vec<u8>) {
+    match store.get(id).unwrap() {
+        Some(Record::Live { class, version, state }) => (class, version, state),
+        other => panic!("expected a live record for {id}, got {other:?}"),
+    }
+}
+
+fn commit(id: ObjectId, base: u64, state: &[u8], pages: &[(&[u8], Option<&[u8]>)]) -> Commit {
+    Commit {
+        id,
+        base_version: base,
+        state: state.to_vec(),
+        pages: pages.iter().map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec))).collect(),
+        call: None,
+    }
+}
+
+fn create_and_get(open: Open) {
+    let dir = Scratch::new();
+    let s = open(&dir.0);
+    let id = ObjectId::new(NodeId(1));
+    assert!(s.get(id).unwrap().is_none());
+    s.create(id, "Counter", b"s0").unwrap();
+    assert_eq!(live(&*s, id), ("Counter".into(), 1, b"s0".to_vec()));
+    assert!(matches!(s.create(id, "Counter", b"other"), Err(StoreError::AlreadyExists(_))));
+    assert_eq!(live(&*s, id).2, b"s0");
+}
+
+fn commit_is_atomic_and_versioned(open: Open) {
+    let dir = Scratch::new();
+    let s = open(&dir.0);
+    let id = ObjectId::new(NodeId(1));
+    s.create(id, "C", b"v1").unwrap();
+    let mut c = commit(id, 1, b"v2", &[(b"a", Some(b"1")), (b"b", Some(b"2"))]);
+    c.call = Some(("call-1".into(), b"reply".to_vec()));
+    s.commit(&c).unwrap();
+    assert_eq!(live(&*s, id), ("C".into(), 2, b"v2".to_vec()));
+    assert_eq!(s.page_get(id, b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(s.call_reply(id, "call-1").unwrap().as_deref(), Some(&b"reply"[..]));
+    assert_eq!(s.call_reply(id, "call-2").unwrap(), None);
+
+    // A commit computed from a stale version changes nothing at all.
+    let stale = commit(id, 1, b"lost", &[(b"a", None), (b"c", Some(b"3"))]);
+    assert!(matches!(s.commit(&stale), Err(StoreError::VersionConflict { expected: 1, found: 2, .. })));
+    assert_eq!(live(&*s, id).2, b"v2");
+    assert_eq!(s.page_get(id, b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(s.page_get(id, b"c").unwrap(), None);
+
+    // Deleting a page in a commit.
+    s.commit(&commit(id, 2, b"v3", &[(b"a", None)])).unwrap();
+    assert_eq!(s.page_get(id, b"a").unwrap(), None);
+    assert_eq!(live(&*s, id).1, 3);
+
+    let missing = ObjectId::new(NodeId(1));
+    assert!(matches!(s.commit(&commit(missing, 1, b"x", &[])), Err(StoreError::NotFound(_))));
+}
+
+fn pages_are_per_object_and_ordered(open: Open) {
+    let dir = Scratch::new();
+    let s = open(&dir.0);
+    let (a, b) = (ObjectId::new(NodeId(1)), ObjectId::new(NodeId(1)));
+    s.create(a, "C", b"").unwrap();
+    s.create(b, "C", b"").unwrap();
+    s.commit(&commit(a, 1, b"", &[(b"k3", Some(b"3")), (b"k1", Some(b"1")), (b"k2", Some(b"2"))])).unwrap();
+    s.commit(&commit(b, 1, b"", &[(b"k1", Some(b"other"))])).unwrap();
+    let keys = |start: Bound<&[u8]>, end: Bound<&[u8]>, limit| -> Vec<Vec<u8>> {
+        s.page_range(a, start, end, limit).unwrap().into_iter().map(|(k, _)| k).collect()
+    };
+    assert_eq!(keys(Bound::Unbounded, Bound::Unbounded, 10), vec![b"k1".to_vec(), b"k2".to_vec(), b"k3".to_vec()]);
+    assert_eq!(keys(Bound::Included(b"k2"), Bound::Unbounded, 10), vec![b"k2".to_vec(), b"k3".to_vec()]);
+    assert_eq!(keys(Bound::Excluded(b"k1"), Bound::Excluded(b"k3"), 10), vec![b"k2".to_vec()]);
+    assert_eq!(keys(Bound::Unbounded, Bound::Unbounded, 2).len(), 2);
+    assert!(keys(Bound::Included(b"k3"), Bound::Excluded(b"k1"), 10).is_empty());
+    assert_eq!(s.page_get(b, b"k1").unwrap().as_deref(), Some(&b"other"[..]));
+    assert_eq!(s.page_usage(a).unwrap(), (3, 9));
+}
+
+fn delete_removes_everything(open: Open) {
+    let dir = Scratch::new();
+    let s = open(&dir.0);
+    let (a, b) = (ObjectId::new(NodeId(1)), ObjectId::new(NodeId(1)));
+    s.create(a, "C", b"").unwrap();
+    s.create(b, "C", b"").unwrap();
+    let mut c = commit(a, 1, b"x", &[(b"p", Some(b"1"))]);
+    c.call = Some(("k".into(), b"r".to_vec()));
+    s.commit(&c).unwrap();
+    s.commit(&commit(b, 1, b"y", &[(b"p", Some(b"2"))])).unwrap();
+    assert!(s.delete(a).unwrap());
+    assert!(s.get(a).unwrap().is_none());
+    assert_eq!(s.page_get(a, b"p").unwrap(), None);
+    assert_eq!(s.call_reply(a, "k").unwrap(), None);
+    assert!(!s.delete(a).unwrap());
+    assert_eq!(s.page_get(b, b"p").unwrap().as_deref(), Some(&b"2"[..]));
+}
+
+fn survives_reopen(open: Open) {
+    let dir = Scratch::new();
+    let id = ObjectId::new(NodeId(1));
+    {
+        let s = open(&dir.0);
+        s.create(id, "C", b"a").unwrap();
+        s.commit(&commit(id, 1, b"b", &[(b"p", Some(b"1"))])).unwrap();
+        s.meta_put("root", b"r").unwrap();
+        s.flush().unwrap();
+    }
+    let s = open(&dir.0);
+    assert_eq!(live(&*s, id), ("C".into(), 2, b"b".to_vec()));
+    assert_eq!(s.page_get(id, b"p").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(s.meta_get("root").unwrap().as_deref(), Some(&b"r"[..]));
+    assert_eq!(s.count().unwrap(), 1);
+}
+
+fn list_count_and_meta(open: Open) {
+    let dir = Scratch::new();
+    let s = open(&dir.0);
+    let mut ids: Vec<ObjectId> = (0..5).map(|_| ObjectId::new(NodeId(2))).collect();
+    for id in &ids {
+        s.create(*id, "C", b"").unwrap();
+    }
+    ids.sort();
+    assert_eq!(s.count().unwrap(), 5);
+    assert_eq!(s.list(None, 10).unwrap(), ids);
+    assert_eq!(s.list(Some(ids[1]), 2).unwrap(), ids[2..4].to_vec());
+    s.delete(ids[0]).unwrap();
+    assert_eq!(s.count().unwrap(), 4);
+    assert_eq!(s.meta_get("nothing").unwrap(), None);
+}
+
+/// A tiny deterministic generator, so that a failing seed replays exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Clone, Default, Debug, PartialEq)]
+struct ModelObject {
+    version: u64,
+    state: Vec<u8>,
+    pages: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// Random creates, commits (some stale), deletes and restarts, checked against a model.
+pub fn model(seed: u64, steps: usize, open: impl Fn(&Path) -> Box<dyn Store>) {
+    let dir = Scratch::new();
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut store = open(&dir.0);
+    let mut model: BTreeMap<ObjectId, ModelObject> = BTreeMap::new();
+    let mut gone: Vec<ObjectId> = Vec::new();
+    for step in 0..steps {
+        let ids: Vec<ObjectId> = model.keys().copied().collect();
+        match rng.below(10) {
+            0 | 1 => {
+                let id = ObjectId::new(NodeId(1));
+                let state = vec![rng.below(256) as u8; rng.below(4) as usize];
+                store.create(id, "M", &state).unwrap();
+                model.insert(id, ModelObject { version: 1, state, pages: BTreeMap::new() });
+            }
+            2..=6 if !ids.is_empty() => {
+                let id = ids[rng.below(ids.len() as u64) as usize];
+                let m = model.get_mut(&id).expect("listed");
+                let stale = rng.below(8) == 0;
+                let base = if stale { m.version + 1 } else { m.version };
+                let state = vec![step as u8; rng.below(5) as usize];
+                let pages: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..rng.below(4))
+                    .map(|_| {
+                        let key = vec![b'k', rng.below(6) as u8];
+                        let value = (rng.below(3) != 0).then(|| vec![step as u8, rng.below(256) as u8]);
+                        (key, value)
+                    })
+                    .collect();
+                let c = Commit { id, base_version: base, state: state.clone(), pages: pages.clone(), call: None };
+                let result = store.commit(&c);
+                if stale {
+                    assert!(matches!(result, Err(StoreError::VersionConflict { .. })), "step {step}: {result:?}");
+                } else {
+                    result.unwrap();
+                    m.version += 1;
+                    m.state = state;
+                    for (k, v) in pages {
+                        match v {
+                            Some(v) => m.pages.insert(k, v),
+                            None => m.pages.remove(&k),
+                        };
+                    }
+                }
+            }
+            7 if !ids.is_empty() => {
+                let id = ids[rng.below(ids.len() as u64) as usize];
+                assert!(store.delete(id).unwrap());
+                model.remove(&id);
+                gone.push(id);
+            }
+            8 => {
+                store.flush().unwrap();
+                drop(store);
+                store = open(&dir.0);
+            }
+            _ => {}
+        }
+        for (id, m) in &model {
+            let (_, version, state) = live(&*store, *id);
+            assert_eq!((version, &state), (m.version, &m.state), "step {step}, object {id}");
+            let pages: BTreeMap<Vec<u8>, Vec<u8>> =
+                store.page_range(*id, Bound::Unbounded, Bound::Unbounded, usize::MAX).unwrap().into_iter().collect();
+            assert_eq!(pages, m.pages, "step {step}, pages of {id}");
+        }
+        for id in &gone {
+            assert!(store.get(*id).unwrap().is_none(), "step {step}: deleted {id} came back");
+        }
+        assert_eq!(store.count().unwrap(), model.len() as u64, "step {step}");
+    }
+}

@@ -1,0 +1,252 @@
+//! `SledStore`: the default store, on one sled database with four trees.
+//!
+//! - `objects`: object id (16 bytes) -> versioned `Record`
+//! - `pages`:   object id ++ page key  -> page bytes
+//! - `calls`:   object id ++ call id   -> recorded reply
+//! - `meta`:    name -> bytes (node metadata)
+//!
+//! A commit is one sled transaction over `objects`, `pages` and `calls`. sled's `flush()`
+//! writes to the OS but does not fsync (see `Durability`).
+
+use super::record::{self, Record};
+use super::{Commit, Store, StoreError};
+use clouds::ObjectId;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct SledStore {
+    db: sled::Db,
+    objects: sled::Tree,
+    pages: sled::Tree,
+    calls: sled::Tree,
+    meta: sled::Tree,
+    /// Number of records in `objects`; counted once at open because sled's `len` scans.
+    count: AtomicU64,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn prefixed(id: ObjectId, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + key.len());
+    k.extend_from_slice(id.as_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// The first key after every key that starts with `id`.
+fn prefix_end(id: ObjectId) -> Bound<Vec<u8>> {
+    match u128::from_be_bytes(*id.as_bytes()).checked_add(1) {
+        Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+        None => Bound::Unbounded,
+    }
+}
+
+impl SledStore {
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|e| io(format!("cannot open the store at {}: {e}", dir.display())))?;
+        let tree = |name: &str| db.open_tree(name).map_err(io);
+        let objects = tree("objects")?;
+        let store = SledStore {
+            count: AtomicU64::new(objects.len() as u64),
+            pages: tree("pages")?,
+            calls: tree("calls")?,
+            meta: tree("meta")?,
+            objects,
+            db,
+        };
+        match store.meta.get("format").map_err(io)? {
+            None => {
+                store.meta.insert("format", &record::FORMAT_VERSION.to_be_bytes()).map_err(io)?;
+            }
+            Some(v) if v.as_ref() == record::FORMAT_VERSION.to_be_bytes() => {}
+            Some(v) => {
+                return Err(StoreError::Corrupt(format!(
+                    "the store at {} has format {:?}; this build reads format {}",
+                    dir.display(),
+                    v.as_ref(),
+                    record::FORMAT_VERSION
+                )))
+            }
+        }
+        Ok(store)
+    }
+
+    fn remove_prefix(&self, tree: &sled::Tree, id: ObjectId) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for kv in tree.range::<Vec<u8>, _>((Bound::Included(id.as_bytes().to_vec()), prefix_end(id))) {
+            batch.remove(kv.map_err(io)?.0);
+        }
+        tree.apply_batch(batch).map_err(io)
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, id: ObjectId) -> Result<Option<Record>, StoreError> {
+        match self.objects.get(id.as_bytes()).map_err(io)? {
+            None => Ok(None),
+            Some(bytes) => record::decode(&bytes).map(Some).map_err(StoreError::Corrupt),
+        }
+    }
+
+    fn create(&self, id: ObjectId, class: &str, state: &[u8]) -> Result<(), StoreError> {
+        let rec = Record::Live { class: class.to_string(), version: 1, state: state.to_vec() };
+        match self.objects.compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(record::encode(&rec))).map_err(io)? {
+            Ok(()) => {
+                self.count.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(_) => Err(StoreError::AlreadyExists(id)),
+        }
+    }
+
+    fn commit(&self, c: &Commit) -> Result<(), StoreError> {
+        let result = (&self.objects, &self.pages, &self.calls).transaction(|(objects, pages, calls)| {
+            let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
+            let current = objects.get(c.id.as_bytes())?.ok_or_else(|| abort(StoreError::NotFound(c.id)))?;
+            let (class, version) = match record::decode(&current).map_err(|e| abort(StoreError::Corrupt(e)))? {
+                Record::Live { class, version, .. } => (class, version),
+                Record::Forward { .. } => return Err(abort(StoreError::Forwarded(c.id))),
+            };
+            if version != c.base_version {
+                return Err(abort(StoreError::VersionConflict { id: c.id, expected: c.base_version, found: version }));
+            }
+            let next = Record::Live { class, version: version + 1, state: c.state.clone() };
+            objects.insert(c.id.as_bytes(), record::encode(&next))?;
+            for (key, value) in &c.pages {
+                match value {
+                    Some(v) => pages.insert(prefixed(c.id, key), v.as_slice())?,
+                    None => pages.remove(prefixed(c.id, key))?,
+                };
+            }
+            if let Some((call, reply)) = &c.call {
+                calls.insert(prefixed(c.id, call.as_bytes()), reply.as_slice())?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(io(e)),
+        }
+    }
+
+    fn delete(&self, id: ObjectId) -> Result<bool, StoreError> {
+        // The record goes first: once it is gone the object is gone, whatever happens to
+        // the cleanup of its pages below (ids are never reused, so leftovers stay unseen).
+        let existed = self.objects.remove(id.as_bytes()).map_err(io)?.is_some();
+        if existed {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.remove_prefix(&self.pages, id)?;
+        self.remove_prefix(&self.calls, id)?;
+        Ok(existed)
+    }
+
+    fn page_get(&self, id: ObjectId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.pages.get(prefixed(id, key)).map_err(io)?.map(|v| v.to_vec()))
+    }
+
+    fn page_range(
+        &self,
+        id: ObjectId,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let start = match start {
+            Bound::Included(k) => Bound::Included(prefixed(id, k)),
+            Bound::Excluded(k) => Bound::Excluded(prefixed(id, k)),
+            Bound::Unbounded => Bound::Included(id.as_bytes().to_vec()),
+        };
+        let end = match end {
+            Bound::Included(k) => Bound::Included(prefixed(id, k)),
+            Bound::Excluded(k) => Bound::Excluded(prefixed(id, k)),
+            Bound::Unbounded => prefix_end(id),
+        };
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) = (&start, &end) {
+            if s > e {
+                return Ok(Vec::new());
+            }
+        }
+        self.pages
+            .range::<Vec<u8>, _>((start, end))
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(io)?;
+                Ok((k[16..].to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn page_usage(&self, id: ObjectId) -> Result<(u64, u64), StoreError> {
+        let mut n = 0;
+        let mut bytes = 0;
+        for kv in self.pages.range::<Vec<u8>, _>((Bound::Included(id.as_bytes().to_vec()), prefix_end(id))) {
+            let (k, v) = kv.map_err(io)?;
+            n += 1;
+            bytes += (k.len() - 16 + v.len()) as u64;
+        }
+        Ok((n, bytes))
+    }
+
+    fn call_reply(&self, id: ObjectId, call: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.calls.get(prefixed(id, call.as_bytes())).map_err(io)?.map(|v| v.to_vec()))
+    }
+
+    fn list(&self, after: Option<ObjectId>, limit: usize) -> Result<Vec<ObjectId>, StoreError> {
+        let start = match after {
+            Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        self.objects
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|kv| {
+                let (k, _) = kv.map_err(io)?;
+                let bytes: [u8; 16] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt("object key is not 16 bytes".into()))?;
+                Ok(ObjectId::from_bytes(bytes))
+            })
+            .collect()
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.count.load(Ordering::Relaxed))
+    }
+
+    fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(key).map_err(io)?.map(|v| v.to_vec()))
+    }
+
+    fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(key, value).map_err(io).map(|_| ())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformance() {
+        super::super::conformance::run(|dir| Box::new(SledStore::open(dir).unwrap()));
+    }
+
+    #[test]
+    fn model() {
+        for seed in 1..=4 {
+            super::super::conformance::model(seed, 300, |dir| Box::new(SledStore::open(dir).unwrap()));
+        }
+    }
+}

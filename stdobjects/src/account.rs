@@ -1,0 +1,50 @@
+//! `Account`: a balance that moves between accounts by nested invocations.
+
+use clouds::{methods, Ctx, InvokeError, Object, Ref};
+use serde::{Deserialize, Serialize};
+
+#[derive(Object, Default, Serialize, Deserialize)]
+pub struct Account {
+    balance: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, thiserror::Error)]
+pub enum AccountError {
+    #[error("insufficient funds: balance is {balance}, asked for {requested}")]
+    InsufficientFunds { balance: u64, requested: u64 },
+    #[error("a transfer to the same account is not allowed")]
+    SameAccount,
+}
+
+#[methods]
+impl Account {
+    pub fn balance(&self) -> u64 {
+        self.balance
+    }
+
+    /// Returns the new balance.
+    pub fn deposit(&mut self, amount: u64) -> u64 {
+        self.balance += amount;
+        self.balance
+    }
+
+    /// Returns the new balance, or fails without change if the balance is too low.
+    pub fn withdraw(&mut self, amount: u64) -> Result<u64, AccountError> {
+        if amount > self.balance {
+            return Err(AccountError::InsufficientFunds { balance: self.balance, requested: amount });
+        }
+        self.balance -= amount;
+        Ok(self.balance)
+    }
+
+    /// Moves `amount` to `to`: the thread withdraws here, then continues into `to` to deposit.
+    /// If the deposit fails, this method fails and the withdrawal is rolled back with it.
+    pub async fn transfer(&mut self, ctx: &Ctx, to: Ref<Account>, amount: u64) -> Result<u64, InvokeError> {
+        if Some(to.id()) == ctx.this() {
+            return Err(InvokeError::app(AccountError::SameAccount));
+        }
+        self.withdraw(amount).map_err(InvokeError::app)?;
+        to.deposit(ctx, amount).await?;
+        Ok(self.balance)
+    }
+}
