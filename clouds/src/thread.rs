@@ -51,7 +51,7 @@ impl ThreadCtx {
         self.chain.iter().find(|f| f.object == object)
     }
 
-    /// The call chain for people: `Counter.add_from(1f2e…)@node-1 -> …`.
+    /// The call chain for people: `Counter.add_from(…5eff84fc)@node-1 -> …`.
     pub fn chain_text(&self) -> String {
         chain_text(&self.chain)
     }
@@ -61,8 +61,9 @@ pub fn chain_text(chain: &[Frame]) -> String {
     let parts: Vec<String> = chain
         .iter()
         .map(|f| {
+            // The last 8 hex digits: random, unlike the leading time prefix.
             let id = f.object.to_string();
-            format!("{}.{}({})@{}", f.class, f.method, &id[..8], f.node)
+            format!("{}.{}(…{})@{}", f.class, f.method, &id[id.len() - 8..], f.node)
         })
         .collect();
     parts.join(" -> ")

@@ -25,6 +25,13 @@ impl Path {
         self.components.is_empty()
     }
 
+    /// This path with one more (already validated) component.
+    pub fn child(&self, component: &str) -> Path {
+        let mut components = self.components.clone();
+        components.push(component.to_string());
+        Path { components }
+    }
+
     /// The parent directory and the last component; `None` for the root.
     pub fn split_last(&self) -> Option<(Path, &str)> {
         let (last, parent) = self.components.split_last()?;
@@ -93,6 +100,7 @@ mod tests {
         assert_eq!(parent.to_string(), "/a/b");
         assert_eq!(last, "c");
         assert!(Path::root().split_last().is_none());
+        assert_eq!(Path::root().child("a").child("b").to_string(), "/a/b");
     }
 
     #[test]

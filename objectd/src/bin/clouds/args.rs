@@ -1,0 +1,66 @@
+//! The command line's shape.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+
+/// The default node address: a node started with default settings listens here.
+pub const DEFAULT_NODE: &str = "127.0.0.1:7100";
+
+/// clouds: create, invoke and inspect persistent objects.
+///
+/// Exit codes: 0 success, 1 other failure (deadline, re-entrancy, panic, storage),
+/// 2 usage, 3 not found, 4 bad arguments or request, 5 denied, 6 node unavailable,
+/// 7 application error (the method's own error), 8 name already bound.
+#[derive(Parser, Debug)]
+#[command(version)]
+pub struct Cli {
+    /// The node to talk to.
+    #[arg(long, global = true, env = "CLOUDS_NODE", default_value = DEFAULT_NODE)]
+    pub node: SocketAddr,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Deadline of the thread, in milliseconds.
+    #[arg(long, global = true, default_value_t = clouds::thread::DEFAULT_DEADLINE_MS)]
+    pub deadline: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create an object; prints its id.
+    Create {
+        /// The class (see `clouds classes`).
+        class: String,
+        /// Bind the new object to this name (missing directories are created).
+        #[arg(long)]
+        name: Option<String>,
+        /// Initial state as JSON (default: the class's default state).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Invoke a method: TARGET.METHOD [ARG...]; prints the result as JSON.
+    ///
+    /// TARGET is a name or a UUID; it is split from METHOD at the last `.`. Each ARG is
+    /// parsed as JSON, or taken as a string if it is not JSON. An object-reference
+    /// argument is written as the object's name or UUID.
+    Invoke {
+        call: String,
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Idempotency key: retrying a write with the same key does not run it again.
+        #[arg(long)]
+        call_id: Option<String>,
+    },
+    /// Show an object: id, class, node, version, size, state, methods.
+    Describe { target: String },
+    /// List a directory (default: the root).
+    Ls { path: Option<String> },
+    /// Delete an object (and its name, if given by name).
+    Rm { target: String },
+    /// List the classes the node can run, with their methods.
+    Classes,
+    /// Show the node's id, root directory and object count.
+    Status,
+}

@@ -1,0 +1,34 @@
+//! `clouds`: the command line for a Clouds cluster.
+//!
+//! Layout: `args` (clap definitions), `target` (names, UUIDs, `TARGET.METHOD`, argument
+//! parsing), `commands` (one function per command), `exit` (errors and exit codes).
+
+mod args;
+mod commands;
+mod exit;
+mod target;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("clouds: error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clouds: error: {e}");
+            ExitCode::from(e.code())
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Turning what the user typed into object ids, methods and arguments.
+
+use crate::exit::CliError;
+use clouds::{Ctx, ObjectId};
+use naming::{Entry, Path};
+
+/// A target as typed: a UUID or a name.
+pub enum Target {
+    Id(ObjectId),
+    Name(Path),
+}
+
+pub fn parse_target(text: &str) -> Result<Target, CliError> {
+    if let Ok(id) = text.parse::<ObjectId>() {
+        return Ok(Target::Id(id));
+    }
+    text.parse::<Path>().map(Target::Name).map_err(CliError::Usage)
+}
+
+/// `counters/a.incr` -> (`counters/a`, `incr`): split at the last `.`.
+pub fn split_call(call: &str) -> Result<(&str, &str), CliError> {
+    match call.rsplit_once('.') {
+        Some((target, method)) if !target.is_empty() && !method.is_empty() => Ok((target, method)),
+        _ => Err(CliError::Usage(format!("`{call}` is not TARGET.METHOD (for example `counters/a.incr`)"))),
+    }
+}
+
+/// Each argument as JSON, or as a string when it is not JSON.
+pub fn parse_arg(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+}
+
+/// The id a target names, and its class when the name service knows it.
+pub async fn resolve(ctx: &Ctx, root: ObjectId, target: &Target) -> Result<(ObjectId, Option<String>), CliError> {
+    match target {
+        Target::Id(id) => Ok((*id, None)),
+        Target::Name(path) => {
+            let Entry { id, class } = naming::resolve(ctx, root, path).await?;
+            Ok((id, Some(class)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_split_at_the_last_dot() {
+        assert_eq!(split_call("counters/a.incr").ok(), Some(("counters/a", "incr")));
+        assert_eq!(split_call("v1.2/x.get").ok(), Some(("v1.2/x", "get")));
+        assert!(split_call("noop").is_err());
+        assert!(split_call("a.").is_err());
+    }
+
+    #[test]
+    fn args_are_json_or_strings() {
+        assert_eq!(parse_arg("5"), serde_json::json!(5));
+        assert_eq!(parse_arg("[1,2]"), serde_json::json!([1, 2]));
+        assert_eq!(parse_arg("\"x\""), serde_json::json!("x"));
+        assert_eq!(parse_arg("alice"), serde_json::json!("alice"));
+        assert_eq!(parse_arg("{broken"), serde_json::json!("{broken"));
+    }
+}

@@ -1,0 +1,91 @@
+//! The `objectd` command line: flags over an optional TOML file, tracing from `RUST_LOG`,
+//! one node until SIGTERM or Ctrl-C. An application with classes of its own makes its
+//! node binary with one call:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     objectd::daemon::main(objectd::Registry::standard() /* .with::<MyClass>()? */)
+//! }
+//! ```
+
+use crate::config::{Config, Durability};
+use crate::registry::Registry;
+use anyhow::Context as _;
+use clap::Parser;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// objectd: one Clouds node, keeping persistent objects and running their methods.
+#[derive(Parser, Debug)]
+#[command(version)]
+pub struct Args {
+    /// A TOML config file; flags override its fields.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// This node's id (0-65535), unique in the cluster.
+    #[arg(long)]
+    pub id: Option<u16>,
+    /// Address to listen on (port 0: any free port; the chosen address is printed).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the object store.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// `process-crash` (default) or `buffered`.
+    #[arg(long)]
+    pub durability: Option<Durability>,
+}
+
+impl Args {
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_toml_file(path).map_err(anyhow::Error::msg)?,
+            None => Config::default(),
+        };
+        if let Some(id) = self.id {
+            c.id = clouds::NodeId(id);
+        }
+        if let Some(listen) = self.listen {
+            c.listen = listen;
+        }
+        if let Some(data) = self.data {
+            c.data = data;
+        }
+        if let Some(d) = self.durability {
+            c.durability = d;
+        }
+        c.validate().map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+        Ok(c)
+    }
+}
+
+/// Parses argv, runs the node with `registry`'s classes, and maps the outcome to an exit code.
+pub fn main(registry: Registry) -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args, registry) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("objectd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args, registry: Registry) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        // Scripts and tests read this line to learn the address (port 0 picks one).
+        println!("objectd {} listening on {addr}", config.id);
+        std::io::stdout().flush()?;
+        crate::node::run(config, registry, listener, crate::shutdown::signal()).await
+    })
+}
