@@ -1,0 +1,53 @@
+use serde_json::json;
+use tests::Node;
+
+/// Creates named objects, invokes them (nested too), lists, describes, removes; stops the
+/// node with SIGTERM and checks that a restarted node answers with the same state.
+#[test]
+fn round_trip_through_the_cli_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(1, dir.path());
+    let a = node.clouds(&["create", "Counter", "--name", "counters/a"]).ok().to_string();
+    node.clouds(&["create", "Counter", "--name", "/counters/b", "--state", r#"{"value": 10}"#]).ok();
+    assert_eq!(node.clouds(&["invoke", "counters/a.incr", "5"]).json(), json!(5));
+    assert_eq!(node.clouds(&["invoke", "counters/a.add_from", "counters/b"]).json(), json!(15));
+    assert_eq!(node.clouds(&["invoke", &format!("{a}.get")]).json(), json!(15), "targets may be UUIDs");
+
+    let ls = node.clouds(&["--json", "ls", "counters"]).json();
+    assert_eq!(ls.as_array().unwrap().len(), 2);
+    assert_eq!(ls[0]["name"], json!("a"));
+    assert_eq!(ls[0]["id"], json!(a));
+    assert!(node.clouds(&["ls"]).ok().contains("counters/"));
+
+    let d = node.clouds(&["--json", "describe", "counters/a"]).json();
+    assert_eq!((d["class"].clone(), d["version"].clone(), d["state"].clone()), (json!("Counter"), json!(3), json!({"value": 15})));
+    let text = node.clouds(&["describe", "counters/a"]).ok().to_string();
+    assert!(text.contains("incr(by: i64) -> i64") && text.contains("add_from(other: Ref<Counter>)"), "{text}");
+    assert!(node.clouds(&["classes"]).ok().contains("transfer(to: Ref<Account>, amount: u64)"));
+
+    node.clouds(&["create", "Register", "--name", "tmp/r"]).ok();
+    node.clouds(&["rm", "tmp/r"]).ok();
+    node.clouds(&["invoke", "tmp/r.get"]).fails(3, "no object is bound to the name `/tmp/r`");
+
+    let data = node.terminate();
+    let node = Node::start(1, &data);
+    assert_eq!(node.clouds(&["invoke", "counters/a.get"]).json(), json!(15));
+    assert_eq!(node.clouds(&["invoke", "counters/b.get"]).json(), json!(10));
+    let status = node.clouds(&["--json", "status"]).json();
+    assert_eq!(status["node"], json!(1));
+}
+
+/// Money moves between accounts by a thread that continues from one object into the
+/// other; a failing transfer changes neither account.
+#[test]
+fn transfers_are_nested_invocations_and_fail_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(1, dir.path());
+    node.clouds(&["create", "Account", "--name", "bank/alice", "--state", r#"{"balance": 100}"#]).ok();
+    node.clouds(&["create", "Account", "--name", "bank/bob"]).ok();
+    assert_eq!(node.clouds(&["invoke", "bank/alice.transfer", "bank/bob", "30"]).json(), json!(70));
+    node.clouds(&["invoke", "bank/alice.transfer", "bank/bob", "500"]).fails(7, "insufficient funds: balance is 70, asked for 500");
+    node.clouds(&["invoke", "bank/alice.transfer", "bank/alice", "5"]).fails(7, "same account");
+    assert_eq!(node.clouds(&["invoke", "bank/alice.balance"]).json(), json!(70));
+    assert_eq!(node.clouds(&["invoke", "bank/bob.balance"]).json(), json!(30));
+}

@@ -1,0 +1,48 @@
+use serde_json::json;
+use tests::{clouds_at, Node};
+
+/// Each bad input: the exit code, a message that says what was wrong, and no change.
+#[test]
+fn bad_inputs_are_refused_clearly_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(1, dir.path());
+    node.clouds(&["create", "Counter", "--name", "c"]).ok();
+    node.clouds(&["invoke", "c.incr", "2"]).ok();
+    let before = node.clouds(&["--json", "describe", "c"]).json();
+    let objects = node.clouds(&["--json", "status"]).json()["objects"].clone();
+
+    node.clouds(&["create", "Nope"]).fails(4, "unknown class `Nope`; this node has: Account, Blob, Counter");
+    node.clouds(&["invoke", "c.nope"]).fails(4, "class `Counter` has no method `nope`; its methods are: get, incr, add_from");
+    node.clouds(&["invoke", "c.incr"]).fails(4, "bad arguments for incr(by: i64) -> i64: expected 1 argument, got 0");
+    node.clouds(&["invoke", "c.incr", "1", "2"]).fails(4, "expected 1 argument, got 2");
+    node.clouds(&["invoke", "c.incr", "abc"]).fails(4, "argument `by` (expected i64): invalid type: string \"abc\", expected i64");
+    node.clouds(&["invoke", "c.incr", "1.5"]).fails(4, "argument `by` (expected i64)");
+    node.clouds(&["create", "Counter", "--state", "{broken"]).fails(4, "initial state is not valid JSON");
+    node.clouds(&["create", "Counter", "--state", r#"{"value": "x"}"#]).fails(4, "does not fit class `Counter`");
+    node.clouds(&["invoke", "nothing/here.get"]).fails(3, "no object is bound to the name `/nothing/here`");
+    node.clouds(&["invoke", "01a2012c-0000-8000-8000-000100000000.get"]).fails(3, "not found");
+    node.clouds(&["create", "Counter", "--name", "c"]).fails(8, "the name `/c` is already bound");
+    node.clouds(&["create", "Counter", "--name", "c/x"]).fails(4, "`c` is a Counter, not a directory");
+    node.clouds(&["create", "Counter", "--name", "bad name"]).fails(2, "contains ` `");
+    node.clouds(&["invoke", "noMethod"]).fails(2, "is not TARGET.METHOD");
+    node.clouds(&["invoke", "c.add_from", "c"]).fails(1, "re-entrant call");
+    clouds_at("127.0.0.1:1", &["status"]).fails(6, "127.0.0.1:1 is unavailable");
+
+    assert_eq!(node.clouds(&["--json", "describe", "c"]).json(), before, "the object changed");
+    assert_eq!(node.clouds(&["--json", "status"]).json()["objects"], objects, "objects were created");
+    assert_eq!(node.clouds(&["invoke", "c.get"]).json(), json!(2));
+}
+
+/// The daemon refuses bad flags and config with a clear message.
+#[test]
+fn objectd_refuses_bad_configuration() {
+    let out = std::process::Command::new(tests::bin("objectd")).args(["--durability", "fsync"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected `process-crash` (default) or `buffered`"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(&cfg, "idd = 3\n").unwrap();
+    let out = std::process::Command::new(tests::bin("objectd")).arg("--config").arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `idd`"));
+}

@@ -1,0 +1,11 @@
+//! Integration and fault tests with real `objectd` processes on 127.0.0.1.
+//!
+//! - `cli`: the `clouds` commands end to end, and state across a clean restart.
+//! - `errors`: every bad input gets a clear one-line error, its exit code, and changes nothing.
+//! - `durability`: kill -9 during a stream of writes loses no acknowledged write.
+//! - `classes`: the standard classes through the client library, blobs of many pages.
+
+mod classes;
+mod cli;
+mod durability;
+mod errors;
