@@ -54,7 +54,9 @@ impl std::str::FromStr for Rights {
                 "admin" => Rights::ADMIN,
                 "delegate" => Rights::DELEGATE,
                 "migrate" => Rights::MIGRATE,
-                other => return Err(format!("unknown right `{other}`; rights are read, write, admin, delegate, migrate")),
+                other => {
+                    return Err(format!("unknown right `{other}`; rights are read, write, admin, delegate, migrate"))
+                }
             };
             Ok(acc.union(r))
         })

@@ -37,13 +37,11 @@ impl Codec {
 
 /// Encodes a method's return value in the request's codec.
 pub fn encode_reply<T: Serialize>(codec: Codec, value: &T) -> Result<Vec<u8>, InvokeError> {
-    codec
-        .encode(value)
-        .map_err(|e| InvokeError::storage(format!("could not encode the result: {e}")))
+    codec.encode(value).map_err(|e| InvokeError::storage(format!("could not encode the result: {e}")))
 }
 
 /// Decodes a method's arguments one at a time, so that an error names the argument.
-/// The generated dispatch makes one, calls `next` per parameter, then `finish`.
+/// The generated dispatch makes one, calls `next_arg` per parameter, then `finish`.
 pub struct ArgDecoder<'a> {
     method: &'a MethodInfo,
     source: Source<'a>,
@@ -87,7 +85,7 @@ impl<'a> ArgDecoder<'a> {
     }
 
     /// Decodes the next argument.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<T, InvokeError> {
+    pub fn next_arg<T: DeserializeOwned>(&mut self) -> Result<T, InvokeError> {
         let param = &self.method.params[self.index];
         self.index += 1;
         let result = match &mut self.source {
@@ -103,32 +101,22 @@ impl<'a> ArgDecoder<'a> {
                 Err(e) => Err(e.to_string()),
             },
         };
-        result.map_err(|e| {
-            bad(
-                self.method,
-                format!("argument `{}` (expected {}): {e}", param.name, param.ty),
-            )
-        })
+        result.map_err(|e| bad(self.method, format!("argument `{}` (expected {}): {e}", param.name, param.ty)))
     }
 
     /// Checks that nothing is left over.
     pub fn finish(self) -> Result<(), InvokeError> {
         match self.source {
-            Source::Binary(rest) if !rest.is_empty() => Err(bad(
-                self.method,
-                format!("{} bytes left over after the last argument", rest.len()),
-            )),
+            Source::Binary(rest) if !rest.is_empty() => {
+                Err(bad(self.method, format!("{} bytes left over after the last argument", rest.len())))
+            }
             _ => Ok(()),
         }
     }
 }
 
 fn bad(method: &MethodInfo, reason: String) -> InvokeError {
-    InvokeError::BadArgs {
-        method: method.name.clone(),
-        signature: method.signature(),
-        reason,
-    }
+    InvokeError::BadArgs { method: method.name.clone(), signature: method.signature(), reason }
 }
 
 #[cfg(test)]
@@ -152,8 +140,8 @@ mod tests {
     fn decode(codec: Codec, bytes: &[u8]) -> Result<(String, i64), InvokeError> {
         let m = method();
         let mut d = ArgDecoder::new(&m, codec, bytes)?;
-        let a = d.next::<String>()?;
-        let b = d.next::<i64>()?;
+        let a = d.next_arg::<String>()?;
+        let b = d.next_arg::<i64>()?;
         d.finish()?;
         Ok((a, b))
     }

@@ -18,6 +18,9 @@ use serde::Serialize;
 use std::ops::Bound;
 use std::sync::Arc;
 
+/// Storage pages as (key, value) pairs, in key order.
+pub type Pages = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What a runtime provides to a `Ctx`.
 pub trait Backend: Send + Sync {
     fn thread_id(&self) -> ThreadId;
@@ -38,12 +41,7 @@ pub trait Backend: Send + Sync {
     fn page_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError>;
     fn page_put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError>;
     fn page_delete(&self, key: &[u8]) -> Result<(), InvokeError>;
-    fn page_range(
-        &self,
-        start: Bound<Vec<u8>>,
-        end: Bound<Vec<u8>>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError>;
+    fn page_range(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, limit: usize) -> Result<Pages, InvokeError>;
 }
 
 /// A handle on the running thread. Cheap to clone.
@@ -146,12 +144,7 @@ impl Storage<'_> {
 
     /// Up to `limit` pages with keys in `[start, end)` (`end` `None`: to the last key), in
     /// key order.
-    pub fn range(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError> {
+    pub fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Pages, InvokeError> {
         let end = match end {
             Some(e) => Bound::Excluded(e.to_vec()),
             None => Bound::Unbounded,

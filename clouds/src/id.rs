@@ -43,10 +43,7 @@ pub struct ObjectId(pub Uuid);
 impl ObjectId {
     /// A fresh id whose home is `home`.
     pub fn new(home: NodeId) -> Self {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let random = *Uuid::new_v4().as_bytes();
         let mut b = [0u8; 16];
         b[0..6].copy_from_slice(&millis.to_be_bytes()[2..8]);

@@ -27,7 +27,7 @@ pub mod value;
 
 pub use clouds_macros::{methods, Object};
 pub use codec::Codec;
-pub use ctx::{Backend, Ctx, Storage};
+pub use ctx::{Backend, Ctx, Pages, Storage};
 pub use error::InvokeError;
 pub use id::{CallId, NodeId, ObjectId, ThreadId};
 pub use object::{class_of, Access, Class, ClassInfo, Instance, MethodInfo, Object, ParamInfo};
@@ -49,5 +49,4 @@ pub mod __private {
     pub use std::boxed::Box;
     pub use std::string::{String, ToString};
     pub use std::vec::Vec;
-
 }

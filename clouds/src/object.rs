@@ -116,15 +116,9 @@ pub trait MethodTable {
 ///
 /// State is stored with postcard, so it must not need `deserialize_any` (no untagged
 /// enums, no `serde_json::Value`: use [`crate::Value`] instead).
-pub trait Object:
-    ObjectState + MethodTable + Default + Serialize + DeserializeOwned + Send + Sync + 'static
-{
-}
+pub trait Object: ObjectState + MethodTable + Default + Serialize + DeserializeOwned + Send + Sync + 'static {}
 
-impl<T> Object for T where
-    T: ObjectState + MethodTable + Default + Serialize + DeserializeOwned + Send + Sync + 'static
-{
-}
+impl<T> Object for T where T: ObjectState + MethodTable + Default + Serialize + DeserializeOwned + Send + Sync + 'static {}
 
 /// A class with its type erased: what a node's class registry holds.
 pub trait Class: Send + Sync + 'static {
@@ -210,9 +204,8 @@ impl<T: Object> Class for ClassOf<T> {
     fn initial_state(&self, json: Option<&serde_json::Value>) -> Result<Vec<u8>, InvokeError> {
         let state: T = match json {
             None => T::default(),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-                InvokeError::invalid(format!("initial state does not fit class `{}`: {e}", T::CLASS))
-            })?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| InvokeError::invalid(format!("initial state does not fit class `{}`: {e}", T::CLASS)))?,
         };
         encode_state(&state)
     }

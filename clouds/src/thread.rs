@@ -37,13 +37,7 @@ pub struct ThreadCtx {
 impl ThreadCtx {
     /// A new thread, as a client starts one.
     pub fn new(deadline_ms: u64) -> Self {
-        ThreadCtx {
-            id: ThreadId::new(),
-            chain: Vec::new(),
-            remaining_ms: deadline_ms,
-            lamport: 0,
-            trace: None,
-        }
+        ThreadCtx { id: ThreadId::new(), chain: Vec::new(), remaining_ms: deadline_ms, lamport: 0, trace: None }
     }
 
     /// The frame in which the thread holds `object`, if it does.

@@ -123,7 +123,7 @@ fn dispatch_arm(m: &Method) -> TokenStream {
     quote! {
         #name => {
             let mut __decoder = ::clouds::__private::ArgDecoder::new(method, codec, args)?;
-            #( let #vars: #tys = __decoder.next()?; )*
+            #( let #vars: #tys = __decoder.next_arg()?; )*
             __decoder.finish()?;
             let __out = self.#ident(#ctx #(#vars),*)#await_;
             #reply

@@ -20,6 +20,7 @@ pub struct Param {
     pub ty: syn::Type,
 }
 
+#[allow(clippy::large_enum_variant)] // a handful per class, at compile time
 pub enum Output {
     /// No return type.
     Unit,
@@ -33,7 +34,20 @@ pub enum Output {
 /// A type as people read it: `Ref<Counter>`, not `Ref < Counter >`.
 pub fn type_text(ty: &impl quote::ToTokens) -> String {
     let mut s = quote::quote!(#ty).to_string();
-    for (from, to) in [(" <", "<"), ("< ", "<"), (" >", ">"), (" ,", ","), (" :: ", "::"), (":: ", "::"), ("& ", "&"), ("( ", "("), (" )", ")"), ("[ ", "["), (" ]", "]"), (" ;", ";")] {
+    for (from, to) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
         s = s.replace(from, to);
     }
     s

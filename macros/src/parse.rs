@@ -5,7 +5,8 @@ use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ItemImpl, Pat, ReturnType, Type};
 
 /// Names a method cannot have, because `Ref<T>` or the generated code already uses them.
-const RESERVED: &[&str] = &["id", "new", "clone", "deref", "raw", "from_raw", "class_info", "dispatch_read", "dispatch_write"];
+const RESERVED: &[&str] =
+    &["id", "new", "clone", "deref", "raw", "from_raw", "class_info", "dispatch_read", "dispatch_write"];
 
 pub fn class(item: &ItemImpl) -> syn::Result<Class> {
     if let Some((_, path, _)) = &item.trait_ {
@@ -16,7 +17,12 @@ pub fn class(item: &ItemImpl) -> syn::Result<Class> {
     }
     let ident = match &*item.self_ty {
         Type::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 => p.path.segments[0].ident.clone(),
-        other => return Err(syn::Error::new_spanned(other, "#[methods] expects `impl TypeName`, with the type named directly")),
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "#[methods] expects `impl TypeName`, with the type named directly",
+            ))
+        }
     };
     let mut methods = Vec::new();
     for it in &item.items {
@@ -43,7 +49,9 @@ fn method(f: &syn::ImplItemFn) -> syn::Result<Option<Method>> {
     if receiver.reference.is_none() {
         return Err(syn::Error::new_spanned(
             receiver,
-            format!("method `{name}` takes `self` by value; object methods take `&self` (a read) or `&mut self` (a write)"),
+            format!(
+                "method `{name}` takes `self` by value; object methods take `&self` (a read) or `&mut self` (a write)"
+            ),
         ));
     }
     if !f.sig.generics.params.is_empty() {

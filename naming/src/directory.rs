@@ -31,6 +31,7 @@ pub struct Directory {
 pub const MAX_LIST: u32 = 10_000;
 
 #[methods]
+#[allow(clippy::len_without_is_empty)] // `len` is an object method; see stdobjects
 impl Directory {
     pub fn lookup(&self, ctx: &Ctx, name: String) -> Result<Option<Entry>, InvokeError> {
         ctx.storage().get_value(name.as_bytes())

@@ -105,7 +105,9 @@ mod tests {
 
     #[test]
     fn bad_names_are_rejected_with_the_reason() {
-        for (bad, why) in [("a//b", "empty"), ("a/../b", "not allowed"), ("a b", "contains ` `"), ("a/b*", "contains `*`")] {
+        for (bad, why) in
+            [("a//b", "empty"), ("a/../b", "not allowed"), ("a b", "contains ` `"), ("a/b*", "contains `*`")]
+        {
             let err = bad.parse::<Path>().unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }

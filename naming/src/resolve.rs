@@ -13,7 +13,10 @@ pub async fn resolve(ctx: &Ctx, root: ObjectId, path: &Path) -> Result<Entry, In
     let mut walked = Path::root();
     for component in path.components() {
         let dir = as_directory(&current, &walked)?;
-        current = dir.lookup(ctx, component.clone()).await?.ok_or_else(|| InvokeError::NameNotFound { path: path.to_string() })?;
+        current = dir
+            .lookup(ctx, component.clone())
+            .await?
+            .ok_or_else(|| InvokeError::NameNotFound { path: path.to_string() })?;
         walked = walked.child(component);
     }
     Ok(current)
@@ -50,7 +53,9 @@ pub async fn unbind(ctx: &Ctx, root: ObjectId, path: &Path) -> Result<Entry, Inv
     let (parent, name) = path.split_last().ok_or_else(|| InvokeError::invalid("the root cannot be unbound"))?;
     let dir = as_directory(&resolve(ctx, root, &parent).await?, &parent)?;
     dir.unbind(ctx, name.to_string()).await.map_err(|e| match e {
-        InvokeError::App { detail, .. } if detail.contains("NotBound") => InvokeError::NameNotFound { path: path.to_string() },
+        InvokeError::App { detail, .. } if detail.contains("NotBound") => {
+            InvokeError::NameNotFound { path: path.to_string() }
+        }
         other => other,
     })
 }

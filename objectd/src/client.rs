@@ -2,8 +2,12 @@
 //! stubs (`counter.incr(&ctx, 1).await`) work from code outside any object.
 
 use crate::rpc::{frame_codec, NodeRpcClient};
-use crate::wire::{CreateRequest, InitialState, Invocation, NodeStatus, ObjectInfo, Request, RequestBody, ResponseBody};
-use clouds::{Backend, BoxFuture, CallId, ClassInfo, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, ThreadCtx, ThreadId};
+use crate::wire::{
+    CreateRequest, InitialState, Invocation, NodeStatus, ObjectInfo, Request, RequestBody, ResponseBody,
+};
+use clouds::{
+    Backend, BoxFuture, CallId, ClassInfo, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, ThreadCtx, ThreadId,
+};
 use std::net::SocketAddr;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -57,7 +61,15 @@ impl Client {
     }
 
     /// Invokes a method with arguments already encoded in `codec`, on a new thread.
-    pub async fn invoke_on(&self, thread: ThreadCtx, target: ObjectId, method: &str, codec: Codec, args: Vec<u8>, call_id: Option<CallId>) -> Result<Vec<u8>, InvokeError> {
+    pub async fn invoke_on(
+        &self,
+        thread: ThreadCtx,
+        target: ObjectId,
+        method: &str,
+        codec: Codec,
+        args: Vec<u8>,
+        call_id: Option<CallId>,
+    ) -> Result<Vec<u8>, InvokeError> {
         let inv = Invocation { thread, target, method: method.to_string(), codec, args, call_id, capability: None };
         match self.call(RequestBody::Invoke(inv)).await? {
             ResponseBody::Invoked(reply) => Ok(reply),
@@ -66,7 +78,13 @@ impl Client {
     }
 
     /// Invokes a method with JSON arguments; returns the JSON result.
-    pub async fn invoke_json(&self, target: ObjectId, method: &str, args: &[serde_json::Value], call_id: Option<CallId>) -> Result<serde_json::Value, InvokeError> {
+    pub async fn invoke_json(
+        &self,
+        target: ObjectId,
+        method: &str,
+        args: &[serde_json::Value],
+        call_id: Option<CallId>,
+    ) -> Result<serde_json::Value, InvokeError> {
         let bytes = serde_json::to_vec(args).map_err(|e| InvokeError::invalid(e.to_string()))?;
         let reply = self.invoke_on(self.new_thread(), target, method, Codec::Json, bytes, call_id).await?;
         serde_json::from_slice(&reply).map_err(|e| InvokeError::storage(format!("reply is not JSON: {e}")))
@@ -148,7 +166,13 @@ impl Backend for ClientBackend {
         Vec::new()
     }
 
-    fn invoke<'a>(&'a self, target: ObjectId, method: &'a str, codec: Codec, args: Vec<u8>) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        target: ObjectId,
+        method: &'a str,
+        codec: Codec,
+        args: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>> {
         let mut thread = self.client.new_thread();
         thread.id = self.thread;
         Box::pin(self.client.invoke_on(thread, target, method, codec, args, None))
@@ -170,7 +194,12 @@ impl Backend for ClientBackend {
         Err(no_object())
     }
 
-    fn page_range(&self, _: Bound<Vec<u8>>, _: Bound<Vec<u8>>, _: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError> {
+    fn page_range(
+        &self,
+        _: Bound<Vec<u8>>,
+        _: Bound<Vec<u8>>,
+        _: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError> {
         Err(no_object())
     }
 }

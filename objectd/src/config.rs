@@ -74,7 +74,8 @@ impl Default for Config {
 impl Config {
     /// Reads a TOML file; fields it leaves out keep their defaults.
     pub fn from_toml_file(path: &std::path::Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
     }
 
@@ -96,7 +97,12 @@ impl Config {
 
     /// A config for tests: a fresh data directory, port chosen by the OS.
     pub fn for_test(data: PathBuf) -> Config {
-        Config { listen: "127.0.0.1:0".parse().expect("valid literal"), data, shutdown_grace_ms: 2_000, ..Config::default() }
+        Config {
+            listen: "127.0.0.1:0".parse().expect("valid literal"),
+            data,
+            shutdown_grace_ms: 2_000,
+            ..Config::default()
+        }
     }
 }
 

@@ -6,10 +6,12 @@
 //! - `writeset`: a running write method's page writes (read-your-writes, merge).
 //! - `commit`: group commit, many writers per flush.
 //! - `clock`: the Lamport clock.
+//! - `deadlock`: the wait-for graph that turns a cycle of waiting threads into `Deadlock`.
 //! - `backend`: what `Ctx` does for a method running here.
 //!
 //! An invocation: deadline and hop checks -> activate (table) -> method lookup ->
-//! re-entrancy rule -> lock (read shared, write exclusive, fair) -> for writes, a recorded
+//! re-entrancy rule -> lock (read shared, write exclusive, fair; a wait that would close a
+//! cycle of waiting threads fails with `Deadlock`) -> for writes, a recorded
 //! reply under the same call id short-cuts here -> run the method under the deadline,
 //! catching panics -> writes: encode state, commit state + pages + call record in one
 //! store transaction, version + 1, wait for the group flush -> reply. A write that fails,
@@ -18,6 +20,7 @@
 mod backend;
 mod clock;
 mod commit;
+mod deadlock;
 mod reentrancy;
 mod table;
 mod writeset;
@@ -62,6 +65,22 @@ struct Inner {
     /// runs under its hold instead of queueing behind a writer that waits for it.
     /// std `Mutex`: held for one map operation, never across an `.await`.
     reads_held: Mutex<HashMap<(ThreadId, ObjectId), ReadHold>>,
+    /// Who holds and who waits for which object. std `Mutex`: held for one graph update,
+    /// never across an `.await`.
+    waits: Mutex<deadlock::WaitGraph>,
+}
+
+/// Records a thread's hold of an object in the wait-for graph while alive.
+struct Held<'a> {
+    inner: &'a Inner,
+    object: ObjectId,
+    thread: ThreadId,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.inner.waits.lock().expect("wait graph mutex").release(self.object, self.thread);
+    }
 }
 
 impl Engine {
@@ -70,7 +89,9 @@ impl Engine {
     pub async fn start(config: &Config, store: Arc<dyn Store>, registry: Registry) -> Result<Engine, InvokeError> {
         let commits = commit::GroupCommit::start(config.durability, store.clone());
         let root = match store.meta_get(ROOT_KEY)? {
-            Some(bytes) => ObjectId::from_bytes(bytes.try_into().map_err(|_| InvokeError::storage("root id is not 16 bytes"))?),
+            Some(bytes) => {
+                ObjectId::from_bytes(bytes.try_into().map_err(|_| InvokeError::storage("root id is not 16 bytes"))?)
+            }
             None => {
                 let id = ObjectId::new(config.id);
                 let dir = registry.get("Directory")?;
@@ -92,6 +113,7 @@ impl Engine {
                 durability: config.durability,
                 root,
                 reads_held: Mutex::new(HashMap::new()),
+                waits: Mutex::new(deadlock::WaitGraph::default()),
             }),
         })
     }
@@ -179,7 +201,13 @@ impl Engine {
     }
 
     fn frame(&self, slot: &Slot, method: &MethodInfo) -> Frame {
-        Frame { object: slot.id, class: slot.class.info().name.clone(), method: method.name.clone(), node: self.inner.node, access: method.access }
+        Frame {
+            object: slot.id,
+            class: slot.class.info().name.clone(),
+            method: method.name.clone(),
+            node: self.inner.node,
+            access: method.access,
+        }
     }
 
     fn backend(&self, slot: &Slot, method: &MethodInfo, inv: &Invocation, deadline: Instant) -> NodeBackend {
@@ -195,23 +223,68 @@ impl Engine {
         }
     }
 
+    /// Waits for `lock` unless that would close a cycle of waiting threads.
+    async fn wait_for<G>(
+        &self,
+        slot: &Slot,
+        inv: &Invocation,
+        deadline: Instant,
+        lock: impl std::future::Future<Output = G>,
+    ) -> Result<G, InvokeError> {
+        let thread = inv.thread.id;
+        if let Err(cycle) = self.inner.waits.lock().expect("wait graph mutex").wait(thread, slot.id) {
+            return Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) });
+        }
+        let acquired = timeout_at(deadline, lock).await;
+        self.inner.waits.lock().expect("wait graph mutex").stop_waiting(thread);
+        acquired.map_err(|_| deadline_error(inv, deadline))
+    }
+
+    fn held(&self, slot: &Slot, inv: &Invocation) -> Held<'_> {
+        self.inner.waits.lock().expect("wait graph mutex").hold(slot.id, inv.thread.id);
+        Held { inner: &self.inner, object: slot.id, thread: inv.thread.id }
+    }
+
     async fn acquire_read(&self, slot: &Slot, inv: &Invocation, deadline: Instant) -> Result<ReadHold, InvokeError> {
         loop {
-            let guard = timeout_at(deadline, slot.lock.clone().read_owned()).await.map_err(|_| deadline_error(inv, deadline))?;
+            let guard = match slot.lock.clone().try_read_owned() {
+                Ok(g) => g,
+                Err(_) => self.wait_for(slot, inv, deadline, slot.lock.clone().read_owned()).await?,
+            };
             if !guard.stale {
                 return Ok(Arc::new(guard));
             }
             // A write was cut short (cancelled) and left uncommitted changes: reload.
             drop(guard);
-            let mut w = timeout_at(deadline, slot.lock.write()).await.map_err(|_| deadline_error(inv, deadline))?;
+            let mut w = self.acquire_write(slot, inv, deadline).await?;
             if w.stale {
                 self.reload(slot, &mut w)?;
             }
         }
     }
 
-    async fn run_read(&self, slot: &Slot, method: &MethodInfo, inv: &Invocation, deadline: Instant, entry: reentrancy::Entry) -> Result<Vec<u8>, InvokeError> {
+    async fn acquire_write<'s>(
+        &self,
+        slot: &'s Slot,
+        inv: &Invocation,
+        deadline: Instant,
+    ) -> Result<tokio::sync::RwLockWriteGuard<'s, Active>, InvokeError> {
+        match slot.lock.try_write() {
+            Ok(g) => Ok(g),
+            Err(_) => self.wait_for(slot, inv, deadline, slot.lock.write()).await,
+        }
+    }
+
+    async fn run_read(
+        &self,
+        slot: &Slot,
+        method: &MethodInfo,
+        inv: &Invocation,
+        deadline: Instant,
+        entry: reentrancy::Entry,
+    ) -> Result<Vec<u8>, InvokeError> {
         let key = (inv.thread.id, slot.id);
+        let mut held = None;
         let (hold, registered) = match entry {
             reentrancy::Entry::Nested => {
                 let held = self.inner.reads_held.lock().expect("reads mutex").get(&key).cloned();
@@ -223,6 +296,7 @@ impl Engine {
             }
             reentrancy::Entry::Acquire => {
                 let hold = self.acquire_read(slot, inv, deadline).await?;
+                held = Some(self.held(slot, inv));
                 self.inner.reads_held.lock().expect("reads mutex").insert(key, hold.clone());
                 (hold, true)
             }
@@ -237,11 +311,21 @@ impl Engine {
         if registered {
             self.inner.reads_held.lock().expect("reads mutex").remove(&key);
         }
+        drop(held);
         result
     }
 
-    async fn run_write(&self, slot: &Slot, method: &MethodInfo, inv: &Invocation, deadline: Instant) -> Result<Vec<u8>, InvokeError> {
-        let mut active = timeout_at(deadline, slot.lock.write()).await.map_err(|_| deadline_error(inv, deadline))?;
+    async fn run_write(
+        &self,
+        slot: &Slot,
+        method: &MethodInfo,
+        inv: &Invocation,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let mut active = self.acquire_write(slot, inv, deadline).await?;
+        // Declared after the guard: dropped before it, so the graph never shows a hold
+        // that the lock no longer has.
+        let _held = self.held(slot, inv);
         if active.deleted {
             return Err(InvokeError::NotFound { id: slot.id });
         }
@@ -265,7 +349,11 @@ impl Engine {
                 return Err(e);
             }
         };
-        let pages = backend.writes.as_ref().map(|w| std::mem::take(&mut *w.lock().expect("write set mutex"))).unwrap_or_default();
+        let pages = backend
+            .writes
+            .as_ref()
+            .map(|w| std::mem::take(&mut *w.lock().expect("write set mutex")))
+            .unwrap_or_default();
         let commit = match active.instance.encode() {
             Ok(state) => Commit {
                 id: slot.id,
@@ -299,11 +387,13 @@ impl Engine {
         let state = match state {
             InitialState::Default => c.initial_state(None)?,
             InitialState::Json(text) => {
-                let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| InvokeError::invalid(format!("initial state is not valid JSON: {e}")))?;
+                let v: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| InvokeError::invalid(format!("initial state is not valid JSON: {e}")))?;
                 c.initial_state(Some(&v))?
             }
             InitialState::Encoded(bytes) => {
-                c.instantiate(&bytes).map_err(|e| InvokeError::invalid(format!("initial state does not fit class `{class}`: {e}")))?;
+                c.instantiate(&bytes)
+                    .map_err(|e| InvokeError::invalid(format!("initial state does not fit class `{class}`: {e}")))?;
                 bytes
             }
         };
@@ -321,9 +411,12 @@ impl Engine {
         if id == self.inner.root {
             return Err(InvokeError::invalid("the root directory cannot be deleted"));
         }
-        let mut active = tokio::time::timeout(deadline, slot.lock.write())
-            .await
-            .map_err(|_| InvokeError::DeadlineExceeded { object: id, method: "delete".into(), elapsed_ms: deadline.as_millis() as u64 })?;
+        let mut active =
+            tokio::time::timeout(deadline, slot.lock.write()).await.map_err(|_| InvokeError::DeadlineExceeded {
+                object: id,
+                method: "delete".into(),
+                elapsed_ms: deadline.as_millis() as u64,
+            })?;
         if active.deleted || !self.inner.store.delete(id)? {
             return Err(InvokeError::NotFound { id });
         }
@@ -394,9 +487,31 @@ async fn guarded(
     }
 }
 
+/// `thread …1a2b waits for …3c4d, held by thread …5e6f, which waits for …7a8b, held by the first`
+fn deadlock_text(cycle: &[deadlock::WaitEdge]) -> String {
+    let tail = |s: String| s[s.len() - 8..].to_string();
+    let steps: Vec<String> = cycle
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let who = if i == 0 {
+                format!("thread …{}", tail(e.thread.to_string()))
+            } else {
+                format!("held by thread …{}, which", tail(e.thread.to_string()))
+            };
+            format!("{who} waits for object …{}", tail(e.object.to_string()))
+        })
+        .collect();
+    format!("{}, held by the first thread", steps.join(", "))
+}
+
 fn deadline_error(inv: &Invocation, deadline: Instant) -> InvokeError {
     let _ = deadline;
-    InvokeError::DeadlineExceeded { object: inv.target, method: inv.method.clone(), elapsed_ms: inv.thread.remaining_ms }
+    InvokeError::DeadlineExceeded {
+        object: inv.target,
+        method: inv.method.clone(),
+        elapsed_ms: inv.thread.remaining_ms,
+    }
 }
 
 /// A reply as recorded under a call id: the codec it was encoded in, and the bytes.
@@ -405,8 +520,8 @@ fn record_reply(codec: Codec, reply: &[u8]) -> Vec<u8> {
 }
 
 fn replay(recorded: Vec<u8>, codec: Codec, call: &str) -> Result<Vec<u8>, InvokeError> {
-    let (recorded_codec, reply): (Codec, Vec<u8>) =
-        postcard::from_bytes(&recorded).map_err(|e| InvokeError::storage(format!("recorded reply of call `{call}` does not decode: {e}")))?;
+    let (recorded_codec, reply): (Codec, Vec<u8>) = postcard::from_bytes(&recorded)
+        .map_err(|e| InvokeError::storage(format!("recorded reply of call `{call}` does not decode: {e}")))?;
     if recorded_codec != codec {
         return Err(InvokeError::invalid(format!(
             "call id `{call}` was first used with {recorded_codec:?} arguments; a retry must use the same codec"

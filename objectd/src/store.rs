@@ -78,7 +78,7 @@ pub trait Store: Send + Sync + 'static {
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    ) -> Result<clouds::Pages, StoreError>;
     /// Number of pages and their total bytes.
     fn page_usage(&self, id: ObjectId) -> Result<(u64, u64), StoreError>;
     /// The reply recorded with a commit under this idempotency key.

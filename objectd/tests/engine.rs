@@ -127,6 +127,13 @@ impl Probe {
         me.get(ctx).await
     }
 
+    /// Writes here, waits, then writes `other`: two of these crossing over make a cycle.
+    pub async fn hold_then_call(&mut self, ctx: &Ctx, other: Ref<Probe>, ms: u64) -> Result<i64, InvokeError> {
+        self.value += 1;
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        other.incr(ctx, 10).await
+    }
+
     /// Creates another object from inside a method.
     pub async fn spawn_child(&mut self, ctx: &Ctx, start: i64) -> Result<Ref<Probe>, InvokeError> {
         ctx.create(&Probe { value: start, order: vec![] }).await
@@ -153,7 +160,14 @@ impl Harness {
         self.engine.create("Probe", InitialState::Default).await.unwrap()
     }
 
-    async fn call_with(&self, thread: ThreadCtx, id: ObjectId, method: &str, args: serde_json::Value, call_id: Option<&str>) -> Result<serde_json::Value, InvokeError> {
+    async fn call_with(
+        &self,
+        thread: ThreadCtx,
+        id: ObjectId,
+        method: &str,
+        args: serde_json::Value,
+        call_id: Option<&str>,
+    ) -> Result<serde_json::Value, InvokeError> {
         let inv = Invocation {
             thread,
             target: id,
@@ -167,7 +181,12 @@ impl Harness {
         Ok(serde_json::from_slice(&reply).unwrap())
     }
 
-    async fn call(&self, id: ObjectId, method: &str, args: serde_json::Value) -> Result<serde_json::Value, InvokeError> {
+    async fn call(
+        &self,
+        id: ObjectId,
+        method: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, InvokeError> {
         self.call_with(ThreadCtx::new(30_000), id, method, args, None).await
     }
 }
@@ -211,10 +230,14 @@ async fn a_write_past_its_deadline_is_rolled_back() {
 async fn nested_calls_inherit_what_is_left_of_the_deadline() {
     let h = harness(|_| {}).await;
     let (a, b) = (h.create().await, h.create().await);
-    let err = h.call_with(ThreadCtx::new(200), a, "nested_slow", json!([b.to_string(), 5_000]), None).await.unwrap_err();
+    let err =
+        h.call_with(ThreadCtx::new(200), a, "nested_slow", json!([b.to_string(), 5_000]), None).await.unwrap_err();
     // The nested call, not the outer one, ran out: it got only what was left.
     assert!(matches!(err, InvokeError::DeadlineExceeded { object, .. } if object == b), "{err:?}");
-    assert_eq!(h.call_with(ThreadCtx::new(5_000), a, "nested_slow", json!([b.to_string(), 1]), None).await.unwrap(), json!(0));
+    assert_eq!(
+        h.call_with(ThreadCtx::new(5_000), a, "nested_slow", json!([b.to_string(), 1]), None).await.unwrap(),
+        json!(0)
+    );
 }
 
 #[tokio::test]
@@ -245,6 +268,30 @@ async fn reentering_a_write_hold_fails_at_once_with_the_chain() {
         other => panic!("{other:?}"),
     }
     assert_eq!(h.call(a, "get", json!([])).await.unwrap(), json!(0), "the failed write was rolled back");
+}
+
+#[tokio::test]
+async fn a_cycle_of_waiting_threads_fails_one_of_them_with_the_cycle() {
+    let h = Arc::new(harness(|_| {}).await);
+    let (a, b) = (h.create().await, h.create().await);
+    let cross = |from: ObjectId, to: ObjectId| {
+        let h = h.clone();
+        tokio::spawn(async move { h.call(from, "hold_then_call", json!([to.to_string(), 100])).await })
+    };
+    let (ab, ba) = (cross(a, b), cross(b, a));
+    let (ab, ba) = (ab.await.unwrap(), ba.await.unwrap());
+    let (ok, failed) = match (&ab, &ba) {
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => (if ab.is_ok() { a } else { b }, e.clone()),
+        other => panic!("expected exactly one failure, got {other:?}"),
+    };
+    match failed {
+        InvokeError::Deadlock { cycle } => assert_eq!(cycle.matches("waits for object").count(), 2, "{cycle}"),
+        other => panic!("expected Deadlock, got {other:?}"),
+    }
+    // The survivor committed its +1 and the victim's +10 deposit; the victim's +1 was rolled back.
+    let victim = if ok == a { b } else { a };
+    assert_eq!(h.call(ok, "get", json!([])).await.unwrap(), json!(1));
+    assert_eq!(h.call(victim, "get", json!([])).await.unwrap(), json!(10));
 }
 
 #[tokio::test]
@@ -335,7 +382,14 @@ async fn methods_create_objects_and_typed_stubs_work_from_client_code() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(objectd::rpc::serve(listener, h.engine.clone(), async move { let _ = stopped.await; }, Duration::from_secs(1)));
+    let server = tokio::spawn(objectd::rpc::serve(
+        listener,
+        h.engine.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
 
     let client = objectd::Client::connect(addr).await.unwrap();
     let ctx = client.ctx();

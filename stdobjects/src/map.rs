@@ -44,8 +44,15 @@ impl Map {
 
     /// Entries with `start <= key < end` (`end` null: to the last key), in key order, at
     /// most `limit` of them (and never more than 10 000).
-    pub fn range(&self, ctx: &Ctx, start: String, end: Option<String>, limit: u32) -> Result<Vec<(String, Value)>, InvokeError> {
-        let pages = ctx.storage().range(start.as_bytes(), end.as_deref().map(str::as_bytes), limit.min(MAX_RANGE) as usize)?;
+    pub fn range(
+        &self,
+        ctx: &Ctx,
+        start: String,
+        end: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>, InvokeError> {
+        let pages =
+            ctx.storage().range(start.as_bytes(), end.as_deref().map(str::as_bytes), limit.min(MAX_RANGE) as usize)?;
         pages
             .into_iter()
             .map(|(k, v)| {

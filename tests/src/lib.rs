@@ -21,7 +21,11 @@ pub fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/<test binary>  ->  target/<profile>/<name>
     let dir = exe.parent().and_then(Path::parent).expect("target directory");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: build the workspace binaries (cargo build --workspace --bins)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries (cargo build --workspace --bins)",
+        path.display()
+    );
     path
 }
 

@@ -49,7 +49,13 @@ impl Backend for NodeBackend {
         self.thread.chain.clone()
     }
 
-    fn invoke<'a>(&'a self, target: ObjectId, method: &'a str, codec: Codec, args: Vec<u8>) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        target: ObjectId,
+        method: &'a str,
+        codec: Codec,
+        args: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>> {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let inv = Invocation {
             thread: ThreadCtx {
@@ -92,7 +98,12 @@ impl Backend for NodeBackend {
         Ok(())
     }
 
-    fn page_range(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError> {
+    fn page_range(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError> {
         let store = self.engine.store();
         let fetch = |n: usize| store.page_range(self.this, as_ref(&start), as_ref(&end), n);
         match &self.writes {

@@ -16,7 +16,13 @@ pub enum Entry {
     Nested,
 }
 
-pub fn check(chain: &[Frame], target: ObjectId, access: Access, method: &str, class: &str) -> Result<Entry, InvokeError> {
+pub fn check(
+    chain: &[Frame],
+    target: ObjectId,
+    access: Access,
+    method: &str,
+    class: &str,
+) -> Result<Entry, InvokeError> {
     let Some(held) = chain.iter().find(|f| f.object == target) else {
         return Ok(Entry::Acquire);
     };
@@ -53,7 +59,9 @@ mod tests {
     #[test]
     fn conflicting_reentry_fails_with_the_whole_chain() {
         let (a, b) = (ObjectId::new(NodeId(1)), ObjectId::new(NodeId(1)));
-        for (held, wanted) in [(Access::Write, Access::Read), (Access::Write, Access::Write), (Access::Read, Access::Write)] {
+        for (held, wanted) in
+            [(Access::Write, Access::Read), (Access::Write, Access::Write), (Access::Read, Access::Write)]
+        {
             let chain = [frame(a, held), frame(b, Access::Read)];
             match check(&chain, a, wanted, "get", "Counter") {
                 Err(InvokeError::Reentrancy { object, chain }) => {

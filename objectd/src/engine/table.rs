@@ -4,7 +4,7 @@
 //! `capacity`, idle slots (nobody holds them) are dropped least recently used first, so
 //! an idle object costs nothing but its bytes on disk.
 
-use clouds::{Class, InvokeError, Instance, ObjectId};
+use clouds::{Class, Instance, InvokeError, ObjectId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,7 +55,12 @@ impl ObjectTable {
             return Ok(slot.clone());
         }
         let (class, active) = load()?;
-        let fresh = Arc::new(Slot { id, class, lock: Arc::new(tokio::sync::RwLock::new(active)), last_used: AtomicU64::new(now) });
+        let fresh = Arc::new(Slot {
+            id,
+            class,
+            lock: Arc::new(tokio::sync::RwLock::new(active)),
+            last_used: AtomicU64::new(now),
+        });
         let mut slots = self.slots.lock().expect("table mutex");
         let slot = slots.entry(id).or_insert(fresh).clone();
         if slots.len() > self.capacity {

@@ -34,10 +34,11 @@ impl Drop for Scratch {
 }
 
 type Open<'a> = &'a dyn Fn(&Path) -> Box<dyn Store>;
+type Check = (&'static str, fn(Open));
 
 /// Runs every conformance check against fresh stores from `open`.
 pub fn run(open: impl Fn(&Path) -> Box<dyn Store>) {
-    let checks: &[(&str, fn(Open))] = &[
+    let checks: &[Check] = &[
         ("create_and_get", create_and_get),
         ("commit_is_atomic_and_versioned", commit_is_atomic_and_versioned),
         ("pages_are_per_object_and_ordered", pages_are_per_object_and_ordered),

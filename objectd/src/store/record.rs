@@ -31,7 +31,9 @@ pub fn encode(record: &Record) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Record, String> {
     let (format, _) = postcard::take_from_bytes::<u16>(bytes).map_err(|e| format!("no format header: {e}"))?;
     if format != FORMAT_VERSION {
-        return Err(format!("record format {format} is not supported by this build (it reads format {FORMAT_VERSION})"));
+        return Err(format!(
+            "record format {format} is not supported by this build (it reads format {FORMAT_VERSION})"
+        ));
     }
     let disk: DiskRecord = postcard::from_bytes(bytes).map_err(|e| format!("record does not decode: {e}"))?;
     Ok(disk.record)

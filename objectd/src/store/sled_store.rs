@@ -98,7 +98,11 @@ impl Store for SledStore {
 
     fn create(&self, id: ObjectId, class: &str, state: &[u8]) -> Result<(), StoreError> {
         let rec = Record::Live { class: class.to_string(), version: 1, state: state.to_vec() };
-        match self.objects.compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(record::encode(&rec))).map_err(io)? {
+        match self
+            .objects
+            .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(record::encode(&rec)))
+            .map_err(io)?
+        {
             Ok(()) => {
                 self.count.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -160,7 +164,7 @@ impl Store for SledStore {
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<clouds::Pages, StoreError> {
         let start = match start {
             Bound::Included(k) => Bound::Included(prefixed(id, k)),
             Bound::Excluded(k) => Bound::Excluded(prefixed(id, k)),
@@ -211,7 +215,8 @@ impl Store for SledStore {
             .take(limit)
             .map(|kv| {
                 let (k, _) = kv.map_err(io)?;
-                let bytes: [u8; 16] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt("object key is not 16 bytes".into()))?;
+                let bytes: [u8; 16] =
+                    k.as_ref().try_into().map_err(|_| StoreError::Corrupt("object key is not 16 bytes".into()))?;
                 Ok(ObjectId::from_bytes(bytes))
             })
             .collect()

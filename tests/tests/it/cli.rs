@@ -20,7 +20,10 @@ fn round_trip_through_the_cli_and_a_restart() {
     assert!(node.clouds(&["ls"]).ok().contains("counters/"));
 
     let d = node.clouds(&["--json", "describe", "counters/a"]).json();
-    assert_eq!((d["class"].clone(), d["version"].clone(), d["state"].clone()), (json!("Counter"), json!(3), json!({"value": 15})));
+    assert_eq!(
+        (d["class"].clone(), d["version"].clone(), d["state"].clone()),
+        (json!("Counter"), json!(3), json!({"value": 15}))
+    );
     let text = node.clouds(&["describe", "counters/a"]).ok().to_string();
     assert!(text.contains("incr(by: i64) -> i64") && text.contains("add_from(other: Ref<Counter>)"), "{text}");
     assert!(node.clouds(&["classes"]).ok().contains("transfer(to: Ref<Account>, amount: u64)"));
@@ -46,7 +49,8 @@ fn transfers_are_nested_invocations_and_fail_whole() {
     node.clouds(&["create", "Account", "--name", "bank/alice", "--state", r#"{"balance": 100}"#]).ok();
     node.clouds(&["create", "Account", "--name", "bank/bob"]).ok();
     assert_eq!(node.clouds(&["invoke", "bank/alice.transfer", "bank/bob", "30"]).json(), json!(70));
-    node.clouds(&["invoke", "bank/alice.transfer", "bank/bob", "500"]).fails(7, "insufficient funds: balance is 70, asked for 500");
+    node.clouds(&["invoke", "bank/alice.transfer", "bank/bob", "500"])
+        .fails(7, "insufficient funds: balance is 70, asked for 500");
     node.clouds(&["invoke", "bank/alice.transfer", "bank/alice", "5"]).fails(7, "same account");
     assert_eq!(node.clouds(&["invoke", "bank/alice.balance"]).json(), json!(70));
     assert_eq!(node.clouds(&["invoke", "bank/bob.balance"]).json(), json!(30));

@@ -54,7 +54,8 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
             assert_eq!(*e, json!(i), "entries are in order with no gap");
         }
         // The write in flight at the kill: retrying it with its call id runs it at most once.
-        let retry = client.invoke_json(log, "append", &[json!(acked)], Some(CallId(format!("append-{acked}")))).await.unwrap();
+        let retry =
+            client.invoke_json(log, "append", &[json!(acked)], Some(CallId(format!("append-{acked}")))).await.unwrap();
         assert_eq!(retry, json!(acked));
         let after = log_entries(&client, log).await;
         assert_eq!(after.len() as u64, acked + 1);

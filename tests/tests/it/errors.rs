@@ -12,10 +12,12 @@ fn bad_inputs_are_refused_clearly_and_change_nothing() {
     let objects = node.clouds(&["--json", "status"]).json()["objects"].clone();
 
     node.clouds(&["create", "Nope"]).fails(4, "unknown class `Nope`; this node has: Account, Blob, Counter");
-    node.clouds(&["invoke", "c.nope"]).fails(4, "class `Counter` has no method `nope`; its methods are: get, incr, add_from");
+    node.clouds(&["invoke", "c.nope"])
+        .fails(4, "class `Counter` has no method `nope`; its methods are: get, incr, add_from");
     node.clouds(&["invoke", "c.incr"]).fails(4, "bad arguments for incr(by: i64) -> i64: expected 1 argument, got 0");
     node.clouds(&["invoke", "c.incr", "1", "2"]).fails(4, "expected 1 argument, got 2");
-    node.clouds(&["invoke", "c.incr", "abc"]).fails(4, "argument `by` (expected i64): invalid type: string \"abc\", expected i64");
+    node.clouds(&["invoke", "c.incr", "abc"])
+        .fails(4, "argument `by` (expected i64): invalid type: string \"abc\", expected i64");
     node.clouds(&["invoke", "c.incr", "1.5"]).fails(4, "argument `by` (expected i64)");
     node.clouds(&["create", "Counter", "--state", "{broken"]).fails(4, "initial state is not valid JSON");
     node.clouds(&["create", "Counter", "--state", r#"{"value": "x"}"#]).fails(4, "does not fit class `Counter`");

@@ -31,7 +31,13 @@ fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(v).expect("values print as JSON"));
 }
 
-async fn create(client: &Client, json: bool, class: &str, name: Option<&str>, state: Option<String>) -> Result<(), CliError> {
+async fn create(
+    client: &Client,
+    json: bool,
+    class: &str,
+    name: Option<&str>,
+    state: Option<String>,
+) -> Result<(), CliError> {
     let path = name.map(|n| n.parse::<Path>().map_err(CliError::Usage)).transpose()?;
     let ctx = client.ctx();
     let root = root(client).await?;
@@ -131,7 +137,8 @@ async fn ls(client: &Client, json: bool, path: &str) -> Result<(), CliError> {
     let path: Path = path.parse().map_err(CliError::Usage)?;
     let entries = naming::list(&client.ctx(), root(client).await?, &path).await?;
     if json {
-        let rows: Vec<_> = entries.iter().map(|(n, e)| serde_json::json!({ "name": n, "class": e.class, "id": e.id })).collect();
+        let rows: Vec<_> =
+            entries.iter().map(|(n, e)| serde_json::json!({ "name": n, "class": e.class, "id": e.id })).collect();
         print_json(&rows);
         return Ok(());
     }
@@ -149,7 +156,9 @@ async fn rm(client: &Client, target: &str) -> Result<(), CliError> {
     let (id, _) = resolve(&ctx, root, &target).await?;
     let info = client.describe(id).await?;
     if info.class == "Directory" && info.pages > 0 {
-        return Err(CliError::Invoke(clouds::InvokeError::invalid(format!("directory {id} is not empty; remove its entries first"))));
+        return Err(CliError::Invoke(clouds::InvokeError::invalid(format!(
+            "directory {id} is not empty; remove its entries first"
+        ))));
     }
     client.delete(id).await?;
     if let Target::Name(path) = &target {

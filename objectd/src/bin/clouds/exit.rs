@@ -25,7 +25,10 @@ impl CliError {
             CliError::NameTaken { .. } => 8,
             CliError::Invoke(e) => match e {
                 InvokeError::NotFound { .. } | InvokeError::NameNotFound { .. } => 3,
-                InvokeError::BadArgs { .. } | InvokeError::NoSuchMethod { .. } | InvokeError::NoSuchClass { .. } | InvokeError::Invalid { .. } => 4,
+                InvokeError::BadArgs { .. }
+                | InvokeError::NoSuchMethod { .. }
+                | InvokeError::NoSuchClass { .. }
+                | InvokeError::Invalid { .. } => 4,
                 InvokeError::Denied { .. } => 5,
                 InvokeError::Unavailable { .. } => 6,
                 InvokeError::App { .. } => 7,
@@ -39,7 +42,9 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Usage(m) => write!(f, "{m}"),
-            CliError::NameTaken { path, id } => write!(f, "the name `{path}` is already bound (to {id}); nothing was created"),
+            CliError::NameTaken { path, id } => {
+                write!(f, "the name `{path}` is already bound (to {id}); nothing was created")
+            }
             CliError::Invoke(e) => write!(f, "{e}"),
         }
     }

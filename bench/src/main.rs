@@ -1,0 +1,239 @@
+//! `cargo run --release -p bench`: measures the node and prints figures, each next to a
+//! baseline measured in the same run on the same machine. Not a test: no thresholds.
+//!
+//! 1. Same-node invocation (engine, no network) vs a plain method call behind a lock.
+//! 2. Durable write invocations/s at 1, 16, 64, 256 concurrent callers vs raw sled
+//!    insert + flush, and vs a raw sled 3-tree transaction + flush (what one atomic
+//!    commit costs without group commit), at the same concurrency.
+//! 3. Client-to-node invocation over tarpc on loopback vs a raw tarpc echo.
+
+mod stats;
+
+use clouds::{Codec, ObjectId, ThreadCtx};
+use futures::StreamExt;
+use objectd::wire::{InitialState, Invocation};
+use objectd::{Config, Durability, Engine, Registry, SledStore};
+use sled::Transactional;
+use stats::{measure_concurrent, measure_latency, Figures};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tarpc::server::{BaseChannel, Channel};
+
+const RUN: Duration = Duration::from_secs(2);
+
+async fn engine(durability: Durability) -> (Engine, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_test(dir.path().to_path_buf());
+    config.durability = durability;
+    let store = Arc::new(SledStore::open(dir.path()).expect("store"));
+    (Engine::start(&config, store, Registry::standard()).await.expect("engine"), dir)
+}
+
+fn invocation(target: ObjectId, method: &str, args: Vec<u8>) -> Invocation {
+    Invocation {
+        thread: ThreadCtx::new(30_000),
+        target,
+        method: method.into(),
+        codec: Codec::Binary,
+        args,
+        call_id: None,
+        capability: None,
+    }
+}
+
+async fn same_node() {
+    println!("\n## 1. Same-node invocation (in-process engine, binary codec)\n");
+    let (engine, _dir) = engine(Durability::Buffered).await;
+    let id = engine.create("Counter", InitialState::Default).await.unwrap();
+    let plain = Arc::new(Mutex::new(0i64));
+
+    let p = plain.clone();
+    Figures::print_header();
+    measure_latency("plain call behind a Mutex (read)", RUN, || {
+        let p = p.clone();
+        async move {
+            std::hint::black_box(*p.lock().unwrap());
+        }
+    })
+    .await
+    .print();
+    let e = engine.clone();
+    measure_latency("Counter.get invocation (read)", RUN, || {
+        let e = e.clone();
+        async move {
+            e.invoke(invocation(id, "get", vec![])).await.unwrap();
+        }
+    })
+    .await
+    .print();
+    let p = plain.clone();
+    measure_latency("plain call behind a Mutex (write)", RUN, || {
+        let p = p.clone();
+        async move {
+            *p.lock().unwrap() += 1;
+        }
+    })
+    .await
+    .print();
+    let e = engine.clone();
+    let one = postcard::to_stdvec(&(1i64,)).unwrap();
+    measure_latency("Counter.incr invocation (write, buffered)", RUN, || {
+        let (e, one) = (e.clone(), one.clone());
+        async move {
+            e.invoke(invocation(id, "incr", one)).await.unwrap();
+        }
+    })
+    .await
+    .print();
+}
+
+async fn durable_writes() {
+    println!("\n## 2. Durable writes (process-crash durability, group commit) vs raw sled insert + flush\n");
+    Figures::print_header();
+    for callers in [1usize, 16, 64, 256] {
+        let (engine, _dir) = engine(Durability::ProcessCrash).await;
+        let mut ids = Vec::new();
+        for _ in 0..callers {
+            ids.push(engine.create("Counter", InitialState::Default).await.unwrap());
+        }
+        let one = postcard::to_stdvec(&(1i64,)).unwrap();
+        let ids = Arc::new(ids);
+        let e = engine.clone();
+        measure_concurrent(&format!("Counter.incr, {callers} callers, one object each"), callers, RUN, move |i| {
+            let (e, one, ids) = (e.clone(), one.clone(), ids.clone());
+            async move {
+                e.invoke(invocation(ids[i], "incr", one)).await.unwrap();
+            }
+        })
+        .await
+        .print();
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let trees = Arc::new((db.open_tree("a").unwrap(), db.open_tree("b").unwrap(), db.open_tree("c").unwrap()));
+        let next_key = Arc::new(AtomicU64::new(0));
+        let (d, k) = (db.clone(), next_key.clone());
+        measure_concurrent(&format!("raw sled insert + flush, {callers} callers"), callers, RUN, move |_| {
+            let (db, key) = (d.clone(), k.fetch_add(1, Ordering::Relaxed));
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    db.insert(key.to_be_bytes(), &[1u8; 8]).unwrap();
+                    db.flush().unwrap();
+                })
+                .await
+                .unwrap();
+            }
+        })
+        .await
+        .print();
+        let (d, k) = (db.clone(), next_key.clone());
+        measure_concurrent(
+            &format!("raw sled 3-tree transaction + flush, {callers} callers"),
+            callers,
+            RUN,
+            move |_| {
+                let (db, trees, key) = (d.clone(), trees.clone(), k.fetch_add(1, Ordering::Relaxed));
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let (a, b, c) = &*trees;
+                        (a, b, c)
+                            .transaction(|(a, _, _)| {
+                                a.insert(&key.to_be_bytes(), &[1u8; 8])?;
+                                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                            })
+                            .unwrap();
+                        db.flush().unwrap();
+                    })
+                    .await
+                    .unwrap();
+                }
+            },
+        )
+        .await
+        .print();
+    }
+}
+
+#[tarpc::service]
+trait Echo {
+    async fn echo(payload: Vec<u8>) -> Vec<u8>;
+}
+
+#[derive(Clone)]
+struct EchoServer;
+
+impl Echo for EchoServer {
+    async fn echo(self, _: tarpc::context::Context, payload: Vec<u8>) -> Vec<u8> {
+        payload
+    }
+}
+
+async fn over_tarpc() {
+    println!("\n## 3. Client to node over tarpc on 127.0.0.1 vs a raw tarpc echo\n");
+    let (engine, _dir) = engine(Durability::Buffered).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
+    let client = objectd::Client::connect(addr).await.unwrap();
+    let id = client.create("Counter", InitialState::Default).await.unwrap();
+
+    let echo_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_addr = echo_listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = echo_listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true);
+            let framed = tarpc::tokio_util::codec::Framed::new(stream, objectd::rpc::frame_codec());
+            let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
+            tokio::spawn(BaseChannel::with_defaults(transport).execute(EchoServer.serve()).for_each(|r| async move {
+                tokio::spawn(r);
+            }));
+        }
+    });
+    let stream = tokio::net::TcpStream::connect(echo_addr).await.unwrap();
+    let _ = stream.set_nodelay(true);
+    let framed = tarpc::tokio_util::codec::Framed::new(stream, objectd::rpc::frame_codec());
+    let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
+    let echo = EchoClient::new(tarpc::client::Config::default(), transport).spawn();
+
+    // The same bytes travel both ways: the invocation's payload size.
+    let payload = vec![0u8; 64];
+    Figures::print_header();
+    for concurrency in [1usize, 64] {
+        let e = echo.clone();
+        let p = payload.clone();
+        measure_concurrent(&format!("raw tarpc echo (64 B), {concurrency} in flight"), concurrency, RUN, move |_| {
+            let (e, p) = (e.clone(), p.clone());
+            async move {
+                e.echo(tarpc::context::current(), p).await.unwrap();
+            }
+        })
+        .await
+        .print();
+        let c = client.clone();
+        measure_concurrent(&format!("Counter.get via client, {concurrency} in flight"), concurrency, RUN, move |_| {
+            let c = c.clone();
+            async move {
+                c.invoke_on(ThreadCtx::new(30_000), id, "get", Codec::Binary, vec![], None).await.unwrap();
+            }
+        })
+        .await
+        .print();
+    }
+}
+
+fn main() {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "# Clouds benchmark\n\nmachine: {threads} cores, {}, release build: {}",
+        std::env::consts::ARCH,
+        !cfg!(debug_assertions)
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        same_node().await;
+        durable_writes().await;
+        over_tarpc().await;
+    });
+}

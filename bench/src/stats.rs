@@ -1,0 +1,100 @@
+//! Measuring loops and the table they print.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// The most operations one measurement runs, whatever its time budget.
+const MAX_OPS: usize = 2_000_000;
+
+pub struct Figures {
+    name: String,
+    ops: usize,
+    elapsed: Duration,
+    /// Per-operation latencies, sorted.
+    latencies: Vec<Duration>,
+}
+
+impl Figures {
+    pub fn print_header() {
+        println!("| {:<58} | {:>10} | {:>10} | {:>10} |", "what", "ops/s", "median", "p99");
+        println!("|{:-<60}|{:-<12}|{:-<12}|{:-<12}|", "", "", "", "");
+    }
+
+    pub fn print(&self) {
+        let pct = |p: f64| {
+            let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len().saturating_sub(1));
+            self.latencies.get(i).copied().unwrap_or_default()
+        };
+        println!(
+            "| {:<58} | {:>10.0} | {:>10} | {:>10} |",
+            self.name,
+            self.ops as f64 / self.elapsed.as_secs_f64(),
+            show(pct(0.5)),
+            show(pct(0.99))
+        );
+    }
+}
+
+fn show(d: Duration) -> String {
+    if d < Duration::from_micros(10) {
+        format!("{} ns", d.as_nanos())
+    } else if d < Duration::from_millis(10) {
+        format!("{:.1} us", d.as_nanos() as f64 / 1000.0)
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    }
+}
+
+/// One caller, back to back, for `budget` (after a short warm-up).
+pub async fn measure_latency<F, Fut>(name: &str, budget: Duration, op: F) -> Figures
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for _ in 0..1_000 {
+        op().await;
+    }
+    let mut latencies = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < budget && latencies.len() < MAX_OPS {
+        let t = Instant::now();
+        op().await;
+        latencies.push(t.elapsed());
+    }
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    Figures { name: name.into(), ops: latencies.len(), elapsed, latencies }
+}
+
+/// `callers` tasks, each calling `op(its index)` back to back, for `budget`.
+pub async fn measure_concurrent<F, Fut>(name: &str, callers: usize, budget: Duration, op: F) -> Figures
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let op = std::sync::Arc::new(op);
+    let per_caller = (MAX_OPS / callers).max(1);
+    let start = Instant::now();
+    let deadline = start + budget;
+    let handles: Vec<_> = (0..callers)
+        .map(|i| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline && lat.len() < per_caller {
+                    let t = Instant::now();
+                    op(i).await;
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for h in handles {
+        latencies.extend(h.await.expect("caller task"));
+    }
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    Figures { name: name.into(), ops: latencies.len(), elapsed, latencies }
+}

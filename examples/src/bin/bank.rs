@@ -1,0 +1,107 @@
+//! A bank on Clouds: accounts are persistent `Account` objects named `/bank/<name>`, and
+//! each transfer is a thread that withdraws from one account and continues into the other
+//! to deposit. Runs concurrent transfers, then checks that no money appeared or vanished.
+//!
+//!     cargo run -p examples --bin bank -- --node 127.0.0.1:7100 --accounts 8 --transfers 200
+
+use clap::Parser;
+use clouds::{InvokeError, Ref};
+use naming::{Entry, Path};
+use objectd::Client;
+use stdobjects::Account;
+
+#[derive(Parser)]
+struct Args {
+    /// The node to talk to.
+    #[arg(long, env = "CLOUDS_NODE", default_value = "127.0.0.1:7100")]
+    node: std::net::SocketAddr,
+    /// How many accounts (created under /bank/ the first time, reused after).
+    #[arg(long, default_value_t = 8)]
+    accounts: usize,
+    /// How many transfers, run 16 at a time.
+    #[arg(long, default_value_t = 200)]
+    transfers: usize,
+}
+
+const OPENING_BALANCE: u64 = 1_000;
+/// How often one transfer is retried after being chosen as a deadlock victim.
+const MAX_RETRIES: u64 = 10;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let client = Client::connect(args.node).await?;
+    let ctx = client.ctx();
+    let root = client.status().await?.root;
+
+    let mut accounts: Vec<Ref<Account>> = Vec::new();
+    for i in 0..args.accounts {
+        let path: Path = format!("/bank/acct-{i}").parse().map_err(anyhow::Error::msg)?;
+        let account = match naming::resolve(&ctx, root, &path).await {
+            Ok(entry) => Ref::new(entry.id),
+            Err(InvokeError::NameNotFound { .. }) => {
+                let a: Ref<Account> = ctx.create(&Account::default()).await?;
+                a.deposit(&ctx, OPENING_BALANCE).await?;
+                naming::bind(&ctx, root, &path, Entry { id: a.id(), class: "Account".into() }).await?;
+                a
+            }
+            Err(e) => return Err(e.into()),
+        };
+        accounts.push(account);
+    }
+    let total_before = total(&ctx, &accounts).await?;
+    println!("{} accounts under /bank, {} in total", accounts.len(), total_before);
+
+    let (mut done, mut refused, mut deadlocks) = (0, 0, 0);
+    for batch in (0..args.transfers).collect::<Vec<_>>().chunks(16) {
+        let runs = batch.iter().map(|&t| {
+            let from = accounts[t % accounts.len()].clone();
+            let to = accounts[(t * 7 + 3) % accounts.len()].clone();
+            let amount = (t as u64 * 37) % 400 + 1;
+            let ctx = client.ctx();
+            async move {
+                // Two transfers crossing over (a -> b while b -> a) wait for each other;
+                // the node breaks the cycle by failing one with `Deadlock`, after rolling
+                // it back. Retry it, a bounded number of times.
+                let mut victims = 0;
+                loop {
+                    match from.transfer(&ctx, to.clone(), amount).await {
+                        Err(InvokeError::Deadlock { .. }) if victims < MAX_RETRIES => {
+                            victims += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(5 * victims)).await;
+                        }
+                        other => return (other, victims),
+                    }
+                }
+            }
+        });
+        for (result, victims) in futures::future::join_all(runs).await {
+            deadlocks += victims;
+            match result {
+                Ok(_) => done += 1,
+                // Insufficient funds, or a transfer to itself: refused whole, nothing moved.
+                Err(InvokeError::App { .. }) => refused += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let total_after = total(&ctx, &accounts).await?;
+    println!("{done} transfers done, {refused} refused (insufficient funds or same account), {deadlocks} retried after a deadlock");
+    for (i, a) in accounts.iter().enumerate() {
+        println!("  /bank/acct-{i}: {}", a.balance(&ctx).await?);
+    }
+    println!(
+        "total before {total_before}, after {total_after}: {}",
+        if total_before == total_after { "conserved" } else { "NOT CONSERVED" }
+    );
+    anyhow::ensure!(total_before == total_after, "money appeared or vanished");
+    Ok(())
+}
+
+async fn total(ctx: &clouds::Ctx, accounts: &[Ref<Account>]) -> Result<u64, InvokeError> {
+    let mut sum = 0;
+    for a in accounts {
+        sum += a.balance(ctx).await?;
+    }
+    Ok(sum)
+}
