@@ -33,11 +33,11 @@ impl Drop for Scratch {
     }
 }
 
-type Open<'a> = &'a dyn Fn(&Path) -> Box<dyn Store>;
+type Open<'a> = &'a dyn Fn(&Path) -> Result<Box<dyn Store>, StoreError>;
 type Check = (&'static str, fn(Open));
 
 /// Runs every conformance check against fresh stores from `open`.
-pub fn run(open: impl Fn(&Path) -> Box<dyn Store>) {
+pub fn run(open: impl Fn(&Path) -> Result<Box<dyn Store>, StoreError>) {
     let checks: &[Check] = &[
         ("create_and_get", create_and_get),
         ("commit_is_atomic_and_versioned", commit_is_atomic_and_versioned),
@@ -71,7 +71,7 @@ fn commit(id: ObjectId, base: u64, state: &[u8], pages: &[(&[u8], Option<&[u8]>)
 
 fn create_and_get(open: Open) {
     let dir = Scratch::new();
-    let s = open(&dir.0);
+    let s = open(&dir.0).unwrap();
     let id = ObjectId::new(NodeId(1));
     assert!(s.get(id).unwrap().is_none());
     s.create(id, "Counter", b"s0").unwrap();
@@ -82,7 +82,7 @@ fn create_and_get(open: Open) {
 
 fn commit_is_atomic_and_versioned(open: Open) {
     let dir = Scratch::new();
-    let s = open(&dir.0);
+    let s = open(&dir.0).unwrap();
     let id = ObjectId::new(NodeId(1));
     s.create(id, "C", b"v1").unwrap();
     let mut c = commit(id, 1, b"v2", &[(b"a", Some(b"1")), (b"b", Some(b"2"))]);
@@ -111,7 +111,7 @@ fn commit_is_atomic_and_versioned(open: Open) {
 
 fn pages_are_per_object_and_ordered(open: Open) {
     let dir = Scratch::new();
-    let s = open(&dir.0);
+    let s = open(&dir.0).unwrap();
     let (a, b) = (ObjectId::new(NodeId(1)), ObjectId::new(NodeId(1)));
     s.create(a, "C", b"").unwrap();
     s.create(b, "C", b"").unwrap();
@@ -131,7 +131,7 @@ fn pages_are_per_object_and_ordered(open: Open) {
 
 fn delete_removes_everything(open: Open) {
     let dir = Scratch::new();
-    let s = open(&dir.0);
+    let s = open(&dir.0).unwrap();
     let (a, b) = (ObjectId::new(NodeId(1)), ObjectId::new(NodeId(1)));
     s.create(a, "C", b"").unwrap();
     s.create(b, "C", b"").unwrap();
@@ -151,13 +151,13 @@ fn survives_reopen(open: Open) {
     let dir = Scratch::new();
     let id = ObjectId::new(NodeId(1));
     {
-        let s = open(&dir.0);
+        let s = open(&dir.0).unwrap();
         s.create(id, "C", b"a").unwrap();
         s.commit(&commit(id, 1, b"b", &[(b"p", Some(b"1"))])).unwrap();
         s.meta_put("root", b"r").unwrap();
         s.flush().unwrap();
     }
-    let s = open(&dir.0);
+    let s = reopen(open, &dir.0);
     assert_eq!(live(&*s, id), ("C".into(), 2, b"b".to_vec()));
     assert_eq!(s.page_get(id, b"p").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(s.meta_get("root").unwrap().as_deref(), Some(&b"r"[..]));
@@ -166,7 +166,7 @@ fn survives_reopen(open: Open) {
 
 fn list_count_and_meta(open: Open) {
     let dir = Scratch::new();
-    let s = open(&dir.0);
+    let s = open(&dir.0).unwrap();
     let mut ids: Vec<ObjectId> = (0..5).map(|_| ObjectId::new(NodeId(2))).collect();
     for id in &ids {
         s.create(*id, "C", b"").unwrap();
@@ -202,11 +202,23 @@ struct ModelObject {
     pages: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
+/// Opens the store again after a restart. sled releases its file lock from a background
+/// thread shortly after the last handle is dropped, so the first tries may find it taken.
+fn reopen(open: Open, dir: &Path) -> Box<dyn Store> {
+    for _ in 0..200 {
+        if let Ok(store) = open(dir) {
+            return store;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    open(dir).expect("the store reopens within 5 s")
+}
+
 /// Random creates, commits (some stale), deletes and restarts, checked against a model.
-pub fn model(seed: u64, steps: usize, open: impl Fn(&Path) -> Box<dyn Store>) {
+pub fn model(seed: u64, steps: usize, open: impl Fn(&Path) -> Result<Box<dyn Store>, StoreError>) {
     let dir = Scratch::new();
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut store = open(&dir.0);
+    let mut store = open(&dir.0).unwrap();
     let mut model: BTreeMap<ObjectId, ModelObject> = BTreeMap::new();
     let mut gone: Vec<ObjectId> = Vec::new();
     for step in 0..steps {
@@ -256,7 +268,7 @@ pub fn model(seed: u64, steps: usize, open: impl Fn(&Path) -> Box<dyn Store>) {
             8 => {
                 store.flush().unwrap();
                 drop(store);
-                store = open(&dir.0);
+                store = reopen(&open, &dir.0);
             }
             _ => {}
         }

@@ -245,13 +245,13 @@ mod tests {
 
     #[test]
     fn conformance() {
-        super::super::conformance::run(|dir| Box::new(SledStore::open(dir).unwrap()));
+        super::super::conformance::run(|dir| Ok(Box::new(SledStore::open(dir)?)));
     }
 
     #[test]
     fn model() {
         for seed in 1..=4 {
-            super::super::conformance::model(seed, 300, |dir| Box::new(SledStore::open(dir).unwrap()));
+            super::super::conformance::model(seed, 300, |dir| Ok(Box::new(SledStore::open(dir)?)));
         }
     }
 }
