@@ -24,8 +24,8 @@ pub type Pages = Vec<(Vec<u8>, Vec<u8>)>;
 /// What a runtime provides to a `Ctx`.
 pub trait Backend: Send + Sync {
     fn thread_id(&self) -> ThreadId;
-    /// The node the thread is on now.
-    fn node(&self) -> NodeId;
+    /// The node the thread is on now; `None` in client code, which runs on no node.
+    fn node(&self) -> Option<NodeId>;
     /// The object whose method is running, if any.
     fn this(&self) -> Option<ObjectId>;
     /// The objects the thread is inside of, outermost first.
@@ -59,7 +59,8 @@ impl Ctx {
         self.backend.thread_id()
     }
 
-    pub fn node(&self) -> NodeId {
+    /// The node the thread is on now; `None` in client code.
+    pub fn node(&self) -> Option<NodeId> {
         self.backend.node()
     }
 

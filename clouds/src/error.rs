@@ -110,6 +110,15 @@ impl InvokeError {
         InvokeError::App { message: e.to_string(), detail: serde_json::to_string(&e).unwrap_or_default() }
     }
 
+    /// The method's own error, decoded as `E`, if this is an `App` error of that type:
+    /// `match e.app_detail::<AccountError>() { Some(AccountError::InsufficientFunds { .. }) => .. }`.
+    pub fn app_detail<E: serde::de::DeserializeOwned>(&self) -> Option<E> {
+        match self {
+            InvokeError::App { detail, .. } => serde_json::from_str(detail).ok(),
+            _ => None,
+        }
+    }
+
     pub fn storage(e: impl std::fmt::Display) -> Self {
         InvokeError::Storage { reason: e.to_string() }
     }

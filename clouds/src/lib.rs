@@ -49,4 +49,13 @@ pub mod __private {
     pub use std::boxed::Box;
     pub use std::string::{String, ToString};
     pub use std::vec::Vec;
+
+    /// The error when a dispatch table is asked for a method it does not have in this
+    /// access mode: unknown, or a read asked to write (or the reverse).
+    pub fn not_dispatched(info: &crate::ClassInfo, method: &str, access: crate::Access) -> crate::InvokeError {
+        match info.method(method) {
+            Err(e) => e,
+            Ok(m) => crate::InvokeError::invalid(format!("`{method}` is a {} method, not a {access} method", m.access)),
+        }
+    }
 }

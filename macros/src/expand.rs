@@ -44,7 +44,7 @@ pub fn expand(item: &ItemImpl, class: &Class) -> TokenStream {
                         let _ = (ctx, codec, args);
                         match method.name.as_str() {
                             #(#reads)*
-                            _ => ::core::result::Result::Err(Self::class_info().method("").unwrap_err()),
+                            _ => ::core::result::Result::Err(::clouds::__private::not_dispatched(&Self::class_info(), &method.name, ::clouds::Access::Read)),
                         }
                     })
                 }
@@ -60,7 +60,7 @@ pub fn expand(item: &ItemImpl, class: &Class) -> TokenStream {
                         let _ = (ctx, codec, args);
                         match method.name.as_str() {
                             #(#writes)*
-                            _ => ::core::result::Result::Err(Self::class_info().method("").unwrap_err()),
+                            _ => ::core::result::Result::Err(::clouds::__private::not_dispatched(&Self::class_info(), &method.name, ::clouds::Access::Write)),
                         }
                     })
                 }

@@ -1,7 +1,7 @@
 //! Walking paths through directory objects. Each step is an ordinary invocation by the
 //! caller's thread, so these work the same from client code and from inside an object.
 
-use crate::directory::{Directory, Entry};
+use crate::directory::{Directory, Entry, NameError};
 use crate::path::Path;
 use clouds::{Ctx, InvokeError, ObjectId, Ref};
 
@@ -53,7 +53,7 @@ pub async fn unbind(ctx: &Ctx, root: ObjectId, path: &Path) -> Result<Entry, Inv
     let (parent, name) = path.split_last().ok_or_else(|| InvokeError::invalid("the root cannot be unbound"))?;
     let dir = as_directory(&resolve(ctx, root, &parent).await?, &parent)?;
     dir.unbind(ctx, name.to_string()).await.map_err(|e| match e {
-        InvokeError::App { detail, .. } if detail.contains("NotBound") => {
+        e if matches!(e.app_detail::<NameError>(), Some(NameError::NotBound { .. })) => {
             InvokeError::NameNotFound { path: path.to_string() }
         }
         other => other,
@@ -88,5 +88,5 @@ fn not_a_directory(component: &str, e: &Entry) -> InvokeError {
 
 /// Whether an error from `Directory::bind` means the name is taken.
 pub fn is_already_bound(e: &InvokeError) -> bool {
-    matches!(e, InvokeError::App { detail, .. } if detail.contains("AlreadyBound"))
+    matches!(e.app_detail::<NameError>(), Some(NameError::AlreadyBound { .. }))
 }

@@ -154,8 +154,8 @@ impl Backend for ClientBackend {
         self.thread
     }
 
-    fn node(&self) -> NodeId {
-        NodeId(0)
+    fn node(&self) -> Option<NodeId> {
+        None
     }
 
     fn this(&self) -> Option<ObjectId> {

@@ -21,6 +21,15 @@ pub enum Durability {
     ProcessCrash,
 }
 
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Durability::Buffered => "buffered",
+            Durability::ProcessCrash => "process-crash",
+        })
+    }
+}
+
 impl std::str::FromStr for Durability {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -8,6 +8,9 @@
 //! - `clock`: the Lamport clock.
 //! - `deadlock`: the wait-for graph that turns a cycle of waiting threads into `Deadlock`.
 //! - `backend`: what `Ctx` does for a method running here.
+//! - `locks`: taking an object's lock, with deadlock bookkeeping.
+//! - `outcome`: deadline and panic handling, replies recorded under a call id.
+//! - `lifecycle`: create, delete, describe, status.
 //!
 //! An invocation: deadline and hop checks -> activate (table) -> method lookup ->
 //! re-entrancy rule -> lock (read shared, write exclusive, fair; a wait that would close a
@@ -21,6 +24,9 @@ mod backend;
 mod clock;
 mod commit;
 mod deadlock;
+mod lifecycle;
+mod locks;
+mod outcome;
 mod reentrancy;
 mod table;
 mod writeset;
@@ -28,16 +34,15 @@ mod writeset;
 use crate::config::{Config, Durability};
 use crate::registry::Registry;
 use crate::store::{Commit, Record, Store};
-use crate::wire::{InitialState, Invocation, NodeStatus, ObjectInfo};
+use crate::wire::Invocation;
 use backend::NodeBackend;
-use clouds::{Access, BoxFuture, ClassInfo, Codec, Ctx, Frame, InvokeError, MethodInfo, NodeId, ObjectId, ThreadId};
-use futures::FutureExt;
+use clouds::{Access, BoxFuture, ClassInfo, Ctx, Frame, InvokeError, MethodInfo, NodeId, ObjectId, ThreadId};
+use outcome::{guarded, record_reply, replay};
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use table::{Active, ObjectTable, Slot};
 use tokio::sync::OwnedRwLockReadGuard;
-use tokio::time::{timeout_at, Duration, Instant};
+use tokio::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// Node metadata key of the root directory's id.
@@ -65,22 +70,8 @@ struct Inner {
     /// runs under its hold instead of queueing behind a writer that waits for it.
     /// std `Mutex`: held for one map operation, never across an `.await`.
     reads_held: Mutex<HashMap<(ThreadId, ObjectId), ReadHold>>,
-    /// Who holds and who waits for which object. std `Mutex`: held for one graph update,
-    /// never across an `.await`.
-    waits: Mutex<deadlock::WaitGraph>,
-}
-
-/// Records a thread's hold of an object in the wait-for graph while alive.
-struct Held<'a> {
-    inner: &'a Inner,
-    object: ObjectId,
-    thread: ThreadId,
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        self.inner.waits.lock().expect("wait graph mutex").release(self.object, self.thread);
-    }
+    /// Who holds and who waits for which object.
+    waits: locks::Waits,
 }
 
 impl Engine {
@@ -223,58 +214,6 @@ impl Engine {
         }
     }
 
-    /// Waits for `lock` unless that would close a cycle of waiting threads.
-    async fn wait_for<G>(
-        &self,
-        slot: &Slot,
-        inv: &Invocation,
-        deadline: Instant,
-        lock: impl std::future::Future<Output = G>,
-    ) -> Result<G, InvokeError> {
-        let thread = inv.thread.id;
-        if let Err(cycle) = self.inner.waits.lock().expect("wait graph mutex").wait(thread, slot.id) {
-            return Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) });
-        }
-        let acquired = timeout_at(deadline, lock).await;
-        self.inner.waits.lock().expect("wait graph mutex").stop_waiting(thread);
-        acquired.map_err(|_| deadline_error(inv, deadline))
-    }
-
-    fn held(&self, slot: &Slot, inv: &Invocation) -> Held<'_> {
-        self.inner.waits.lock().expect("wait graph mutex").hold(slot.id, inv.thread.id);
-        Held { inner: &self.inner, object: slot.id, thread: inv.thread.id }
-    }
-
-    async fn acquire_read(&self, slot: &Slot, inv: &Invocation, deadline: Instant) -> Result<ReadHold, InvokeError> {
-        loop {
-            let guard = match slot.lock.clone().try_read_owned() {
-                Ok(g) => g,
-                Err(_) => self.wait_for(slot, inv, deadline, slot.lock.clone().read_owned()).await?,
-            };
-            if !guard.stale {
-                return Ok(Arc::new(guard));
-            }
-            // A write was cut short (cancelled) and left uncommitted changes: reload.
-            drop(guard);
-            let mut w = self.acquire_write(slot, inv, deadline).await?;
-            if w.stale {
-                self.reload(slot, &mut w)?;
-            }
-        }
-    }
-
-    async fn acquire_write<'s>(
-        &self,
-        slot: &'s Slot,
-        inv: &Invocation,
-        deadline: Instant,
-    ) -> Result<tokio::sync::RwLockWriteGuard<'s, Active>, InvokeError> {
-        match slot.lock.try_write() {
-            Ok(g) => Ok(g),
-            Err(_) => self.wait_for(slot, inv, deadline, slot.lock.write()).await,
-        }
-    }
-
     async fn run_read(
         &self,
         slot: &Slot,
@@ -380,152 +319,4 @@ impl Engine {
         drop(active);
         Ok(reply)
     }
-
-    /// Creates an object of `class`; returns once its record is durable.
-    pub async fn create(&self, class: &str, state: InitialState) -> Result<ObjectId, InvokeError> {
-        let c = self.inner.registry.get(class)?;
-        let state = match state {
-            InitialState::Default => c.initial_state(None)?,
-            InitialState::Json(text) => {
-                let v: serde_json::Value = serde_json::from_str(&text)
-                    .map_err(|e| InvokeError::invalid(format!("initial state is not valid JSON: {e}")))?;
-                c.initial_state(Some(&v))?
-            }
-            InitialState::Encoded(bytes) => {
-                c.instantiate(&bytes)
-                    .map_err(|e| InvokeError::invalid(format!("initial state does not fit class `{class}`: {e}")))?;
-                bytes
-            }
-        };
-        let id = ObjectId::new(self.inner.node);
-        self.inner.store.create(id, class, &state)?;
-        let ticket = self.inner.commits.record();
-        self.inner.commits.durable(ticket).await?;
-        tracing::debug!(%id, class, "created");
-        Ok(id)
-    }
-
-    /// Deletes an object: waits for running methods, then removes it and its pages.
-    pub async fn delete(&self, id: ObjectId, deadline: Duration) -> Result<(), InvokeError> {
-        let slot = self.inner.table.get_or_load(id, || self.activate(id))?;
-        if id == self.inner.root {
-            return Err(InvokeError::invalid("the root directory cannot be deleted"));
-        }
-        let mut active =
-            tokio::time::timeout(deadline, slot.lock.write()).await.map_err(|_| InvokeError::DeadlineExceeded {
-                object: id,
-                method: "delete".into(),
-                elapsed_ms: deadline.as_millis() as u64,
-            })?;
-        if active.deleted || !self.inner.store.delete(id)? {
-            return Err(InvokeError::NotFound { id });
-        }
-        active.deleted = true;
-        self.inner.table.remove(&slot);
-        let ticket = self.inner.commits.record();
-        self.inner.commits.durable(ticket).await
-    }
-
-    /// What `clouds describe` shows: the committed record, its size and its class.
-    pub fn describe(&self, id: ObjectId) -> Result<ObjectInfo, InvokeError> {
-        let (class, version, state) = match self.inner.store.get(id)? {
-            None => return Err(InvokeError::NotFound { id }),
-            Some(Record::Forward { to, .. }) => return Err(InvokeError::Moved { id, to }),
-            Some(Record::Live { class, version, state }) => (class, version, state),
-        };
-        let c = self.inner.registry.get(&class)?;
-        let (pages, page_bytes) = self.inner.store.page_usage(id)?;
-        Ok(ObjectInfo {
-            id,
-            class,
-            node: self.inner.node,
-            home: id.home(),
-            version,
-            state_bytes: state.len() as u64,
-            pages,
-            page_bytes,
-            state: c.state_json(&state)?.to_string(),
-            methods: c.info().clone(),
-        })
-    }
-
-    pub fn status(&self) -> Result<NodeStatus, InvokeError> {
-        Ok(NodeStatus {
-            node: self.inner.node,
-            root: self.inner.root,
-            objects: self.inner.store.count()?,
-            active: self.inner.table.len() as u64,
-            durability: format!("{:?}", self.inner.durability),
-            build: env!("CARGO_PKG_VERSION").to_string(),
-        })
-    }
-
-    /// Flushes the store (at shutdown).
-    pub fn flush(&self) -> Result<(), InvokeError> {
-        Ok(self.inner.store.flush()?)
-    }
-}
-
-/// Runs a method future under the thread's deadline, turning a panic into `Panicked`.
-async fn guarded(
-    run: BoxFuture<'_, Result<Vec<u8>, InvokeError>>,
-    inv: &Invocation,
-    method: &MethodInfo,
-    deadline: Instant,
-) -> Result<Vec<u8>, InvokeError> {
-    match timeout_at(deadline, AssertUnwindSafe(run).catch_unwind()).await {
-        Err(_) => Err(deadline_error(inv, deadline)),
-        Ok(Err(panic)) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into());
-            Err(InvokeError::Panicked { method: method.name.clone(), message })
-        }
-        Ok(Ok(result)) => result,
-    }
-}
-
-/// `thread …1a2b waits for …3c4d, held by thread …5e6f, which waits for …7a8b, held by the first`
-fn deadlock_text(cycle: &[deadlock::WaitEdge]) -> String {
-    let tail = |s: String| s[s.len() - 8..].to_string();
-    let steps: Vec<String> = cycle
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let who = if i == 0 {
-                format!("thread …{}", tail(e.thread.to_string()))
-            } else {
-                format!("held by thread …{}, which", tail(e.thread.to_string()))
-            };
-            format!("{who} waits for object …{}", tail(e.object.to_string()))
-        })
-        .collect();
-    format!("{}, held by the first thread", steps.join(", "))
-}
-
-fn deadline_error(inv: &Invocation, deadline: Instant) -> InvokeError {
-    let _ = deadline;
-    InvokeError::DeadlineExceeded {
-        object: inv.target,
-        method: inv.method.clone(),
-        elapsed_ms: inv.thread.remaining_ms,
-    }
-}
-
-/// A reply as recorded under a call id: the codec it was encoded in, and the bytes.
-fn record_reply(codec: Codec, reply: &[u8]) -> Vec<u8> {
-    postcard::to_stdvec(&(codec, reply)).expect("replies always encode")
-}
-
-fn replay(recorded: Vec<u8>, codec: Codec, call: &str) -> Result<Vec<u8>, InvokeError> {
-    let (recorded_codec, reply): (Codec, Vec<u8>) = postcard::from_bytes(&recorded)
-        .map_err(|e| InvokeError::storage(format!("recorded reply of call `{call}` does not decode: {e}")))?;
-    if recorded_codec != codec {
-        return Err(InvokeError::invalid(format!(
-            "call id `{call}` was first used with {recorded_codec:?} arguments; a retry must use the same codec"
-        )));
-    }
-    Ok(reply)
 }

@@ -37,8 +37,8 @@ impl Backend for NodeBackend {
         self.thread.id
     }
 
-    fn node(&self) -> NodeId {
-        self.engine.node()
+    fn node(&self) -> Option<NodeId> {
+        Some(self.engine.node())
     }
 
     fn this(&self) -> Option<ObjectId> {

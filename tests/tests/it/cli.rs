@@ -1,6 +1,11 @@
 use serde_json::json;
 use tests::Node;
 
+/// The id a name is bound to, through the CLI.
+fn node_id(node: &Node, name: &str) -> clouds::ObjectId {
+    node.clouds(&["--json", "describe", name]).json()["id"].as_str().unwrap().parse().unwrap()
+}
+
 /// Creates named objects, invokes them (nested too), lists, describes, removes; stops the
 /// node with SIGTERM and checks that a restarted node answers with the same state.
 #[test]
@@ -52,6 +57,17 @@ fn transfers_are_nested_invocations_and_fail_whole() {
     node.clouds(&["invoke", "bank/alice.transfer", "bank/bob", "500"])
         .fails(7, "insufficient funds: balance is 70, asked for 500");
     node.clouds(&["invoke", "bank/alice.transfer", "bank/alice", "5"]).fails(7, "same account");
+    // The method's own error type comes back typed through the client library.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = objectd::Client::connect(node.addr).await.unwrap();
+        let err =
+            client.invoke_json(node_id(&node, "bank/alice"), "withdraw", &[json!(1_000)], None).await.unwrap_err();
+        match err.app_detail::<stdobjects::AccountError>() {
+            Some(stdobjects::AccountError::InsufficientFunds { balance: 70, requested: 1_000 }) => {}
+            other => panic!("{other:?} from {err:?}"),
+        }
+    });
     assert_eq!(node.clouds(&["invoke", "bank/alice.balance"]).json(), json!(70));
     assert_eq!(node.clouds(&["invoke", "bank/bob.balance"]).json(), json!(30));
 }
