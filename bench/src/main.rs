@@ -6,6 +6,8 @@
 //!    insert + flush, and vs a raw sled 3-tree transaction + flush (what one atomic
 //!    commit costs without group commit), at the same concurrency.
 //! 3. Client-to-node invocation over tarpc on loopback vs a raw tarpc echo.
+//! 4. Transport choices: TCP_NODELAY on/off, multi-thread vs current-thread runtime.
+//! 5. A 256 MiB Blob written and read back in 4 MiB calls.
 
 mod stats;
 
@@ -169,6 +171,97 @@ impl Echo for EchoServer {
     }
 }
 
+/// A raw tarpc echo server on 127.0.0.1 and a client connected to it.
+async fn echo_pair(nodelay: bool) -> EchoClient {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(nodelay).unwrap();
+            let framed = tarpc::tokio_util::codec::Framed::new(stream, objectd::rpc::frame_codec());
+            let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
+            tokio::spawn(BaseChannel::with_defaults(transport).execute(EchoServer.serve()).for_each(|r| async move {
+                tokio::spawn(r);
+            }));
+        }
+    });
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(nodelay).unwrap();
+    let framed = tarpc::tokio_util::codec::Framed::new(stream, objectd::rpc::frame_codec());
+    let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
+    EchoClient::new(tarpc::client::Config::default(), transport).spawn()
+}
+
+/// Echo figures at 1 and 64 in flight, in whatever runtime runs this.
+async fn echo_figures(label: &str, nodelay: bool) -> Vec<stats::Figures> {
+    let echo = echo_pair(nodelay).await;
+    let mut out = Vec::new();
+    for concurrency in [1usize, 64] {
+        let e = echo.clone();
+        out.push(
+            measure_concurrent(&format!("{label}, {concurrency} in flight"), concurrency, RUN, move |_| {
+                let e = e.clone();
+                async move {
+                    e.echo(tarpc::context::current(), vec![0u8; 64]).await.unwrap();
+                }
+            })
+            .await,
+        );
+    }
+    out
+}
+
+/// How the socket option and the runtime flavour change a round trip on this machine:
+/// the measurements behind objectd's choices (NODELAY on, multi-thread runtime).
+fn transport_choices() {
+    println!("\n## 4. Transport choices: raw tarpc echo (64 B) on 127.0.0.1\n");
+    Figures::print_header();
+    for nodelay in [true, false] {
+        let flag = if nodelay { "NODELAY on" } else { "NODELAY off" };
+        let multi = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        for f in multi.block_on(echo_figures(&format!("multi-thread runtime, {flag}"), nodelay)) {
+            f.print();
+        }
+        drop(multi);
+        let single = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        for f in single.block_on(echo_figures(&format!("current-thread runtime, {flag}"), nodelay)) {
+            f.print();
+        }
+    }
+}
+
+/// A 256 MiB blob written and read back through the client in 4 MiB calls.
+async fn big_blob() {
+    println!("\n## 5. A 256 MiB Blob over tarpc, in 4 MiB calls (process-crash durability)\n");
+    let (engine, _dir) = engine(Durability::ProcessCrash).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
+    let client = objectd::Client::connect(addr).await.unwrap();
+    let ctx = client.ctx();
+    let blob: clouds::Ref<stdobjects::Blob> = ctx.create(&stdobjects::Blob::default()).await.unwrap();
+    const CHUNK: u64 = 4 << 20;
+    const TOTAL: u64 = 256 << 20;
+    let chunk = |i: u64| -> Vec<u8> { (0..CHUNK).map(|j| ((i * 31 + j) % 251) as u8).collect() };
+    let t = std::time::Instant::now();
+    for i in 0..TOTAL / CHUNK {
+        blob.write_at(&ctx, i * CHUNK, chunk(i)).await.unwrap();
+    }
+    let write = t.elapsed();
+    let t = std::time::Instant::now();
+    for i in 0..TOTAL / CHUNK {
+        let back = blob.read_at(&ctx, i * CHUNK, CHUNK).await.unwrap();
+        assert!(back == chunk(i), "chunk {i} read back differs");
+    }
+    let read = t.elapsed();
+    let info = client.describe(blob.id()).await.unwrap();
+    let mib = (TOTAL >> 20) as f64;
+    println!("| write {mib} MiB | {:.1} s | {:.0} MiB/s |", write.as_secs_f64(), mib / write.as_secs_f64());
+    println!("| read back and compare | {:.1} s | {:.0} MiB/s |", read.as_secs_f64(), mib / read.as_secs_f64());
+    println!("| stored | {} pages | {} MiB |", info.pages, info.page_bytes >> 20);
+}
+
 async fn over_tarpc() {
     println!("\n## 3. Client to node over tarpc on 127.0.0.1 vs a raw tarpc echo\n");
     let (engine, _dir) = engine(Durability::Buffered).await;
@@ -178,24 +271,7 @@ async fn over_tarpc() {
     let client = objectd::Client::connect(addr).await.unwrap();
     let id = client.create("Counter", InitialState::Default).await.unwrap();
 
-    let echo_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let echo_addr = echo_listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = echo_listener.accept().await.unwrap();
-            let _ = stream.set_nodelay(true);
-            let framed = tarpc::tokio_util::codec::Framed::new(stream, objectd::rpc::frame_codec());
-            let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
-            tokio::spawn(BaseChannel::with_defaults(transport).execute(EchoServer.serve()).for_each(|r| async move {
-                tokio::spawn(r);
-            }));
-        }
-    });
-    let stream = tokio::net::TcpStream::connect(echo_addr).await.unwrap();
-    let _ = stream.set_nodelay(true);
-    let framed = tarpc::tokio_util::codec::Framed::new(stream, objectd::rpc::frame_codec());
-    let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
-    let echo = EchoClient::new(tarpc::client::Config::default(), transport).spawn();
+    let echo = echo_pair(true).await;
 
     // The same bytes travel both ways: the invocation's payload size.
     let payload = vec![0u8; 64];
@@ -236,4 +312,8 @@ fn main() {
         durable_writes().await;
         over_tarpc().await;
     });
+    drop(rt);
+    transport_choices();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(big_blob());
 }

@@ -40,9 +40,15 @@ pub struct Node {
 impl Node {
     /// Starts a node with its store in `data`, on a port the OS picks.
     pub fn start(id: u16, data: &Path) -> Node {
+        Node::start_with(id, data, &[])
+    }
+
+    /// `start` with more `objectd` flags.
+    pub fn start_with(id: u16, data: &Path, flags: &[&str]) -> Node {
         let mut child = Command::new(bin("objectd"))
             .args(["--id", &id.to_string(), "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

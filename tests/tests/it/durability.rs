@@ -9,6 +9,22 @@ async fn log_entries(client: &Client, log: ObjectId) -> Vec<serde_json::Value> {
     read.as_array().unwrap().clone()
 }
 
+/// With `--durability buffered` replies do not wait for a flush; a clean stop (SIGTERM)
+/// still flushes everything before the node exits.
+#[test]
+fn buffered_writes_survive_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(1, dir.path(), &["--durability", "buffered"]);
+    assert_eq!(node.clouds(&["--json", "status"]).json()["durability"], json!("buffered"));
+    node.clouds(&["create", "Counter", "--name", "c"]).ok();
+    for _ in 0..20 {
+        node.clouds(&["invoke", "c.incr", "1"]).ok();
+    }
+    let node = Node::start(1, &node.terminate());
+    assert_eq!(node.clouds(&["invoke", "c.get"]).json(), json!(20));
+    assert_eq!(node.clouds(&["--json", "status"]).json()["durability"], json!("process-crash"));
+}
+
 /// Appends 0, 1, 2, ... to a Log, each with a call id, and kills the node with -9 in the
 /// middle of the stream. After a restart the log holds every acknowledged entry in order,
 /// plus at most the one write in flight; retrying that write with its call id settles it
