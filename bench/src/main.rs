@@ -47,7 +47,7 @@ fn invocation(target: ObjectId, method: &str, args: Vec<u8>) -> Invocation {
 async fn same_node() {
     println!("\n## 1. Same-node invocation (in-process engine, binary codec)\n");
     let (engine, _dir) = engine(Durability::Buffered).await;
-    let id = engine.create("Counter", InitialState::Default).await.unwrap();
+    let id = engine.create("Counter", InitialState::Default, objectd::placement::Placement::Local).await.unwrap();
     let plain = Arc::new(Mutex::new(0i64));
 
     let p = plain.clone();
@@ -97,7 +97,9 @@ async fn durable_writes() {
         let (engine, _dir) = engine(Durability::ProcessCrash).await;
         let mut ids = Vec::new();
         for _ in 0..callers {
-            ids.push(engine.create("Counter", InitialState::Default).await.unwrap());
+            ids.push(
+                engine.create("Counter", InitialState::Default, objectd::placement::Placement::Local).await.unwrap(),
+            );
         }
         let one = postcard::to_stdvec(&(1i64,)).unwrap();
         let ids = Arc::new(ids);

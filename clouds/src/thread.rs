@@ -32,12 +32,21 @@ pub struct ThreadCtx {
     pub lamport: u64,
     /// W3C trace context of the caller's span, when tracing is exported.
     pub trace: Option<String>,
+    /// Whether replies carry the path the thread took (`clouds invoke --trace`).
+    pub record_path: bool,
 }
 
 impl ThreadCtx {
     /// A new thread, as a client starts one.
     pub fn new(deadline_ms: u64) -> Self {
-        ThreadCtx { id: ThreadId::new(), chain: Vec::new(), remaining_ms: deadline_ms, lamport: 0, trace: None }
+        ThreadCtx {
+            id: ThreadId::new(),
+            chain: Vec::new(),
+            remaining_ms: deadline_ms,
+            lamport: 0,
+            trace: None,
+            record_path: false,
+        }
     }
 
     /// The frame in which the thread holds `object`, if it does.

@@ -1,9 +1,12 @@
 //! The client library: talk to a node, invoke objects, and get a `Ctx` so that typed
 //! stubs (`counter.incr(&ctx, 1).await`) work from code outside any object.
 
+use crate::membership::Peer;
+use crate::placement::Placement;
 use crate::rpc::{frame_codec, NodeRpcClient};
 use crate::wire::{
-    CreateRequest, InitialState, Invocation, NodeStatus, ObjectInfo, Request, RequestBody, ResponseBody,
+    CreateRequest, Hop, InitialState, Invocation, NodeStatus, ObjectInfo, Reply, Request, RequestBody, Response,
+    ResponseBody,
 };
 use clouds::{
     Backend, BoxFuture, CallId, ClassInfo, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, ThreadCtx, ThreadId,
@@ -29,10 +32,15 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Result<Client, InvokeError> {
+        Client::connect_within(addr, CONNECT_TIMEOUT).await
+    }
+
+    /// Connects, giving up after `within`.
+    pub async fn connect_within(addr: SocketAddr, within: Duration) -> Result<Client, InvokeError> {
         let unavailable = |reason: String| InvokeError::Unavailable { node: addr.to_string(), reason };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        let stream = tokio::time::timeout(within, tokio::net::TcpStream::connect(addr))
             .await
-            .map_err(|_| unavailable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
+            .map_err(|_| unavailable(format!("no answer within {} ms", within.as_millis())))?
             .map_err(|e| unavailable(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
@@ -50,17 +58,49 @@ impl Client {
         self.addr
     }
 
-    async fn call(&self, body: RequestBody) -> Result<ResponseBody, InvokeError> {
+    /// Sends one request. `Err` is a transport failure: the node could not be reached or
+    /// went away, and the request may or may not have run.
+    async fn send(&self, body: RequestBody, deadline: Duration) -> Result<Response, String> {
         let mut ctx = tarpc::context::current();
-        // The thread's own deadline rules; the transport's gives it a margin to report.
-        ctx.deadline = Instant::now() + self.deadline + Duration::from_secs(2);
-        self.rpc
-            .call(ctx, Request::new(body))
-            .await
-            .map_err(|e| InvokeError::Unavailable { node: self.addr.to_string(), reason: e.to_string() })?
+        // The thread's own deadline rules; the transport's gives the node a margin to report it.
+        ctx.deadline = Instant::now() + deadline + Duration::from_secs(2);
+        self.rpc.call(ctx, Request::new(body)).await.map_err(|e| e.to_string())
     }
 
-    /// Invokes a method with arguments already encoded in `codec`, on a new thread.
+    async fn call(&self, body: RequestBody) -> Result<ResponseBody, InvokeError> {
+        self.send(body, self.deadline)
+            .await
+            .map_err(|reason| InvokeError::Unavailable { node: self.addr.to_string(), reason })?
+    }
+
+    /// Passes an invocation on to this node (node to node). The outer `Err` is a transport
+    /// failure; the inner result is the node's answer.
+    pub async fn forward(&self, inv: Invocation, deadline: Duration) -> Result<Result<Reply, InvokeError>, String> {
+        Ok(match self.send(RequestBody::Invoke(inv), deadline).await? {
+            Ok(ResponseBody::Invoked(reply)) => Ok(reply),
+            Ok(other) => Err(unexpected(other)),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Invokes a method with arguments already encoded in `codec`, on the given thread.
+    pub async fn invoke_reply(
+        &self,
+        thread: ThreadCtx,
+        target: ObjectId,
+        method: &str,
+        codec: Codec,
+        args: Vec<u8>,
+        call_id: Option<CallId>,
+    ) -> Result<Reply, InvokeError> {
+        let inv = Invocation { thread, target, method: method.to_string(), codec, args, call_id, capability: None };
+        match self.call(RequestBody::Invoke(inv)).await? {
+            ResponseBody::Invoked(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `invoke_reply`, keeping only the value.
     pub async fn invoke_on(
         &self,
         thread: ThreadCtx,
@@ -70,14 +110,10 @@ impl Client {
         args: Vec<u8>,
         call_id: Option<CallId>,
     ) -> Result<Vec<u8>, InvokeError> {
-        let inv = Invocation { thread, target, method: method.to_string(), codec, args, call_id, capability: None };
-        match self.call(RequestBody::Invoke(inv)).await? {
-            ResponseBody::Invoked(reply) => Ok(reply),
-            other => Err(unexpected(other)),
-        }
+        Ok(self.invoke_reply(thread, target, method, codec, args, call_id).await?.value)
     }
 
-    /// Invokes a method with JSON arguments; returns the JSON result.
+    /// Invokes a method with JSON arguments on a new thread; returns the JSON result.
     pub async fn invoke_json(
         &self,
         target: ObjectId,
@@ -85,13 +121,40 @@ impl Client {
         args: &[serde_json::Value],
         call_id: Option<CallId>,
     ) -> Result<serde_json::Value, InvokeError> {
-        let bytes = serde_json::to_vec(args).map_err(|e| InvokeError::invalid(e.to_string()))?;
-        let reply = self.invoke_on(self.new_thread(), target, method, Codec::Json, bytes, call_id).await?;
-        serde_json::from_slice(&reply).map_err(|e| InvokeError::storage(format!("reply is not JSON: {e}")))
+        Ok(self.invoke_json_traced(target, method, args, call_id, false).await?.0)
     }
 
+    /// `invoke_json`; with `trace`, also the path the thread took, one hop per object entered.
+    pub async fn invoke_json_traced(
+        &self,
+        target: ObjectId,
+        method: &str,
+        args: &[serde_json::Value],
+        call_id: Option<CallId>,
+        trace: bool,
+    ) -> Result<(serde_json::Value, Vec<Hop>), InvokeError> {
+        let bytes = serde_json::to_vec(args).map_err(|e| InvokeError::invalid(e.to_string()))?;
+        let mut thread = self.new_thread();
+        thread.record_path = trace;
+        let reply = self.invoke_reply(thread, target, method, Codec::Json, bytes, call_id).await?;
+        let value = serde_json::from_slice(&reply.value)
+            .map_err(|e| InvokeError::storage(format!("reply is not JSON: {e}")))?;
+        Ok((value, reply.hops))
+    }
+
+    /// Creates an object on the node this client talks to.
     pub async fn create(&self, class: &str, state: InitialState) -> Result<ObjectId, InvokeError> {
-        match self.call(RequestBody::Create(CreateRequest { class: class.to_string(), state })).await? {
+        self.create_placed(class, state, Placement::Local).await
+    }
+
+    /// Creates an object where `placement` says.
+    pub async fn create_placed(
+        &self,
+        class: &str,
+        state: InitialState,
+        placement: Placement,
+    ) -> Result<ObjectId, InvokeError> {
+        match self.call(RequestBody::Create(CreateRequest { class: class.to_string(), state, placement })).await? {
             ResponseBody::Created(id) => Ok(id),
             other => Err(unexpected(other)),
         }
@@ -121,6 +184,14 @@ impl Client {
     pub async fn status(&self) -> Result<NodeStatus, InvokeError> {
         match self.call(RequestBody::Status).await? {
             ResponseBody::Status(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The cluster as the node sees it.
+    pub async fn nodes(&self) -> Result<Vec<Peer>, InvokeError> {
+        match self.call(RequestBody::Nodes).await? {
+            ResponseBody::Nodes(n) => Ok(n),
             other => Err(unexpected(other)),
         }
     }

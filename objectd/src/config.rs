@@ -63,6 +63,16 @@ pub struct Config {
     pub hop_limit: usize,
     /// How long shutdown waits for in-flight invocations before it flushes and exits.
     pub shutdown_grace_ms: u64,
+    /// Addresses of nodes to join through (their `listen` addresses). Empty: a cluster of
+    /// one, which others may join through this node.
+    pub seeds: Vec<SocketAddr>,
+    /// The node that keeps the cluster's root directory. `None`: this node (right for a
+    /// single node); every node of a cluster names the same one.
+    pub root_node: Option<NodeId>,
+    /// Name of the cluster: gossip from another cluster is ignored.
+    pub cluster: String,
+    /// How often membership gossip runs. Failure detection takes a few intervals.
+    pub gossip_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -76,6 +86,10 @@ impl Default for Config {
             default_deadline_ms: clouds::thread::DEFAULT_DEADLINE_MS,
             hop_limit: clouds::thread::DEFAULT_HOP_LIMIT,
             shutdown_grace_ms: 10_000,
+            seeds: Vec::new(),
+            root_node: None,
+            cluster: "clouds".into(),
+            gossip_interval_ms: 300,
         }
     }
 }
@@ -101,6 +115,12 @@ impl Config {
         if self.data.as_os_str().is_empty() {
             return Err("data must name a directory".into());
         }
+        if self.gossip_interval_ms == 0 {
+            return Err("gossip_interval_ms must be at least 1".into());
+        }
+        if self.cluster.is_empty() {
+            return Err("cluster must not be empty".into());
+        }
         Ok(())
     }
 
@@ -112,6 +132,11 @@ impl Config {
             shutdown_grace_ms: 2_000,
             ..Config::default()
         }
+    }
+
+    /// The node keeping the root directory.
+    pub fn root_node(&self) -> NodeId {
+        self.root_node.unwrap_or(self.id)
     }
 }
 

@@ -36,6 +36,15 @@ pub struct Args {
     /// `process-crash` (default) or `buffered`.
     #[arg(long)]
     pub durability: Option<Durability>,
+    /// Nodes to join through: their listen addresses, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Vec<SocketAddr>,
+    /// The node keeping the cluster's root directory (default: this node).
+    #[arg(long)]
+    pub root_node: Option<u16>,
+    /// The cluster's name; nodes of other clusters are ignored.
+    #[arg(long)]
+    pub cluster: Option<String>,
 }
 
 impl Args {
@@ -55,6 +64,15 @@ impl Args {
         }
         if let Some(d) = self.durability {
             c.durability = d;
+        }
+        if !self.seeds.is_empty() {
+            c.seeds = self.seeds;
+        }
+        if let Some(r) = self.root_node {
+            c.root_node = Some(clouds::NodeId(r));
+        }
+        if let Some(name) = self.cluster {
+            c.cluster = name;
         }
         c.validate().map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         Ok(c)

@@ -11,8 +11,10 @@
 //! - `locks`: taking an object's lock, with deadlock bookkeeping.
 //! - `outcome`: deadline and panic handling, replies recorded under a call id.
 //! - `lifecycle`: create, delete, describe, status.
+//! - `route`: where an object is, and forwarding invocations to the node that has it.
 //!
-//! An invocation: deadline and hop checks -> activate (table) -> method lookup ->
+//! An invocation: route (another node's object: forward it there, the thread continues
+//! there) -> deadline and hop checks -> activate (table) -> method lookup ->
 //! re-entrancy rule -> lock (read shared, write exclusive, fair; a wait that would close a
 //! cycle of waiting threads fails with `Deadlock`) -> for writes, a recorded
 //! reply under the same call id short-cuts here -> run the method under the deadline,
@@ -28,13 +30,14 @@ mod lifecycle;
 mod locks;
 mod outcome;
 mod reentrancy;
+mod route;
 mod table;
 mod writeset;
 
 use crate::config::{Config, Durability};
 use crate::registry::Registry;
 use crate::store::{Commit, Record, Store};
-use crate::wire::Invocation;
+use crate::wire::{Hop, Invocation, Reply};
 use backend::NodeBackend;
 use clouds::{Access, BoxFuture, ClassInfo, Ctx, Frame, InvokeError, MethodInfo, NodeId, ObjectId, ThreadId};
 use outcome::{guarded, record_reply, replay};
@@ -65,7 +68,17 @@ struct Inner {
     clock: clock::LamportClock,
     hop_limit: usize,
     durability: Durability,
-    root: ObjectId,
+    /// This node's own root directory (the cluster's, if this is the root node).
+    local_root: ObjectId,
+    /// The node keeping the cluster's root directory.
+    root_node: NodeId,
+    /// Membership and links to other nodes; unset for an engine on its own (tests).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// Where objects are known to be when not at their home (learned from `Moved`).
+    /// std `Mutex`: one map operation at a time.
+    locations: Mutex<HashMap<ObjectId, NodeId>>,
+    /// Invocations running on this node: part of the published load.
+    inflight: std::sync::atomic::AtomicU64,
     /// Read holds by thread, so that a thread re-entering an object it holds for reading
     /// runs under its hold instead of queueing behind a writer that waits for it.
     /// std `Mutex`: held for one map operation, never across an `.await`.
@@ -102,7 +115,11 @@ impl Engine {
                 clock: clock::LamportClock::default(),
                 hop_limit: config.hop_limit,
                 durability: config.durability,
-                root,
+                local_root: root,
+                root_node: config.root_node(),
+                cluster: std::sync::OnceLock::new(),
+                locations: Mutex::new(HashMap::new()),
+                inflight: std::sync::atomic::AtomicU64::new(0),
                 reads_held: Mutex::new(HashMap::new()),
                 waits: Mutex::new(deadlock::WaitGraph::default()),
             }),
@@ -113,8 +130,9 @@ impl Engine {
         self.inner.node
     }
 
-    pub fn root(&self) -> ObjectId {
-        self.inner.root
+    /// This node's own root directory.
+    pub fn local_root(&self) -> ObjectId {
+        self.inner.local_root
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -130,7 +148,7 @@ impl Engine {
     }
 
     /// Runs one invocation to its reply.
-    pub fn invoke(&self, inv: Invocation) -> BoxFuture<'static, Result<Vec<u8>, InvokeError>> {
+    pub fn invoke(&self, inv: Invocation) -> BoxFuture<'static, Result<Reply, InvokeError>> {
         let engine = self.clone();
         Box::pin(async move {
             let lamport = engine.inner.clock.receive(inv.thread.lamport);
@@ -147,8 +165,13 @@ impl Engine {
         })
     }
 
-    async fn run(&self, inv: Invocation) -> Result<Vec<u8>, InvokeError> {
+    async fn run(&self, inv: Invocation) -> Result<Reply, InvokeError> {
+        let at = self.location(inv.target);
+        if at != self.inner.node {
+            return self.forward(at, inv).await;
+        }
         let started = Instant::now();
+        let lamport = self.inner.clock.tick();
         let deadline = started + Duration::from_millis(inv.thread.remaining_ms);
         if inv.thread.remaining_ms == 0 {
             return Err(InvokeError::DeadlineExceeded { object: inv.target, method: inv.method, elapsed_ms: 0 });
@@ -163,12 +186,27 @@ impl Engine {
         tracing::Span::current().record("class", class.info().name.as_str());
         let method = class.info().method(&inv.method)?;
         let entry = reentrancy::check(&inv.thread.chain, inv.target, method.access, &method.name, &class.info().name)?;
-        let result = match method.access {
-            Access::Read => self.run_read(&slot, method, &inv, deadline, entry).await,
-            Access::Write => self.run_write(&slot, method, &inv, deadline).await,
+        let _running = Running::start(&self.inner.inflight);
+        let (value, nested) = match method.access {
+            Access::Read => self.run_read(&slot, method, &inv, deadline, entry).await?,
+            Access::Write => self.run_write(&slot, method, &inv, deadline).await?,
         };
-        tracing::debug!(ok = result.is_ok(), elapsed_us = started.elapsed().as_micros() as u64, "invoked");
-        result
+        let micros = started.elapsed().as_micros() as u64;
+        tracing::debug!(elapsed_us = micros, "invoked");
+        let mut hops = Vec::new();
+        if inv.thread.record_path {
+            hops.push(Hop {
+                node: self.inner.node,
+                object: inv.target,
+                class: class.info().name.clone(),
+                method: method.name.clone(),
+                lamport,
+                depth: inv.thread.chain.len() as u16,
+                micros,
+            });
+            hops.extend(nested);
+        }
+        Ok(Reply { value, hops })
     }
 
     /// Reads the object's committed record and decodes it.
@@ -211,6 +249,7 @@ impl Engine {
             this: slot.id,
             method: method.name.clone(),
             writes: (method.access == Access::Write).then(Default::default),
+            hops: Mutex::new(Vec::new()),
         }
     }
 
@@ -221,7 +260,7 @@ impl Engine {
         inv: &Invocation,
         deadline: Instant,
         entry: reentrancy::Entry,
-    ) -> Result<Vec<u8>, InvokeError> {
+    ) -> Result<(Vec<u8>, Vec<Hop>), InvokeError> {
         let key = (inv.thread.id, slot.id);
         let mut held = None;
         let (hold, registered) = match entry {
@@ -243,9 +282,10 @@ impl Engine {
         let result = if hold.deleted {
             Err(InvokeError::NotFound { id: slot.id })
         } else {
-            let ctx = Ctx::new(Arc::new(self.backend(slot, method, inv, deadline)));
+            let backend = Arc::new(self.backend(slot, method, inv, deadline));
+            let ctx = Ctx::new(backend.clone());
             let run = hold.instance.read(&ctx, method, inv.codec, &inv.args);
-            guarded(run, inv, method, deadline).await
+            guarded(run, inv, method, deadline).await.map(|value| (value, backend.take_hops()))
         };
         if registered {
             self.inner.reads_held.lock().expect("reads mutex").remove(&key);
@@ -260,7 +300,7 @@ impl Engine {
         method: &MethodInfo,
         inv: &Invocation,
         deadline: Instant,
-    ) -> Result<Vec<u8>, InvokeError> {
+    ) -> Result<(Vec<u8>, Vec<Hop>), InvokeError> {
         let mut active = self.acquire_write(slot, inv, deadline).await?;
         // Declared after the guard: dropped before it, so the graph never shows a hold
         // that the lock no longer has.
@@ -273,7 +313,7 @@ impl Engine {
         }
         if let Some(call) = &inv.call_id {
             if let Some(recorded) = self.inner.store.call_reply(slot.id, &call.0)? {
-                return replay(recorded, inv.codec, &call.0);
+                return replay(recorded, inv.codec, &call.0).map(|value| (value, Vec::new()));
             }
         }
         active.stale = true;
@@ -317,6 +357,22 @@ impl Engine {
         // a crash could still take back.
         self.inner.commits.durable(ticket).await?;
         drop(active);
-        Ok(reply)
+        Ok((reply, backend.take_hops()))
+    }
+}
+
+/// Counts one running invocation while alive: the `inflight` of the load vector.
+struct Running<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Running<'a> {
+    fn start(counter: &'a std::sync::atomic::AtomicU64) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Running(counter)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

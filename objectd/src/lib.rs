@@ -7,6 +7,9 @@
 //! - [`engine`]: the invocation engine: activation, concurrency, re-entrancy,
 //!   deadlines, commit and group flush.
 //! - [`wire`]: the versioned request and response messages.
+//! - [`membership`]: gossip (chitchat): members, addresses, classes, load, liveness.
+//! - [`cluster`]: membership plus pooled connections to the other nodes.
+//! - [`placement`]: where a new object goes (pure).
 //! - [`rpc`]: the tarpc service: a thin adapter from the wire to the engine.
 //! - [`client`]: the client library (also what the `clouds` CLI uses).
 //! - [`daemon`]: the `objectd` command line, reusable for custom node binaries.
@@ -17,10 +20,13 @@
 //! `Registry` that has them (see `examples/`).
 
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod membership;
 pub mod node;
+pub mod placement;
 pub mod registry;
 pub mod rpc;
 pub mod shutdown;

@@ -1,7 +1,11 @@
-//! A whole node: open the store, start the engine, serve until shutdown, flush.
+//! A whole node: open the store, start the engine, join the cluster, serve until
+//! shutdown, then drain, leave and flush.
 
+use crate::client::Client;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::membership::Membership;
 use crate::registry::Registry;
 use crate::store::SledStore;
 use anyhow::Context as _;
@@ -10,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Runs a node on an already bound listener until `shutdown` resolves. In-flight
-/// invocations get `config.shutdown_grace_ms` to finish; then the store is flushed.
+/// Runs a node on an already bound listener until `shutdown` resolves. Gossip uses UDP on
+/// the listener's address. In-flight invocations get `config.shutdown_grace_ms` to finish;
+/// then the store is flushed.
 pub async fn run(
     config: Config,
     registry: Registry,
@@ -22,12 +27,52 @@ pub async fn run(
     std::fs::create_dir_all(&config.data)
         .with_context(|| format!("cannot create data directory {}", config.data.display()))?;
     let store = Arc::new(SledStore::open(&config.data)?);
+    let classes: Vec<String> = registry.infos().into_iter().map(|c| c.name).collect();
     let engine =
         Engine::start(&config, store, registry).await.map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(node = %config.id, %addr, root = %engine.root(), data = %config.data.display(), "objectd ready");
+    let membership = Membership::start(&config, addr, &classes, engine.local_root()).await?;
+    refuse_duplicate_id(&config, &membership).await?;
+    let cluster = Arc::new(Cluster::new(membership));
+    engine.join(cluster.clone());
+    let load =
+        tokio::spawn(publish_load(engine.clone(), cluster.clone(), Duration::from_millis(config.gossip_interval_ms)));
+    tracing::info!(node = %config.id, %addr, data = %config.data.display(), seeds = ?config.seeds, "objectd ready");
+
     crate::rpc::serve(listener, engine.clone(), shutdown, Duration::from_millis(config.shutdown_grace_ms)).await;
+    load.abort();
     engine.flush().map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     tracing::info!(node = %config.id, "objectd stopped");
     Ok(())
+}
+
+/// Another live node with this node's id is a configuration error: two homes for one set of
+/// object ids. Gossip shows it within a few rounds; the other node confirms it by answering.
+async fn refuse_duplicate_id(config: &Config, membership: &Membership) -> anyhow::Result<()> {
+    if config.seeds.is_empty() {
+        return Ok(());
+    }
+    tokio::time::sleep(Duration::from_millis(config.gossip_interval_ms * 4)).await;
+    for other in membership.same_id_elsewhere().await {
+        if let Ok(client) = Client::connect_within(other, Duration::from_secs(2)).await {
+            if client.status().await.is_ok_and(|s| s.node == config.id) {
+                anyhow::bail!(
+                    "node id {} is already used by the node at {other}; every node of a cluster needs its own --id",
+                    config.id.0
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes the load vector every gossip interval.
+async fn publish_load(engine: Engine, cluster: Arc<Cluster>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Ok(load) = engine.load() {
+            cluster.membership.publish_load(load).await;
+        }
+    }
 }

@@ -53,14 +53,17 @@ impl NodeRpc for Server {
 async fn handle(engine: Engine, body: RequestBody) -> Response {
     match body {
         RequestBody::Invoke(inv) => engine.invoke(inv).await.map(ResponseBody::Invoked),
-        RequestBody::Create(req) => engine.create(&req.class, req.state).await.map(ResponseBody::Created),
-        RequestBody::Describe(id) => engine.describe(id).map(|i| ResponseBody::Described(Box::new(i))),
+        RequestBody::Create(req) => {
+            engine.create(&req.class, req.state, req.placement).await.map(ResponseBody::Created)
+        }
+        RequestBody::Describe(id) => engine.describe(id).await.map(|i| ResponseBody::Described(Box::new(i))),
         RequestBody::Delete(id) => {
             let deadline = Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS);
             engine.delete(id, deadline).await.map(|()| ResponseBody::Deleted)
         }
         RequestBody::Classes => Ok(ResponseBody::Classes(engine.classes())),
-        RequestBody::Status => engine.status().map(ResponseBody::Status),
+        RequestBody::Status => engine.status().await.map(ResponseBody::Status),
+        RequestBody::Nodes => Ok(ResponseBody::Nodes(engine.cluster()?.membership.peers().await)),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The messages between clients and nodes. Every request carries `WIRE_VERSION`; a node
 //! refuses a version it does not speak with a clear error instead of misreading it.
 
+use crate::membership::Peer;
+use crate::placement::Placement;
 use clouds::{CallId, ClassInfo, Codec, InvokeError, NodeId, ObjectId, ThreadCtx};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +37,30 @@ pub enum InitialState {
 pub struct CreateRequest {
     pub class: String,
     pub state: InitialState,
+    pub placement: Placement,
+}
+
+/// One object a thread entered, as `--trace` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    pub node: NodeId,
+    pub object: ObjectId,
+    pub class: String,
+    pub method: String,
+    /// Lamport time at which the node received the invocation.
+    pub lamport: u64,
+    /// How deep in the call chain (0: the call the client made).
+    pub depth: u16,
+    /// Time spent in this invocation, nested invocations included.
+    pub micros: u64,
+}
+
+/// The result of an invocation, and the path the thread took if it was asked for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reply {
+    pub value: Vec<u8>,
+    /// In call order; empty unless the thread's `record_path` is set.
+    pub hops: Vec<Hop>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -45,6 +71,8 @@ pub enum RequestBody {
     Delete(ObjectId),
     Classes,
     Status,
+    /// The cluster as this node sees it.
+    Nodes,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,6 +107,7 @@ pub struct ObjectInfo {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub node: NodeId,
+    /// The cluster's root directory (kept by the root node).
     pub root: ObjectId,
     pub objects: u64,
     pub active: u64,
@@ -88,12 +117,13 @@ pub struct NodeStatus {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ResponseBody {
-    Invoked(Vec<u8>),
+    Invoked(Reply),
     Created(ObjectId),
     Described(Box<ObjectInfo>),
     Deleted,
     Classes(Vec<ClassInfo>),
     Status(NodeStatus),
+    Nodes(Vec<Peer>),
 }
 
 pub type Response = Result<ResponseBody, InvokeError>;

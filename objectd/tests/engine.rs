@@ -3,6 +3,7 @@
 //! guarantees of docs/semantics.md.
 
 use clouds::{methods, CallId, Codec, Ctx, InvokeError, Object, ObjectId, Ref, ThreadCtx};
+use objectd::placement::Placement;
 use objectd::wire::{InitialState, Invocation};
 use objectd::{Config, Engine, Registry, SledStore};
 use serde::{Deserialize, Serialize};
@@ -157,7 +158,7 @@ async fn harness(tune: impl FnOnce(&mut Config)) -> Harness {
 
 impl Harness {
     async fn create(&self) -> ObjectId {
-        self.engine.create("Probe", InitialState::Default).await.unwrap()
+        self.engine.create("Probe", InitialState::Default, Placement::Local).await.unwrap()
     }
 
     async fn call_with(
@@ -178,7 +179,7 @@ impl Harness {
             capability: None,
         };
         let reply = self.engine.invoke(inv).await?;
-        Ok(serde_json::from_slice(&reply).unwrap())
+        Ok(serde_json::from_slice(&reply.value).unwrap())
     }
 
     async fn call(
@@ -202,7 +203,7 @@ async fn a_failed_write_leaves_no_trace() {
     assert!(matches!(&err, InvokeError::App { message, .. } if message == "refusing 99"), "{err:?}");
     assert_eq!(h.call(id, "get", json!([])).await.unwrap(), json!(5));
     assert_eq!(h.call(id, "page", json!(["p"])).await.unwrap(), json!(null));
-    assert_eq!(h.engine.describe(id).unwrap().version, 2, "only the incr committed");
+    assert_eq!(h.engine.describe(id).await.unwrap().version, 2, "only the incr committed");
 }
 
 #[tokio::test]
@@ -343,7 +344,7 @@ async fn pages_commit_with_the_method_and_are_read_only_in_reads() {
     assert_eq!(h.call(id, "page", json!(["k"])).await.unwrap(), json!("v"));
     let err = h.call(id, "write_in_read", json!([])).await.unwrap_err();
     assert!(err.to_string().contains("can be written only in write methods"), "{err}");
-    assert_eq!(h.engine.describe(id).unwrap().pages, 1);
+    assert_eq!(h.engine.describe(id).await.unwrap().pages, 1);
 }
 
 #[tokio::test]
@@ -355,7 +356,7 @@ async fn idle_objects_leave_memory_and_come_back_from_disk() {
         h.call(id, "incr", json!([i])).await.unwrap();
         ids.push(id);
     }
-    assert!(h.engine.status().unwrap().active <= 3);
+    assert!(h.engine.status().await.unwrap().active <= 3);
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(h.call(*id, "get", json!([])).await.unwrap(), json!(i));
     }
@@ -370,9 +371,10 @@ async fn deleted_objects_are_not_found_and_unknown_names_are_clear() {
     assert!(matches!(h.engine.delete(id, Duration::from_secs(5)).await, Err(InvokeError::NotFound { .. })));
     let err = h.call(h.create().await, "nope", json!([])).await.unwrap_err();
     assert!(err.to_string().contains("its methods are: get, order, incr"), "{err}");
-    let err = h.engine.create("Nope", InitialState::Default).await.unwrap_err();
+    let err = h.engine.create("Nope", InitialState::Default, Placement::Local).await.unwrap_err();
     assert!(err.to_string().contains("unknown class `Nope`"), "{err}");
-    let err = h.engine.create("Probe", InitialState::Json("{\"value\": \"x\"}".into())).await.unwrap_err();
+    let err =
+        h.engine.create("Probe", InitialState::Json("{\"value\": \"x\"}".into()), Placement::Local).await.unwrap_err();
     assert!(err.to_string().contains("does not fit class `Probe`"), "{err}");
 }
 

@@ -2,7 +2,8 @@
 
 use super::writeset::WriteSet;
 use super::Engine;
-use crate::wire::{InitialState, Invocation};
+use crate::placement::Placement;
+use crate::wire::{Hop, InitialState, Invocation};
 use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, ThreadCtx, ThreadId};
 use std::ops::Bound;
 use std::sync::Mutex;
@@ -18,9 +19,17 @@ pub struct NodeBackend {
     /// Page writes of a write method; `None` in a read method. std `Mutex`: held only for
     /// one map operation, never across an `.await`.
     pub writes: Option<Mutex<WriteSet>>,
+    /// Path of the nested invocations, when the thread records it. std `Mutex`: one push
+    /// at a time, never across an `.await`.
+    pub hops: Mutex<Vec<Hop>>,
 }
 
 impl NodeBackend {
+    /// The hops of the nested invocations so far.
+    pub fn take_hops(&self) -> Vec<Hop> {
+        std::mem::take(&mut *self.hops.lock().expect("hops mutex"))
+    }
+
     fn writes(&self) -> Result<std::sync::MutexGuard<'_, WriteSet>, InvokeError> {
         match &self.writes {
             Some(w) => Ok(w.lock().expect("write set mutex")),
@@ -64,6 +73,7 @@ impl Backend for NodeBackend {
                 remaining_ms: remaining.as_millis() as u64,
                 lamport: self.engine.tick(),
                 trace: self.thread.trace.clone(),
+                record_path: self.thread.record_path,
             },
             target,
             method: method.to_string(),
@@ -72,11 +82,16 @@ impl Backend for NodeBackend {
             call_id: None,
             capability: None,
         };
-        self.engine.invoke(inv)
+        Box::pin(async move {
+            let reply = self.engine.invoke(inv).await?;
+            self.hops.lock().expect("hops mutex").extend(reply.hops);
+            Ok(reply.value)
+        })
     }
 
     fn create<'a>(&'a self, class: &'a str, state: Vec<u8>) -> BoxFuture<'a, Result<ObjectId, InvokeError>> {
-        Box::pin(self.engine.create(class, InitialState::Encoded(state)))
+        // A new object starts next to the object that creates it.
+        Box::pin(self.engine.create(class, InitialState::Encoded(state), Placement::Local))
     }
 
     fn page_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {

@@ -2,14 +2,37 @@
 //! node's status.
 
 use super::Engine;
+use crate::membership::Load;
+use crate::placement::{self, Placement};
 use crate::store::Record;
 use crate::wire::{InitialState, NodeStatus, ObjectInfo};
 use clouds::{InvokeError, ObjectId};
 use tokio::time::Duration;
 
 impl Engine {
-    /// Creates an object of `class`; returns once its record is durable.
-    pub async fn create(&self, class: &str, state: InitialState) -> Result<ObjectId, InvokeError> {
+    /// Creates an object of `class` where `placement` says; returns once its record is
+    /// durable. The node that stores it is its home.
+    pub async fn create(
+        &self,
+        class: &str,
+        state: InitialState,
+        placement: Placement,
+    ) -> Result<ObjectId, InvokeError> {
+        let me = self.inner.node;
+        let node = match (placement, self.cluster()) {
+            (Placement::Local, _) => me,
+            (Placement::On(n), _) if n == me => me,
+            (policy, Ok(cluster)) => {
+                let peers = cluster.membership.peers().await;
+                let dice = u64::from_le_bytes(clouds::ThreadId::new().0.as_bytes()[..8].try_into().expect("8 bytes"));
+                placement::choose(policy, me, &peers, class, dice)?
+            }
+            (_, Err(e)) => return Err(e),
+        };
+        if node != me {
+            let client = self.cluster()?.client(node, Duration::from_secs(3)).await?;
+            return client.create_placed(class, state, Placement::Local).await;
+        }
         let c = self.inner.registry.get(class)?;
         let state = match state {
             InitialState::Default => c.initial_state(None)?,
@@ -34,8 +57,12 @@ impl Engine {
 
     /// Deletes an object: waits for running methods, then removes it and its pages.
     pub async fn delete(&self, id: ObjectId, deadline: Duration) -> Result<(), InvokeError> {
+        let at = self.location(id);
+        if at != self.inner.node {
+            return self.cluster()?.client(at, Duration::from_secs(3)).await?.delete(id).await;
+        }
         let slot = self.inner.table.get_or_load(id, || self.activate(id))?;
-        if id == self.inner.root {
+        if id == self.inner.local_root {
             return Err(InvokeError::invalid("the root directory cannot be deleted"));
         }
         let mut active =
@@ -54,7 +81,11 @@ impl Engine {
     }
 
     /// What `clouds describe` shows: the committed record, its size and its class.
-    pub fn describe(&self, id: ObjectId) -> Result<ObjectInfo, InvokeError> {
+    pub async fn describe(&self, id: ObjectId) -> Result<ObjectInfo, InvokeError> {
+        let at = self.location(id);
+        if at != self.inner.node {
+            return self.cluster()?.client(at, Duration::from_secs(3)).await?.describe(id).await;
+        }
         let (class, version, state) = match self.inner.store.get(id)? {
             None => return Err(InvokeError::NotFound { id }),
             Some(Record::Forward { to, .. }) => return Err(InvokeError::Moved { id, to }),
@@ -76,10 +107,10 @@ impl Engine {
         })
     }
 
-    pub fn status(&self) -> Result<NodeStatus, InvokeError> {
+    pub async fn status(&self) -> Result<NodeStatus, InvokeError> {
         Ok(NodeStatus {
             node: self.inner.node,
-            root: self.inner.root,
+            root: self.root().await?,
             objects: self.inner.store.count()?,
             active: self.inner.table.len() as u64,
             durability: self.inner.durability.to_string(),
@@ -88,6 +119,15 @@ impl Engine {
     }
 
     /// Flushes the store (at shutdown).
+    /// The load vector this node publishes.
+    pub fn load(&self) -> Result<Load, InvokeError> {
+        Ok(Load {
+            objects: self.inner.store.count()?,
+            active: self.inner.table.len() as u64,
+            inflight: self.inner.inflight.load(std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+
     pub fn flush(&self) -> Result<(), InvokeError> {
         Ok(self.inner.store.flush()?)
     }

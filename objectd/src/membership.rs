@@ -1,0 +1,202 @@
+//! Membership: who is in the cluster, where each node listens, what it hosts, how loaded it
+//! is, and whether it is up. Spread by gossip (chitchat: scuttlebutt with phi-accrual
+//! failure detection) on UDP, on the same port number as the node's RPC address.
+//!
+//! Each node publishes its own keys; nobody else writes them:
+//! `addr` (RPC address), `classes`, `root` (its root directory), `objects`, `active`,
+//! `inflight` (the load vector).
+
+use crate::config::Config;
+use chitchat::transport::UdpTransport;
+use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
+use clouds::{NodeId, ObjectId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const KEY_ADDR: &str = "addr";
+const KEY_CLASSES: &str = "classes";
+const KEY_ROOT: &str = "root";
+const KEY_OBJECTS: &str = "objects";
+const KEY_ACTIVE: &str = "active";
+const KEY_INFLIGHT: &str = "inflight";
+
+/// How long a failed direct contact keeps a node `Suspect` while gossip still says alive.
+const SUSPECT_FOR: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerState {
+    /// Gossip hears its heartbeat and direct contact works.
+    Alive,
+    /// Gossip still hears it, but a direct call failed in the last few seconds.
+    Suspect,
+    /// The failure detector stopped hearing its heartbeat.
+    Dead,
+}
+
+impl std::fmt::Display for PeerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PeerState::Alive => "alive",
+            PeerState::Suspect => "suspect",
+            PeerState::Dead => "dead",
+        })
+    }
+}
+
+/// One node as this node sees it (itself included).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub id: NodeId,
+    pub addr: SocketAddr,
+    pub state: PeerState,
+    pub classes: Vec<String>,
+    pub root: Option<ObjectId>,
+    pub objects: u64,
+    pub active: u64,
+    pub inflight: u64,
+}
+
+/// The load vector a node publishes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Load {
+    pub objects: u64,
+    pub active: u64,
+    pub inflight: u64,
+}
+
+pub struct Membership {
+    handle: ChitchatHandle,
+    id: NodeId,
+    addr: SocketAddr,
+    /// Nodes whose direct contact failed, and when. std `Mutex`: one map operation at a time.
+    unreachable: Mutex<HashMap<NodeId, Instant>>,
+}
+
+impl Membership {
+    /// Joins (or starts) the cluster: gossip on UDP `addr`, through `config.seeds`.
+    pub async fn start(
+        config: &Config,
+        addr: SocketAddr,
+        classes: &[String],
+        root: ObjectId,
+    ) -> anyhow::Result<Membership> {
+        let generation = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let interval = Duration::from_millis(config.gossip_interval_ms);
+        let chitchat_config = ChitchatConfig {
+            chitchat_id: ChitchatId::new(config.id.0.to_string(), generation, addr),
+            cluster_id: config.cluster.clone(),
+            gossip_interval: interval,
+            listen_addr: addr,
+            seed_nodes: config.seeds.iter().filter(|s| **s != addr).map(|s| s.to_string()).collect(),
+            failure_detector_config: FailureDetectorConfig {
+                initial_interval: interval,
+                max_interval: interval * 20,
+                dead_node_grace_period: Duration::from_secs(3600),
+                ..FailureDetectorConfig::default()
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: chitchat::ProtocolVersion::V0,
+        };
+        let initial = vec![
+            (KEY_ADDR.to_string(), addr.to_string()),
+            (KEY_CLASSES.to_string(), classes.join(",")),
+            (KEY_ROOT.to_string(), root.to_string()),
+        ];
+        let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start gossip on udp {addr}: {e:#}"))?;
+        Ok(Membership { handle, id: config.id, addr, unreachable: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Every node this node knows of, itself included, by id; the newest incarnation of each.
+    pub async fn peers(&self) -> Vec<Peer> {
+        let chitchat = self.handle.chitchat();
+        let chitchat = chitchat.lock().await;
+        let live: Vec<ChitchatId> = chitchat.live_nodes().cloned().collect();
+        let dead: Vec<ChitchatId> = chitchat.dead_nodes().cloned().collect();
+        let mut newest: BTreeMap<NodeId, (u64, Peer)> = BTreeMap::new();
+        let unreachable = self.unreachable.lock().expect("unreachable mutex").clone();
+        for (cid, is_live) in live.iter().map(|c| (c, true)).chain(dead.iter().map(|c| (c, false))) {
+            let Ok(id) = cid.node_id.parse::<u16>().map(NodeId) else { continue };
+            let Some(state) = chitchat.node_state(cid) else { continue };
+            let get = |k: &str| state.get(k).map(str::to_string);
+            let num = |k: &str| get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let Some(addr) = get(KEY_ADDR).and_then(|a| a.parse().ok()) else { continue };
+            let suspect = id != self.id && unreachable.get(&id).is_some_and(|t| t.elapsed() < SUSPECT_FOR);
+            let peer = Peer {
+                id,
+                addr,
+                state: match (is_live, suspect) {
+                    (false, _) => PeerState::Dead,
+                    (true, true) => PeerState::Suspect,
+                    (true, false) => PeerState::Alive,
+                },
+                classes: get(KEY_CLASSES)
+                    .map(|c| c.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+                    .unwrap_or_default(),
+                root: get(KEY_ROOT).and_then(|r| r.parse().ok()),
+                objects: num(KEY_OBJECTS),
+                active: num(KEY_ACTIVE),
+                inflight: num(KEY_INFLIGHT),
+            };
+            let keep = newest.get(&id).is_none_or(|(g, p)| {
+                cid.generation_id > *g || (cid.generation_id == *g && is_live && p.state == PeerState::Dead)
+            });
+            if keep {
+                newest.insert(id, (cid.generation_id, peer));
+            }
+        }
+        newest.into_values().map(|(_, p)| p).collect()
+    }
+
+    /// Live nodes with the same id as this one at another address: a configuration error.
+    pub async fn same_id_elsewhere(&self) -> Vec<SocketAddr> {
+        let chitchat = self.handle.chitchat();
+        let chitchat = chitchat.lock().await;
+        let mine = self.id.0.to_string();
+        let live: Vec<ChitchatId> = chitchat.live_nodes().cloned().collect();
+        live.iter()
+            .filter(|c| *c.node_id == *mine && c.gossip_advertise_addr != self.addr)
+            .map(|c| c.gossip_advertise_addr)
+            .collect()
+    }
+
+    /// The RPC address of a node, if it is known and not dead.
+    pub async fn addr_of(&self, node: NodeId) -> Option<SocketAddr> {
+        self.peers().await.into_iter().find(|p| p.id == node && p.state != PeerState::Dead).map(|p| p.addr)
+    }
+
+    /// Publishes this node's load vector.
+    pub async fn publish_load(&self, load: Load) {
+        let chitchat = self.handle.chitchat();
+        let mut chitchat = chitchat.lock().await;
+        let me = chitchat.self_node_state();
+        me.set(KEY_OBJECTS, load.objects);
+        me.set(KEY_ACTIVE, load.active);
+        me.set(KEY_INFLIGHT, load.inflight);
+    }
+
+    /// A direct call to `node` failed: show it as suspect for a while.
+    pub fn mark_unreachable(&self, node: NodeId) {
+        self.unreachable.lock().expect("unreachable mutex").insert(node, Instant::now());
+    }
+
+    /// A direct call to `node` worked.
+    pub fn mark_reachable(&self, node: NodeId) {
+        self.unreachable.lock().expect("unreachable mutex").remove(&node);
+    }
+
+    /// Stops gossiping.
+    pub async fn shutdown(self) {
+        let _ = self.handle.shutdown().await;
+    }
+}
