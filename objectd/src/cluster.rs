@@ -5,14 +5,15 @@
 use crate::client::Client;
 use crate::membership::Membership;
 use clouds::{InvokeError, NodeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct Cluster {
     pub membership: Membership,
-    /// std `Mutex`: held to look up or change the map, never across an `.await`.
-    pool: Mutex<HashMap<NodeId, Client>>,
+    /// A connection per node, with the incarnation (gossip generation) it leads to. std
+    /// `Mutex`: held to look up or change the map, never across an `.await`.
+    pool: Mutex<HashMap<NodeId, (u64, Client)>>,
 }
 
 impl Cluster {
@@ -23,15 +24,16 @@ impl Cluster {
     /// A connection to `node`, pooled. Fails with `Unavailable` naming the node when it is
     /// not a live member or does not answer within `within`.
     pub async fn client(&self, node: NodeId, within: Duration) -> Result<Client, InvokeError> {
-        if let Some(c) = self.pool.lock().expect("pool mutex").get(&node) {
+        if let Some((_, c)) = self.pool.lock().expect("pool mutex").get(&node) {
             return Ok(c.clone());
         }
-        let Some(addr) = self.membership.addr_of(node).await else {
+        let Some(peer) = self.membership.peer(node).await else {
             return Err(InvokeError::Unavailable {
                 node: node.to_string(),
                 reason: "not a live member of the cluster".into(),
             });
         };
+        let addr = peer.addr;
         let client = match Client::connect_within(addr, within).await {
             Ok(c) => c,
             Err(e) => {
@@ -39,8 +41,23 @@ impl Cluster {
                 return Err(InvokeError::Unavailable { node: format!("{node} at {addr}"), reason: reason_of(e) });
             }
         };
-        self.pool.lock().expect("pool mutex").insert(node, client.clone());
+        self.pool.lock().expect("pool mutex").insert(node, (peer.generation, client.clone()));
         Ok(client)
+    }
+
+    /// Drops pooled connections to incarnations that are no longer live (a node that died
+    /// or restarted), so that the next call connects afresh instead of failing on a dead
+    /// connection. Runs until the membership stops.
+    pub async fn prune_pool(&self) {
+        let mut live = self.membership.live_watcher().await;
+        while live.changed().await.is_ok() {
+            let current: HashSet<(u16, u64)> =
+                live.borrow().keys().filter_map(|c| Some((c.node_id.parse().ok()?, c.generation_id))).collect();
+            self.pool
+                .lock()
+                .expect("pool mutex")
+                .retain(|node, (generation, _)| current.contains(&(node.0, *generation)));
+        }
     }
 
     /// The connection to `node` failed: drop it, and show the node as suspect.

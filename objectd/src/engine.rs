@@ -68,8 +68,8 @@ struct Inner {
     clock: clock::LamportClock,
     hop_limit: usize,
     durability: Durability,
-    /// This node's own root directory (the cluster's, if this is the root node).
-    local_root: ObjectId,
+    /// The root directory, if this node keeps it (it is the root node).
+    local_root: Option<ObjectId>,
     /// The node keeping the cluster's root directory.
     root_node: NodeId,
     /// Membership and links to other nodes; unset for an engine on its own (tests).
@@ -93,16 +93,18 @@ impl Engine {
     pub async fn start(config: &Config, store: Arc<dyn Store>, registry: Registry) -> Result<Engine, InvokeError> {
         let commits = commit::GroupCommit::start(config.durability, store.clone());
         let root = match store.meta_get(ROOT_KEY)? {
-            Some(bytes) => {
-                ObjectId::from_bytes(bytes.try_into().map_err(|_| InvokeError::storage("root id is not 16 bytes"))?)
-            }
+            Some(bytes) => Some(ObjectId::from_bytes(
+                bytes.try_into().map_err(|_| InvokeError::storage("root id is not 16 bytes"))?,
+            )),
+            // Only the root node keeps a root directory.
+            None if config.root_node() != config.id => None,
             None => {
                 let id = ObjectId::new(config.id);
                 let dir = registry.get("Directory")?;
                 store.create(id, "Directory", &dir.initial_state(None)?)?;
                 store.meta_put(ROOT_KEY, id.as_bytes())?;
                 store.flush()?;
-                id
+                Some(id)
             }
         };
         Ok(Engine {
@@ -130,8 +132,8 @@ impl Engine {
         self.inner.node
     }
 
-    /// This node's own root directory.
-    pub fn local_root(&self) -> ObjectId {
+    /// The root directory, if this node keeps it.
+    pub fn local_root(&self) -> Option<ObjectId> {
         self.inner.local_root
     }
 

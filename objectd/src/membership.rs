@@ -50,6 +50,8 @@ impl std::fmt::Display for PeerState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peer {
     pub id: NodeId,
+    /// The incarnation: a new one each time the node starts.
+    pub generation: u64,
     pub addr: SocketAddr,
     pub state: PeerState,
     pub classes: Vec<String>,
@@ -81,7 +83,7 @@ impl Membership {
         config: &Config,
         addr: SocketAddr,
         classes: &[String],
-        root: ObjectId,
+        root: Option<ObjectId>,
     ) -> anyhow::Result<Membership> {
         let generation = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let interval = Duration::from_millis(config.gossip_interval_ms);
@@ -102,11 +104,10 @@ impl Membership {
             extra_liveness_predicate: None,
             protocol_version: chitchat::ProtocolVersion::V0,
         };
-        let initial = vec![
-            (KEY_ADDR.to_string(), addr.to_string()),
-            (KEY_CLASSES.to_string(), classes.join(",")),
-            (KEY_ROOT.to_string(), root.to_string()),
-        ];
+        let mut initial = vec![(KEY_ADDR.to_string(), addr.to_string()), (KEY_CLASSES.to_string(), classes.join(","))];
+        if let Some(root) = root {
+            initial.push((KEY_ROOT.to_string(), root.to_string()));
+        }
         let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start gossip on udp {addr}: {e:#}"))?;
@@ -134,6 +135,7 @@ impl Membership {
             let suspect = id != self.id && unreachable.get(&id).is_some_and(|t| t.elapsed() < SUSPECT_FOR);
             let peer = Peer {
                 id,
+                generation: cid.generation_id,
                 addr,
                 state: match (is_live, suspect) {
                     (false, _) => PeerState::Dead,
@@ -170,9 +172,14 @@ impl Membership {
             .collect()
     }
 
-    /// The RPC address of a node, if it is known and not dead.
-    pub async fn addr_of(&self, node: NodeId) -> Option<SocketAddr> {
-        self.peers().await.into_iter().find(|p| p.id == node && p.state != PeerState::Dead).map(|p| p.addr)
+    /// The newest incarnation of a node, if it is known and not dead.
+    pub async fn peer(&self, node: NodeId) -> Option<Peer> {
+        self.peers().await.into_iter().find(|p| p.id == node && p.state != PeerState::Dead)
+    }
+
+    /// Changes of the set of live incarnations, as `(node, generation)` pairs.
+    pub async fn live_watcher(&self) -> tokio::sync::watch::Receiver<BTreeMap<ChitchatId, chitchat::NodeState>> {
+        self.handle.chitchat().lock().await.live_nodes_watcher()
     }
 
     /// Publishes this node's load vector.

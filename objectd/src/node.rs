@@ -37,10 +37,15 @@ pub async fn run(
     engine.join(cluster.clone());
     let load =
         tokio::spawn(publish_load(engine.clone(), cluster.clone(), Duration::from_millis(config.gossip_interval_ms)));
+    let prune = {
+        let cluster = cluster.clone();
+        tokio::spawn(async move { cluster.prune_pool().await })
+    };
     tracing::info!(node = %config.id, %addr, data = %config.data.display(), seeds = ?config.seeds, "objectd ready");
 
     crate::rpc::serve(listener, engine.clone(), shutdown, Duration::from_millis(config.shutdown_grace_ms)).await;
     load.abort();
+    prune.abort();
     engine.flush().map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     tracing::info!(node = %config.id, "objectd stopped");
     Ok(())

@@ -74,6 +74,7 @@ mod tests {
     fn peer(id: u16, state: PeerState, classes: &[&str]) -> Peer {
         Peer {
             id: NodeId(id),
+            generation: 1,
             addr: format!("127.0.0.1:{}", 7000 + id).parse().unwrap(),
             state,
             classes: classes.iter().map(|c| c.to_string()).collect(),

@@ -62,7 +62,7 @@ impl Engine {
             return self.cluster()?.client(at, Duration::from_secs(3)).await?.delete(id).await;
         }
         let slot = self.inner.table.get_or_load(id, || self.activate(id))?;
-        if id == self.inner.local_root {
+        if Some(id) == self.inner.local_root {
             return Err(InvokeError::invalid("the root directory cannot be deleted"));
         }
         let mut active =

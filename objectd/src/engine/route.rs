@@ -84,10 +84,10 @@ impl Engine {
         })
     }
 
-    /// The cluster's root directory: this node's, or the one the root node publishes.
+    /// The cluster's root directory: kept here, or as the root node publishes it.
     pub async fn root(&self) -> Result<ObjectId, InvokeError> {
-        if self.inner.root_node == self.inner.node {
-            return Ok(self.inner.local_root);
+        if let Some(root) = self.inner.local_root {
+            return Ok(root);
         }
         let root_node = self.inner.root_node;
         let peers = self.cluster()?.membership.peers().await;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 /// The default node address: a node started with default settings listens here.
 pub const DEFAULT_NODE: &str = "127.0.0.1:7100";
 
-/// clouds: create, invoke and inspect persistent objects.
+/// clouds: create, invoke and inspect persistent objects; run a local cluster.
 ///
 /// Exit codes: 0 success, 1 other failure (deadline, re-entrancy, panic, storage),
 /// 2 usage, 3 not found, 4 bad arguments or request, 5 denied, 6 node unavailable,
@@ -39,6 +39,10 @@ pub enum Command {
         /// Initial state as JSON (default: the class's default state).
         #[arg(long)]
         state: Option<String>,
+        /// Where: `local` (the node asked, default), `random` (a live node with the class),
+        /// or a node id (`2` or `node-2`).
+        #[arg(long, default_value = "local")]
+        on: objectd::placement::Placement,
     },
     /// Invoke a method: TARGET.METHOD [ARG...]; prints the result as JSON.
     ///
@@ -52,6 +56,9 @@ pub enum Command {
         /// Idempotency key: retrying a write with the same key does not run it again.
         #[arg(long)]
         call_id: Option<String>,
+        /// After the result, print the path the thread took: node, object, method, time per hop.
+        #[arg(long)]
+        trace: bool,
     },
     /// Show an object: id, class, node, version, size, state, methods.
     Describe { target: String },
@@ -63,4 +70,30 @@ pub enum Command {
     Classes,
     /// Show the node's id, root directory and object count.
     Status,
+    /// List the cluster's nodes: id, address, state, objects, load.
+    Nodes,
+    /// Run a local cluster on 127.0.0.1.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Start N objectd processes on 127.0.0.1 with free ports, data and logs under DIR;
+    /// prints `ID ADDRESS` per node (also written to DIR/nodes). Run again on the same DIR,
+    /// it starts whichever nodes are not running, with the same id, address and data.
+    Up {
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// The node binary (default: `objectd` next to this `clouds`).
+        #[arg(long)]
+        objectd: Option<std::path::PathBuf>,
+    },
+    /// Stop the nodes of the cluster in DIR cleanly (SIGTERM, then wait).
+    Down {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
 }

@@ -1,25 +1,36 @@
 //! One function per command.
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, ClusterCommand, Command};
+use crate::cluster;
 use crate::exit::CliError;
 use crate::target::{parse_arg, parse_target, resolve, split_call, Target};
 use clouds::{CallId, ClassInfo, ObjectId};
 use naming::{Entry, Path};
+use objectd::placement::Placement;
 use objectd::wire::InitialState;
 use objectd::Client;
 use std::time::Duration;
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let client = Client::connect(cli.node).await?.with_deadline(Duration::from_millis(cli.deadline));
     let json = cli.json;
-    match cli.command {
-        Command::Create { class, name, state } => create(&client, json, &class, name.as_deref(), state).await,
-        Command::Invoke { call, args, call_id } => invoke(&client, &call, &args, call_id).await,
+    let command = match cli.command {
+        Command::Cluster(ClusterCommand::Up { nodes, dir, objectd }) => {
+            return cluster::up(nodes, &dir, objectd, json).await
+        }
+        Command::Cluster(ClusterCommand::Down { dir }) => return cluster::down(&dir),
+        other => other,
+    };
+    let client = Client::connect(cli.node).await?.with_deadline(Duration::from_millis(cli.deadline));
+    match command {
+        Command::Create { class, name, state, on } => create(&client, json, &class, name.as_deref(), state, on).await,
+        Command::Invoke { call, args, call_id, trace } => invoke(&client, json, &call, &args, call_id, trace).await,
         Command::Describe { target } => describe(&client, json, &target).await,
         Command::Ls { path } => ls(&client, json, path.as_deref().unwrap_or("/")).await,
         Command::Rm { target } => rm(&client, &target).await,
         Command::Classes => classes(&client, json).await,
         Command::Status => status(&client, json).await,
+        Command::Nodes => nodes(&client, json).await,
+        Command::Cluster(_) => unreachable!("handled above"),
     }
 }
 
@@ -37,6 +48,7 @@ async fn create(
     class: &str,
     name: Option<&str>,
     state: Option<String>,
+    on: Placement,
 ) -> Result<(), CliError> {
     let path = name.map(|n| n.parse::<Path>().map_err(CliError::Usage)).transpose()?;
     let ctx = client.ctx();
@@ -54,7 +66,7 @@ async fn create(
         Some(text) => InitialState::Json(text),
         None => InitialState::Default,
     };
-    let id = client.create(class, initial).await?;
+    let id = client.create_placed(class, initial, on).await?;
     if let Some(path) = &path {
         if let Err(e) = naming::bind(&ctx, root, path, Entry { id, class: class.to_string() }).await {
             // Do not leave an unnamed object behind.
@@ -73,7 +85,14 @@ async fn create(
     Ok(())
 }
 
-async fn invoke(client: &Client, call: &str, args: &[String], call_id: Option<String>) -> Result<(), CliError> {
+async fn invoke(
+    client: &Client,
+    json: bool,
+    call: &str,
+    args: &[String],
+    call_id: Option<String>,
+    trace: bool,
+) -> Result<(), CliError> {
     let (target, method) = split_call(call)?;
     let target = parse_target(target)?;
     let ctx = client.ctx();
@@ -92,8 +111,29 @@ async fn invoke(client: &Client, call: &str, args: &[String], call_id: Option<St
             }
         }
     }
-    let result = client.invoke_json(id, method, &values, call_id.map(CallId)).await?;
-    print_json(&result);
+    let (result, path) = client.invoke_json_traced(id, method, &values, call_id.map(CallId), trace).await?;
+    if !trace {
+        print_json(&result);
+    } else if json {
+        print_json(&serde_json::json!({ "result": result, "path": path }));
+    } else {
+        print_json(&result);
+        println!("path of the thread ({} hops):", path.len());
+        for hop in &path {
+            let id = hop.object.to_string();
+            println!(
+                "  {:indent$}{}  {}.{}(…{})  lamport {}  {:.3} ms",
+                "",
+                hop.node,
+                hop.class,
+                hop.method,
+                &id[id.len() - 8..],
+                hop.lamport,
+                hop.micros as f64 / 1000.0,
+                indent = 2 * hop.depth as usize
+            );
+        }
+    }
     Ok(())
 }
 
@@ -178,6 +218,27 @@ async fn classes(client: &Client, json: bool) -> Result<(), CliError> {
         for m in &c.methods {
             println!("  {:<50} {}", m.signature(), m.access);
         }
+    }
+    Ok(())
+}
+
+async fn nodes(client: &Client, json: bool) -> Result<(), CliError> {
+    let nodes = client.nodes().await?;
+    if json {
+        print_json(&nodes);
+        return Ok(());
+    }
+    println!("{:<8} {:<22} {:<8} {:>8} {:>8} {:>9}", "ID", "ADDRESS", "STATE", "OBJECTS", "ACTIVE", "INFLIGHT");
+    for n in nodes {
+        println!(
+            "{:<8} {:<22} {:<8} {:>8} {:>8} {:>9}",
+            n.id.to_string(),
+            n.addr,
+            n.state,
+            n.objects,
+            n.active,
+            n.inflight
+        );
     }
     Ok(())
 }

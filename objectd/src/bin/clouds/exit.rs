@@ -10,6 +10,8 @@ pub enum CliError {
     NameTaken { path: String, id: clouds::ObjectId },
     /// The node or the method said no.
     Invoke(InvokeError),
+    /// A local operation failed (starting or stopping a cluster).
+    Failed(String),
 }
 
 impl From<InvokeError> for CliError {
@@ -22,6 +24,7 @@ impl CliError {
     pub fn code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
             CliError::NameTaken { .. } => 8,
             CliError::Invoke(e) => match e {
                 InvokeError::NotFound { .. } | InvokeError::NameNotFound { .. } => 3,
@@ -46,6 +49,7 @@ impl fmt::Display for CliError {
                 write!(f, "the name `{path}` is already bound (to {id}); nothing was created")
             }
             CliError::Invoke(e) => write!(f, "{e}"),
+            CliError::Failed(m) => write!(f, "{m}"),
         }
     }
 }

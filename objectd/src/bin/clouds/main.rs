@@ -1,9 +1,11 @@
 //! `clouds`: the command line for a Clouds cluster.
 //!
 //! Layout: `args` (clap definitions), `target` (names, UUIDs, `TARGET.METHOD`, argument
-//! parsing), `commands` (one function per command), `exit` (errors and exit codes).
+//! parsing), `commands` (one function per command), `cluster` (a local cluster of
+//! processes), `exit` (errors and exit codes).
 
 mod args;
+mod cluster;
 mod commands;
 mod exit;
 mod target;

@@ -1,0 +1,225 @@
+//! `clouds cluster up` / `down`: a local cluster of `objectd` processes on 127.0.0.1.
+//!
+//! DIR holds `nodes` (one `ID ADDRESS` line per node), `<ID>.pid`, `node-<ID>/` (data) and
+//! `node-<ID>.log`. The first node keeps the root directory; every node seeds from all.
+
+use crate::exit::CliError;
+use objectd::membership::PeerState;
+use objectd::Client;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long `up` waits for the nodes to answer and to see each other.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+/// How long `down` waits for a node to exit after SIGTERM.
+const STOP_WITHIN: Duration = Duration::from_secs(20);
+
+struct Member {
+    id: u16,
+    addr: SocketAddr,
+}
+
+fn failed(what: impl Into<String>) -> CliError {
+    CliError::Failed(what.into())
+}
+
+fn read_nodes(dir: &Path) -> Result<Vec<Member>, CliError> {
+    let file = dir.join("nodes");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(failed(format!("cannot read {}: {e}", file.display()))),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let mut parts = line.split_whitespace();
+            let id = parts.next().and_then(|i| i.parse().ok());
+            let addr = parts.next().and_then(|a| a.parse().ok());
+            match (id, addr) {
+                (Some(id), Some(addr)) => Ok(Member { id, addr }),
+                _ => Err(failed(format!("{}: `{line}` is not `ID ADDRESS`", file.display()))),
+            }
+        })
+        .collect()
+}
+
+fn write_nodes(dir: &Path, members: &[Member]) -> Result<(), CliError> {
+    let text: String = members.iter().map(|m| format!("{} {}\n", m.id, m.addr)).collect();
+    std::fs::write(dir.join("nodes"), text).map_err(|e| failed(format!("cannot write {}/nodes: {e}", dir.display())))
+}
+
+/// A 127.0.0.1 port free for TCP (RPC) and UDP (gossip) alike.
+fn free_addr() -> Result<SocketAddr, CliError> {
+    for _ in 0..50 {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| failed(format!("cannot bind a port: {e}")))?;
+        let addr = tcp.local_addr().map_err(|e| failed(e.to_string()))?;
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    Err(failed("found no port free for both TCP and UDP on 127.0.0.1"))
+}
+
+fn pid_file(dir: &Path, id: u16) -> PathBuf {
+    dir.join(format!("{id}.pid"))
+}
+
+fn running_pid(dir: &Path, id: u16) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file(dir, id)).ok()?.trim().parse().ok()?;
+    signal(pid, "0").then_some(pid)
+}
+
+/// Sends a signal with kill(1); true if it was delivered.
+fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn objectd_binary(explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    if let Some(p) = explicit {
+        return Ok(p);
+    }
+    let exe = std::env::current_exe().map_err(|e| failed(e.to_string()))?;
+    let beside = exe.with_file_name("objectd");
+    if beside.exists() {
+        Ok(beside)
+    } else {
+        Ok(PathBuf::from("objectd")) // from PATH
+    }
+}
+
+fn spawn(bin: &Path, dir: &Path, m: &Member, seeds: &str, root: u16) -> Result<Child, CliError> {
+    let log_path = dir.join(format!("node-{}.log", m.id));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| failed(format!("cannot open {}: {e}", log_path.display())))?;
+    let err_log = log.try_clone().map_err(|e| failed(e.to_string()))?;
+    let child = Command::new(bin)
+        .args(["--id", &m.id.to_string(), "--listen", &m.addr.to_string(), "--data"])
+        .arg(dir.join(format!("node-{}", m.id)))
+        .args(["--seeds", seeds, "--root-node", &root.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        // Its own process group: Ctrl-C in this terminal does not stop the cluster.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| failed(format!("cannot start {}: {e}", bin.display())))?;
+    std::fs::write(pid_file(dir, m.id), child.id().to_string())
+        .map_err(|e| failed(format!("cannot write {}: {e}", pid_file(dir, m.id).display())))?;
+    Ok(child)
+}
+
+pub async fn up(nodes: u16, dir: &Path, objectd: Option<PathBuf>, json: bool) -> Result<(), CliError> {
+    if nodes == 0 {
+        return Err(CliError::Usage("--nodes must be at least 1".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
+    let mut members = read_nodes(dir)?;
+    while members.len() < nodes as usize {
+        let id = members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        members.push(Member { id, addr: free_addr()? });
+    }
+    write_nodes(dir, &members)?;
+    let bin = objectd_binary(objectd)?;
+    let seeds: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
+    let root = members[0].id;
+    let mut started: Vec<(u16, Child)> = Vec::new();
+    for m in &members {
+        match running_pid(dir, m.id) {
+            Some(pid) => eprintln!("node-{} is already running (pid {pid})", m.id),
+            None => started.push((m.id, spawn(&bin, dir, m, &seeds.join(","), root)?)),
+        }
+    }
+    wait_ready(dir, &members, &mut started).await?;
+    if json {
+        let rows: Vec<_> = members.iter().map(|m| serde_json::json!({ "id": m.id, "address": m.addr })).collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        let mut out = std::io::stdout().lock();
+        for m in &members {
+            let _ = writeln!(out, "{} {}", m.id, m.addr);
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every node answers and the first sees them all alive.
+async fn wait_ready(dir: &Path, members: &[Member], started: &mut [(u16, Child)]) -> Result<(), CliError> {
+    let deadline = Instant::now() + READY_WITHIN;
+    for m in members {
+        loop {
+            if let Some((_, child)) = started.iter_mut().find(|(id, _)| *id == m.id) {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(dir.join(format!("node-{}.log", m.id))).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                    return Err(failed(format!(
+                        "node-{} exited ({status}) while starting; the end of its log:\n{}",
+                        m.id,
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    )));
+                }
+            }
+            if let Ok(client) = Client::connect_within(m.addr, Duration::from_secs(1)).await {
+                if client.status().await.is_ok() {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!(
+                    "node-{} at {} did not become ready within {READY_WITHIN:?}",
+                    m.id, m.addr
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let first = Client::connect(members[0].addr).await?;
+    loop {
+        let peers = first.nodes().await?;
+        let alive = members.iter().all(|m| peers.iter().any(|p| p.id.0 == m.id && p.state == PeerState::Alive));
+        if alive {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(failed(format!("the nodes did not all see each other within {READY_WITHIN:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn down(dir: &Path) -> Result<(), CliError> {
+    let members = read_nodes(dir)?;
+    if members.is_empty() {
+        return Err(failed(format!("{} holds no cluster (no `nodes` file)", dir.display())));
+    }
+    for m in &members {
+        let Some(pid) = running_pid(dir, m.id) else {
+            println!("node-{} was not running", m.id);
+            continue;
+        };
+        signal(pid, "TERM");
+        let deadline = Instant::now() + STOP_WITHIN;
+        while signal(pid, "0") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if signal(pid, "0") {
+            signal(pid, "KILL");
+            println!("node-{} did not stop within {STOP_WITHIN:?}; killed", m.id);
+        } else {
+            println!("node-{} stopped", m.id);
+        }
+        let _ = std::fs::remove_file(pid_file(dir, m.id));
+    }
+    Ok(())
+}
