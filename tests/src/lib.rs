@@ -111,6 +111,77 @@ impl Drop for Node {
     }
 }
 
+/// A local cluster started with `clouds cluster up` (nodes run `testnode`); stopped with
+/// `clouds cluster down` when dropped.
+pub struct LocalCluster {
+    pub dir: tempfile::TempDir,
+    /// `(id, address)` per node, from `DIR/nodes`.
+    pub nodes: Vec<(u16, SocketAddr)>,
+}
+
+impl LocalCluster {
+    pub fn up(n: u16) -> LocalCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cluster = LocalCluster { dir, nodes: Vec::new() };
+        cluster.start(n);
+        cluster
+    }
+
+    /// Runs `clouds cluster up` (again): starts whichever nodes are not running.
+    pub fn start(&mut self, n: u16) {
+        let out = Command::new(bin("clouds"))
+            .args(["cluster", "up", "--nodes", &n.to_string(), "--dir"])
+            .arg(self.dir.path())
+            .arg("--objectd")
+            .arg(bin("testnode"))
+            .output()
+            .expect("run clouds cluster up");
+        assert!(out.status.success(), "cluster up failed: {}", String::from_utf8_lossy(&out.stderr));
+        let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+        let file = std::fs::read_to_string(self.dir.path().join("nodes")).expect("DIR/nodes");
+        assert_eq!(printed, file, "cluster up prints what it writes to DIR/nodes");
+        self.nodes = file
+            .lines()
+            .map(|l| {
+                let (id, addr) = l.split_once(' ').expect("ID ADDRESS");
+                (id.parse().expect("id"), addr.parse().expect("address"))
+            })
+            .collect();
+    }
+
+    pub fn addr(&self, id: u16) -> SocketAddr {
+        self.nodes.iter().find(|(i, _)| *i == id).expect("node in the cluster").1
+    }
+
+    /// `clouds --node <node id> ARGS`
+    pub fn clouds(&self, id: u16, args: &[&str]) -> Run {
+        clouds_at(&self.addr(id).to_string(), args)
+    }
+
+    /// kill -9 one node, by the pid `cluster up` recorded.
+    pub fn kill9(&self, id: u16) {
+        let pid = std::fs::read_to_string(self.dir.path().join(format!("{id}.pid"))).expect("pid file");
+        let ok = Command::new("kill").args(["-9", pid.trim()]).status().expect("kill").success();
+        assert!(ok, "kill -9 {pid}");
+        // Bounded wait until the process is gone.
+        for _ in 0..100 {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+            // Gone, or exited and waiting to be reaped (state Z).
+            if stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with('Z')) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node {id} did not die");
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(bin("clouds")).args(["cluster", "down", "--dir"]).arg(self.dir.path()).output();
+    }
+}
+
 /// The outcome of one `clouds` command.
 #[derive(Debug)]
 pub struct Run {

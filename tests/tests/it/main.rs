@@ -4,8 +4,10 @@
 //! - `errors`: every bad input gets a clear one-line error, its exit code, and changes nothing.
 //! - `durability`: kill -9 during a stream of writes loses no acknowledged write.
 //! - `classes`: the standard classes through the client library, blobs of many pages.
+//! - `cluster`: threads across the nodes of a cluster started with `clouds cluster up`.
 
 mod classes;
 mod cli;
+mod cluster;
 mod durability;
 mod errors;

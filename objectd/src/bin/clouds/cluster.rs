@@ -71,7 +71,17 @@ fn pid_file(dir: &Path, id: u16) -> PathBuf {
 
 fn running_pid(dir: &Path, id: u16) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(pid_file(dir, id)).ok()?.trim().parse().ok()?;
-    signal(pid, "0").then_some(pid)
+    running(pid).then_some(pid)
+}
+
+/// Whether `pid` is a running process. A process that has exited but was not yet reaped
+/// (a zombie: its parent, this command, is gone) counts as stopped.
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => signal(pid, "0"),
+    }
 }
 
 /// Sends a signal with kill(1); true if it was delivered.
@@ -210,10 +220,10 @@ pub fn down(dir: &Path) -> Result<(), CliError> {
         };
         signal(pid, "TERM");
         let deadline = Instant::now() + STOP_WITHIN;
-        while signal(pid, "0") && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
+        while running(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if signal(pid, "0") {
+        if running(pid) {
             signal(pid, "KILL");
             println!("node-{} did not stop within {STOP_WITHIN:?}; killed", m.id);
         } else {

@@ -1,0 +1,57 @@
+//! A node for the integration tests: the standard classes plus `Relay`, which lets a test
+//! send one thread through objects on chosen nodes.
+
+use clouds::{methods, Ctx, InvokeError, Object, Ref};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Object, Default, Serialize, Deserialize)]
+pub struct Relay {
+    visits: u64,
+}
+
+#[methods]
+impl Relay {
+    /// Enters each object of `rest` in turn, as writes; returns the node of every hop.
+    pub async fn pass(&mut self, ctx: &Ctx, rest: Vec<Ref<Relay>>) -> Result<Vec<u16>, InvokeError> {
+        self.visits += 1;
+        let mut nodes = vec![ctx.node().map_or(0, |n| n.0)];
+        if let Some((next, tail)) = rest.split_first() {
+            nodes.extend(next.pass(ctx, tail.to_vec()).await?);
+        }
+        Ok(nodes)
+    }
+
+    /// `pass` as reads (a thread may re-enter an object it reads).
+    pub async fn look(&self, ctx: &Ctx, rest: Vec<Ref<Relay>>) -> Result<Vec<u16>, InvokeError> {
+        let mut nodes = vec![ctx.node().map_or(0, |n| n.0)];
+        if let Some((next, tail)) = rest.split_first() {
+            nodes.extend(next.look(ctx, tail.to_vec()).await?);
+        }
+        Ok(nodes)
+    }
+
+    pub async fn slow(&self, ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ms
+    }
+
+    /// Calls `other.slow(ms)` from inside this object.
+    pub async fn call_slow(&self, ctx: &Ctx, other: Ref<Relay>, ms: u64) -> Result<u64, InvokeError> {
+        other.slow(ctx, ms).await
+    }
+
+    pub fn visits(&self) -> u64 {
+        self.visits
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match objectd::Registry::standard().with::<Relay>() {
+        Ok(registry) => objectd::daemon::main(registry),
+        Err(e) => {
+            eprintln!("testnode: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

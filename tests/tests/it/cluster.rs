@@ -1,0 +1,165 @@
+//! Threads across nodes, on a 3-node cluster started with `clouds cluster up`.
+
+use clouds::{CallId, ObjectId};
+use objectd::Client;
+use serde_json::json;
+use std::time::Duration;
+use tests::LocalCluster;
+
+/// Creates a Relay on node `on` (asking node 1), named `name`; returns its id.
+fn relay(c: &LocalCluster, name: &str, on: u16) -> String {
+    c.clouds(1, &["create", "Relay", "--on", &on.to_string(), "--name", name]).ok().to_string()
+}
+
+fn ids(ids: &[&str]) -> String {
+    serde_json::to_string(ids).unwrap()
+}
+
+/// A -> B -> C -> D with A on node 1, B on 2, C on 3, D on 1: the thread continues on each
+/// node in turn and the result comes back along the same path; `--trace` shows the hops
+/// with rising Lamport times; every node resolves every name and reaches every object.
+#[test]
+fn a_thread_crosses_three_nodes_and_comes_back() {
+    let c = LocalCluster::up(3);
+    let (_, b, cc, d) = (relay(&c, "r/a", 1), relay(&c, "r/b", 2), relay(&c, "r/c", 3), relay(&c, "r/d", 1));
+    for node in [1, 2, 3] {
+        let path = c.clouds(node, &["invoke", "r/a.pass", &ids(&[&b, &cc, &d])]).json();
+        assert_eq!(path, json!([1, 2, 3, 1]), "asked through node {node}");
+    }
+    let traced = c.clouds(2, &["--json", "invoke", "--trace", "r/a.pass", &ids(&[&b, &cc, &d])]).json();
+    let hops = traced["path"].as_array().unwrap();
+    let nodes: Vec<_> = hops.iter().map(|h| h["node"].clone()).collect();
+    assert_eq!(nodes, [json!(1), json!(2), json!(3), json!(1)]);
+    let depths: Vec<_> = hops.iter().map(|h| h["depth"].as_u64().unwrap()).collect();
+    assert_eq!(depths, [0, 1, 2, 3]);
+    let clocks: Vec<u64> = hops.iter().map(|h| h["lamport"].as_u64().unwrap()).collect();
+    assert!(clocks.windows(2).all(|w| w[0] < w[1]), "Lamport times rise along the path: {clocks:?}");
+    let text = c.clouds(3, &["invoke", "--trace", "r/a.visits"]).ok().to_string();
+    assert!(text.contains("path of the thread (1 hops)") && text.contains("node-1  Relay.visits"), "{text}");
+    for node in [1, 2, 3] {
+        assert_eq!(c.clouds(node, &["invoke", "r/b.visits"]).json(), json!(4));
+        assert_eq!(c.clouds(node, &["--json", "ls", "r"]).json().as_array().unwrap().len(), 4);
+    }
+    let nodes = c.clouds(3, &["--json", "nodes"]).json();
+    assert_eq!(nodes.as_array().unwrap().iter().filter(|n| n["state"] == json!("Alive")).count(), 3);
+}
+
+/// A nested call on another node gets what is left of the caller's deadline; the hop limit
+/// counts frames across nodes; re-entry into an object the thread holds on another node
+/// fails at once with the chain.
+#[test]
+fn deadlines_hop_limits_and_reentry_hold_across_nodes() {
+    let c = LocalCluster::up(3);
+    let (a, b) = (relay(&c, "a", 1), relay(&c, "b", 2));
+    // The nested call on node 2 is the one that runs out of time, with what was left.
+    let slow = c.clouds(3, &["--deadline", "400", "invoke", "a.call_slow", "b", "10000"]);
+    slow.fails(1, &format!("(in slow on {b})"));
+    assert!(slow.stderr.contains("deadline exceeded after"), "{}", slow.stderr);
+
+    let ping_pong: Vec<&str> = (0..80).map(|i| if i % 2 == 0 { b.as_str() } else { a.as_str() }).collect();
+    c.clouds(1, &["invoke", "a.look", &ids(&ping_pong)]).fails(1, "hop limit of 64 frames exceeded");
+    assert_eq!(c.clouds(1, &["invoke", "a.look", &ids(&ping_pong[..10])]).json().as_array().unwrap().len(), 11);
+
+    let err = c.clouds(2, &["invoke", "a.pass", &ids(&[&b, &a])]);
+    err.fails(1, "re-entrant call");
+    assert!(
+        err.stderr.contains("Relay.pass") && err.stderr.contains("@node-1") && err.stderr.contains("@node-2"),
+        "{}",
+        err.stderr
+    );
+    assert_eq!(c.clouds(1, &["invoke", "a.visits"]).json(), json!(0), "the failed writes were rolled back");
+}
+
+/// Clients on every node increment one counter on node 2 concurrently: every increment
+/// lands exactly once. Random placement spreads objects over the nodes.
+#[test]
+fn concurrent_clients_on_every_node() {
+    let c = LocalCluster::up(3);
+    let counter: ObjectId = c.clouds(1, &["create", "Counter", "--on", "2", "--name", "hits"]).ok().parse().unwrap();
+    assert_eq!(counter.home().0, 2);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let addrs: Vec<_> = c.nodes.iter().map(|(_, a)| *a).collect();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for (n, addr) in addrs.iter().enumerate() {
+            for t in 0..4 {
+                let addr = *addr;
+                tasks.push(tokio::spawn(async move {
+                    let client = Client::connect(addr).await.unwrap();
+                    for i in 0..25 {
+                        let call = Some(CallId(format!("{n}-{t}-{i}")));
+                        client.invoke_json(counter, "incr", &[json!(1)], call).await.unwrap();
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(c.clouds(3, &["invoke", "hits.get"]).json(), json!(300));
+    let homes: std::collections::BTreeSet<u16> = (0..30)
+        .map(|_| c.clouds(1, &["create", "Counter", "--on", "random"]).ok().parse::<ObjectId>().unwrap().home().0)
+        .collect();
+    assert_eq!(homes.len(), 3, "30 random placements used every node: {homes:?}");
+}
+
+/// kill -9 a node: calls to its objects fail with `Unavailable` naming it, quickly, while
+/// the rest of the cluster works; `cluster up` restarts it with its data, and calls through
+/// connections pooled before the crash work again.
+#[test]
+fn a_killed_node_is_unavailable_then_comes_back_with_its_state() {
+    let mut c = LocalCluster::up(3);
+    for node in [1, 2, 3] {
+        c.clouds(1, &["create", "Counter", "--on", &node.to_string(), "--name", &format!("c{node}")]).ok();
+        c.clouds(1, &["invoke", &format!("c{node}.incr"), &(node * 10).to_string()]).ok();
+    }
+    // Node 1 and 3 hold pooled connections to node 2 from these calls.
+    c.clouds(3, &["invoke", "c2.get"]).ok();
+    c.kill9(2);
+    let started = std::time::Instant::now();
+    eprintln!("killed");
+    c.clouds(1, &["invoke", "c2.get"]).fails(6, "node-2");
+    assert!(started.elapsed() < Duration::from_secs(30), "Unavailable came within the deadline");
+    assert_eq!(c.clouds(3, &["invoke", "c1.incr", "1"]).json(), json!(11));
+    assert_eq!(c.clouds(1, &["invoke", "c3.get"]).json(), json!(30));
+
+    let restart = std::time::Instant::now();
+    c.start(3);
+    eprintln!("cluster up took {:?}", restart.elapsed());
+    for node in [1, 3] {
+        assert_eq!(c.clouds(node, &["invoke", "c2.get"]).json(), json!(20), "through node {node}");
+    }
+    assert_eq!(c.clouds(2, &["invoke", "c2.incr", "1"]).json(), json!(21));
+}
+
+/// A second node with an id already in use is refused with a clear error.
+#[test]
+fn a_duplicate_node_id_is_refused() {
+    let c = LocalCluster::up(2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(tests::bin("testnode"))
+        .args(["--id", "2", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .args(["--seeds", &c.addr(1).to_string(), "--root-node", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..400 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("the node with a duplicate id kept running");
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("node id 2 is already used by the node at"), "{stderr}");
+}
