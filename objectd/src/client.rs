@@ -1,12 +1,13 @@
 //! The client library: talk to a node, invoke objects, and get a `Ctx` so that typed
 //! stubs (`counter.incr(&ctx, 1).await`) work from code outside any object.
 
+use crate::engine::WaitEdge;
 use crate::membership::Peer;
 use crate::placement::Placement;
 use crate::rpc::{frame_codec, NodeRpcClient};
 use crate::wire::{
-    CreateRequest, Hop, InitialState, Invocation, NodeStatus, ObjectInfo, Reply, Request, RequestBody, Response,
-    ResponseBody,
+    CreateRequest, Hop, InitialState, Invocation, NodeStatus, ObjectInfo, ProbeRequest, Reply, Request, RequestBody,
+    Response, ResponseBody,
 };
 use clouds::{
     Backend, BoxFuture, CallId, ClassInfo, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, ThreadCtx, ThreadId,
@@ -184,6 +185,25 @@ impl Client {
     pub async fn status(&self) -> Result<NodeStatus, InvokeError> {
         match self.call(RequestBody::Status).await? {
             ResponseBody::Status(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Continues a deadlock search on the node (node to node).
+    pub async fn probe(
+        &self,
+        initiator: ThreadId,
+        object: ObjectId,
+        path: Vec<WaitEdge>,
+        within: Duration,
+    ) -> Result<Option<Vec<WaitEdge>>, InvokeError> {
+        let body = RequestBody::Probe(ProbeRequest { initiator, object, path });
+        match self
+            .send(body, within)
+            .await
+            .map_err(|reason| InvokeError::Unavailable { node: self.addr.to_string(), reason })??
+        {
+            ResponseBody::Probed(cycle) => Ok(cycle),
             other => Err(unexpected(other)),
         }
     }

@@ -26,6 +26,7 @@ mod backend;
 mod clock;
 mod commit;
 mod deadlock;
+pub use deadlock::WaitEdge;
 mod lifecycle;
 mod locks;
 mod outcome;

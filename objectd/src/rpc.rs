@@ -64,6 +64,7 @@ async fn handle(engine: Engine, body: RequestBody) -> Response {
         RequestBody::Classes => Ok(ResponseBody::Classes(engine.classes())),
         RequestBody::Status => engine.status().await.map(ResponseBody::Status),
         RequestBody::Nodes => Ok(ResponseBody::Nodes(engine.cluster()?.membership.peers().await)),
+        RequestBody::Probe(p) => Ok(ResponseBody::Probed(engine.probe(p.initiator, p.object, p.path).await)),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The messages between clients and nodes. Every request carries `WIRE_VERSION`; a node
 //! refuses a version it does not speak with a clear error instead of misreading it.
 
+use crate::engine::WaitEdge;
 use crate::membership::Peer;
 use crate::placement::Placement;
-use clouds::{CallId, ClassInfo, Codec, InvokeError, NodeId, ObjectId, ThreadCtx};
+use clouds::{CallId, ClassInfo, Codec, InvokeError, NodeId, ObjectId, ThreadCtx, ThreadId};
 use serde::{Deserialize, Serialize};
 
 pub const WIRE_VERSION: u16 = 1;
@@ -73,6 +74,19 @@ pub enum RequestBody {
     Status,
     /// The cluster as this node sees it.
     Nodes,
+    /// Continue a deadlock search here (node to node).
+    Probe(ProbeRequest),
+}
+
+/// A deadlock search arriving from another node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    /// The waiting thread that started the search.
+    pub initiator: ThreadId,
+    /// Continue from the holders of this object.
+    pub object: ObjectId,
+    /// The wait edges followed so far.
+    pub path: Vec<WaitEdge>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -124,6 +138,8 @@ pub enum ResponseBody {
     Classes(Vec<ClassInfo>),
     Status(NodeStatus),
     Nodes(Vec<Peer>),
+    /// The cycle the probe found, if any.
+    Probed(Option<Vec<WaitEdge>>),
 }
 
 pub type Response = Result<ResponseBody, InvokeError>;

@@ -2,12 +2,23 @@
 //! graph, and a thread that would block first adds its wait edge, which fails with
 //! `Deadlock` if it closes a cycle.
 
-use super::deadlock::{WaitEdge, WaitGraph};
+use super::deadlock::{Probe, Search, WaitEdge, WaitGraph, MAX_PATH};
 use super::outcome::deadline_error;
 use super::table::{Active, Slot};
 use super::{Engine, Inner, ReadHold};
 use crate::wire::Invocation;
-use clouds::{InvokeError, ObjectId, ThreadId};
+use clouds::{BoxFuture, InvokeError, ObjectId, ThreadId};
+use std::time::Duration;
+
+/// How long one probe to another node may take.
+const PROBE_WITHIN: Duration = Duration::from_secs(2);
+/// How often a thread waiting on a lock whose holders wait elsewhere searches again.
+const REPROBE: Duration = Duration::from_millis(200);
+
+/// The member of a cycle that fails: the same for every member that finds the cycle.
+fn victim(cycle: &[WaitEdge]) -> ThreadId {
+    cycle.iter().map(|e| e.thread).max_by_key(|t| t.0).expect("a cycle has edges")
+}
 use std::sync::{Arc, Mutex};
 
 use tokio::time::{timeout_at, Instant};
@@ -35,12 +46,88 @@ impl Engine {
         lock: impl std::future::Future<Output = G>,
     ) -> Result<G, InvokeError> {
         let thread = inv.thread.id;
-        if let Err(cycle) = self.inner.waits.lock().expect("wait graph mutex").wait(thread, slot.id) {
-            return Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) });
-        }
-        let acquired = timeout_at(deadline, lock).await;
+        let probes = match self.inner.waits.lock().expect("wait graph mutex").wait(thread, slot.id) {
+            Ok(probes) => probes,
+            Err(cycle) => return Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) }),
+        };
+        let lock = timeout_at(deadline, lock);
+        tokio::pin!(lock);
+        let acquired = tokio::select! {
+            // The lock came: no deadlock, or one that another waiter broke.
+            got = &mut lock => got.map_err(|_| deadline_error(inv)),
+            // This thread is the victim of a cycle through other nodes.
+            cycle = self.watch_for_cycle(thread, slot.id, probes) => {
+                Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) })
+            }
+        };
         self.inner.waits.lock().expect("wait graph mutex").stop_waiting(thread);
-        acquired.map_err(|_| deadline_error(inv))
+        acquired
+    }
+
+    /// While `thread` waits for `object`: searches through other nodes now and every
+    /// `REPROBE`, and resolves with the cycle once one is found in which this thread is the
+    /// victim. Every member of a cycle computes the same victim, so exactly one of them
+    /// fails; searching again lets a thread that blocked before the cycle was complete
+    /// find it later. Never resolves otherwise.
+    async fn watch_for_cycle(&self, thread: ThreadId, object: ObjectId, mut probes: Vec<Probe>) -> Vec<WaitEdge> {
+        loop {
+            if !probes.is_empty() {
+                if let Some(cycle) = self.probe_all(thread, probes).await {
+                    if victim(&cycle) == thread {
+                        return cycle;
+                    }
+                }
+            }
+            tokio::time::sleep(REPROBE).await;
+            let start = vec![WaitEdge { thread, object }];
+            probes = match self.inner.waits.lock().expect("wait graph mutex").search(thread, object, start) {
+                Search::Cycle(cycle) if victim(&cycle) == thread => return cycle,
+                Search::Cycle(_) => Vec::new(),
+                Search::Continue(probes) => probes,
+            };
+        }
+    }
+
+    /// Continues a deadlock search on this node for a probe from another: from the holders
+    /// of `object`, does a chain of waits lead back to `initiator`?
+    pub fn probe(
+        &self,
+        initiator: ThreadId,
+        object: ObjectId,
+        path: Vec<WaitEdge>,
+    ) -> BoxFuture<'_, Option<Vec<WaitEdge>>> {
+        Box::pin(async move {
+            let search = self.inner.waits.lock().expect("wait graph mutex").search(initiator, object, path);
+            match search {
+                Search::Cycle(cycle) => Some(cycle),
+                Search::Continue(probes) => self.probe_all(initiator, probes).await,
+            }
+        })
+    }
+
+    /// Sends each probe to its node (this one included); the first cycle found, if any.
+    /// A node that does not answer is taken to have no cycle: the deadline remains.
+    async fn probe_all(&self, initiator: ThreadId, probes: Vec<Probe>) -> Option<Vec<WaitEdge>> {
+        for p in probes {
+            if p.path.len() > MAX_PATH {
+                continue;
+            }
+            let found = if p.node == self.node() {
+                self.probe(initiator, p.object, p.path).await
+            } else {
+                match self.cluster() {
+                    Ok(cluster) => match cluster.client(p.node, PROBE_WITHIN).await {
+                        Ok(client) => client.probe(initiator, p.object, p.path, PROBE_WITHIN).await.ok().flatten(),
+                        Err(_) => None,
+                    },
+                    Err(_) => None,
+                }
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
     }
 
     pub(super) fn held(&self, slot: &Slot, inv: &Invocation) -> Held<'_> {

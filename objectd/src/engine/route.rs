@@ -59,6 +59,8 @@ impl Engine {
             let client = cluster.client(to, left.min(CONNECT)).await?;
             inv.thread.remaining_ms = left.as_millis() as u64;
             inv.thread.lamport = self.tick();
+            // While the call is out, the thread waits for it: an edge for deadlock searches.
+            let _waiting = RemoteWait::start(self, inv.thread.id, inv.target, to);
             match client.forward(inv.clone(), left).await {
                 Err(transport) => {
                     cluster.failed(to);
@@ -83,7 +85,28 @@ impl Engine {
             reason: format!("object {} moved more than {MAX_REDIRECTS} times while being called", inv.target),
         })
     }
+}
 
+/// A thread's call out to another node, recorded in the wait-for graph while alive.
+struct RemoteWait<'a> {
+    engine: &'a Engine,
+    thread: clouds::ThreadId,
+}
+
+impl<'a> RemoteWait<'a> {
+    fn start(engine: &'a Engine, thread: clouds::ThreadId, object: ObjectId, node: NodeId) -> Self {
+        engine.inner.waits.lock().expect("wait graph mutex").wait_remote(thread, object, node);
+        RemoteWait { engine, thread }
+    }
+}
+
+impl Drop for RemoteWait<'_> {
+    fn drop(&mut self) {
+        self.engine.inner.waits.lock().expect("wait graph mutex").stop_waiting(self.thread);
+    }
+}
+
+impl Engine {
     /// The cluster's root directory: kept here, or as the root node publishes it.
     pub async fn root(&self) -> Result<ObjectId, InvokeError> {
         if let Some(root) = self.inner.local_root {

@@ -31,6 +31,14 @@ impl Relay {
         Ok(nodes)
     }
 
+    /// Holds this object for writing, waits `ms`, then calls `other.pass`: two of these
+    /// crossing over (a -> b while b -> a) wait for each other.
+    pub async fn hold_then_pass(&mut self, ctx: &Ctx, other: Ref<Relay>, ms: u64) -> Result<Vec<u16>, InvokeError> {
+        self.visits += 1;
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        other.pass(ctx, Vec::new()).await
+    }
+
     pub async fn slow(&self, ms: u64) -> u64 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         ms

@@ -70,6 +70,34 @@ fn deadlines_hop_limits_and_reentry_hold_across_nodes() {
     assert_eq!(c.clouds(1, &["invoke", "a.visits"]).json(), json!(0), "the failed writes were rolled back");
 }
 
+/// Two threads crossing over objects on two nodes (A on node 1 -> B on node 2, while B ->
+/// A) wait for each other: a probe sent between the nodes finds the cycle, one of them
+/// fails with `Deadlock` naming it, long before the deadline, and the other completes.
+#[test]
+fn a_deadlock_across_nodes_is_detected_and_broken() {
+    let c = LocalCluster::up(2);
+    relay(&c, "a", 1);
+    relay(&c, "b", 2);
+    let started = std::time::Instant::now();
+    let (ab, ba) = std::thread::scope(|s| {
+        let ab = s.spawn(|| c.clouds(1, &["invoke", "a.hold_then_pass", "b", "300"]));
+        let ba = s.spawn(|| c.clouds(2, &["invoke", "b.hold_then_pass", "a", "300"]));
+        (ab.join().unwrap(), ba.join().unwrap())
+    });
+    let (ok, failed) = match (ab.code, ba.code) {
+        (0, 1) => (ab, ba),
+        (1, 0) => (ba, ab),
+        _ => panic!("expected one success and one deadlock:\n{ab:?}\n{ba:?}"),
+    };
+    assert!(failed.stderr.contains("deadlock detected, cycle: thread"), "{}", failed.stderr);
+    assert_eq!(failed.stderr.matches("waits for object").count(), 2, "{}", failed.stderr);
+    assert_eq!(ok.json().as_array().unwrap().len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(20), "broken by detection, not by the 30 s deadline");
+    // The victim's write was rolled back; the survivor's committed, plus its call's pass.
+    let visits = |n: &str| c.clouds(1, &["invoke", &format!("{n}.visits")]).json().as_u64().unwrap();
+    assert_eq!(visits("a") + visits("b"), 2 + 0, "one hold_then_pass and one pass committed");
+}
+
 /// Clients on every node increment one counter on node 2 concurrently: every increment
 /// lands exactly once. Random placement spreads objects over the nodes.
 #[test]
