@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The main job: one objectd node doing real work on the embedded defaults.
-# Builds the binaries, starts a node on 127.0.0.1 with a fresh data directory, creates and
-# invokes objects with the `clouds` command line, runs the bank example (concurrent
-# transfers between accounts), kills the node with -9, restarts it, and shows that every
-# object kept its committed state. Stops the node at the end. Needs only cargo.
+# The main job: a 3-node Clouds cluster on 127.0.0.1 doing real work, on the defaults.
+# Builds the binaries; starts the cluster with `clouds cluster up`; creates objects on
+# different nodes and invokes them from others (threads continue on the node that has the
+# object, and `--trace` shows the path); runs the bank example (accounts spread over the
+# nodes, concurrent transfers, the total checked); kills a node with -9, shows that its
+# objects are unavailable while the rest works, restarts it and shows every object kept its
+# committed state. Stops the cluster at the end. Needs only cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,64 +13,52 @@ echo "== building (cargo build -p objectd -p examples)"
 cargo build -q -p objectd -p examples
 BIN=target/debug
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/clouds-demo.XXXXXX")
-DATA="$WORK/node-1"
-PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; }
+DIR="$WORK/cluster"
+cleanup() { "$BIN/clouds" cluster down --dir "$DIR" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
-
-start_node() {
-    "$BIN/objectd" --id 1 --listen 127.0.0.1:0 --data "$DATA" >"$WORK/objectd.out" 2>"$WORK/objectd.log" &
-    PID=$!
-    for _ in $(seq 1 100); do
-        if grep -q "listening on" "$WORK/objectd.out"; then
-            export CLOUDS_NODE=$(awk '{print $NF}' "$WORK/objectd.out")
-            echo "== objectd node-1 (pid $PID) listening on $CLOUDS_NODE, data in $DATA"
-            return
-        fi
-        sleep 0.1
-    done
-    echo "objectd did not start; its log:" >&2
-    cat "$WORK/objectd.log" >&2
-    exit 1
-}
 
 run() {
     echo "\$ clouds $*"
     "$BIN/clouds" "$@"
 }
 
-start_node
-run create Counter --name counters/visits
-run invoke counters/visits.incr 5
-run create Counter --name counters/bonus --state '{"value": 100}'
-run invoke counters/visits.add_from counters/bonus
-run create Map --name config/settings
-run invoke config/settings.put colour '"blue"'
-run invoke config/settings.put limits '{"max": 10}'
-run invoke config/settings.range '""' null 10
-run create Log --name logs/events
-run invoke logs/events.append '"started"'
-run invoke logs/events.append '{"user": "alice", "action": "login"}'
+echo "== clouds cluster up --nodes 3 --dir $DIR"
+"$BIN/clouds" cluster up --nodes 3 --dir "$DIR"
+N1=$(sed -n 1p "$DIR/nodes" | cut -d' ' -f2)
+N2=$(sed -n 2p "$DIR/nodes" | cut -d' ' -f2)
+N3=$(sed -n 3p "$DIR/nodes" | cut -d' ' -f2)
+run --node "$N1" nodes
+
+echo "== objects on different nodes, invoked from others"
+run --node "$N1" create Counter --name counters/visits --on 1
+run --node "$N1" create Counter --name counters/bonus --on 2 --state '{"value": 100}'
+run --node "$N3" invoke counters/visits.incr 5
+run --node "$N2" invoke --trace counters/visits.add_from counters/bonus
+run --node "$N2" create Log --name logs/events --on 3
+run --node "$N1" invoke logs/events.append '{"user": "alice", "action": "login"}'
+run --node "$N3" ls counters
 echo "\$ clouds invoke counters/visits.incr not-a-number   (a bad argument: refused, nothing changes)"
-"$BIN/clouds" invoke counters/visits.incr not-a-number || echo "   (exit code $?)"
-run ls
-run describe counters/visits
+"$BIN/clouds" --node "$N1" invoke counters/visits.incr not-a-number || echo "   (exit code $?)"
 
-echo "== the bank example: 8 accounts, 200 concurrent transfers (threads moving between objects)"
-"$BIN/bank" --accounts 8 --transfers 200
+echo "== the bank example: 8 accounts over the 3 nodes, 200 concurrent transfers"
+"$BIN/bank" --node "$N2" --accounts 8 --transfers 200
 
-echo "== kill -9 the node (no shutdown, no final flush), then restart it on the same data"
-kill -9 "$PID"
-wait "$PID" 2>/dev/null || true
-start_node
-run invoke counters/visits.get
-run invoke config/settings.get limits
-run invoke logs/events.read 0 10
+echo "== kill -9 node 2 (no shutdown, no final flush)"
+kill -9 "$(cat "$DIR/2.pid")"
+sleep 0.2
+echo "\$ clouds --node $N1 invoke counters/bonus.get   (counters/bonus lives on node 2)"
+"$BIN/clouds" --node "$N1" invoke counters/bonus.get || echo "   (exit code $?: unavailable, said at once)"
+run --node "$N3" invoke counters/visits.get
+
+echo "== clouds cluster up again: restarts node 2 with its address and data"
+"$BIN/clouds" cluster up --nodes 3 --dir "$DIR"
+run --node "$N1" invoke counters/bonus.get
+run --node "$N3" invoke logs/events.read 0 10
 echo "== the bank again, on the accounts that survived the crash"
-"$BIN/bank" --accounts 8 --transfers 50
-run status
+"$BIN/bank" --node "$N3" --accounts 8 --transfers 50
+run --node "$N2" nodes
 
-kill -TERM "$PID"
-wait "$PID" 2>/dev/null || true
-PID=""
-echo "== node stopped cleanly; data is in $DATA (remove it with: rm -rf $WORK)"
+echo "== clouds cluster down --dir $DIR"
+"$BIN/clouds" cluster down --dir "$DIR"
+trap - EXIT
+echo "== done; data and logs are in $DIR (remove with: rm -rf $WORK)"

@@ -1,12 +1,15 @@
-//! A bank on Clouds: accounts are persistent `Account` objects named `/bank/<name>`, and
-//! each transfer is a thread that withdraws from one account and continues into the other
-//! to deposit. Runs concurrent transfers, then checks that no money appeared or vanished.
+//! A bank on Clouds: accounts are persistent `Account` objects named `/bank/<name>`, placed
+//! at random over the cluster's nodes, and each transfer is a thread that withdraws from
+//! one account and continues into the other (often on another node) to deposit. Runs
+//! concurrent transfers, then checks that no money appeared or vanished.
 //!
 //!     cargo run -p examples --bin bank -- --node 127.0.0.1:7100 --accounts 8 --transfers 200
 
 use clap::Parser;
 use clouds::{InvokeError, Ref};
 use naming::{Entry, Path};
+use objectd::placement::Placement;
+use objectd::wire::InitialState;
 use objectd::Client;
 use stdobjects::Account;
 
@@ -40,17 +43,22 @@ async fn main() -> anyhow::Result<()> {
         let account = match naming::resolve(&ctx, root, &path).await {
             Ok(entry) => Ref::new(entry.id),
             Err(InvokeError::NameNotFound { .. }) => {
-                let a: Ref<Account> = ctx.create(&Account::default()).await?;
-                a.deposit(&ctx, OPENING_BALANCE).await?;
-                naming::bind(&ctx, root, &path, Entry { id: a.id(), class: "Account".into() }).await?;
-                a
+                // Spread the accounts over the cluster's nodes.
+                let state = InitialState::Json(format!(r#"{{"balance": {OPENING_BALANCE}}}"#));
+                let id = client.create_placed("Account", state, Placement::Random).await?;
+                naming::bind(&ctx, root, &path, Entry { id, class: "Account".into() }).await?;
+                Ref::new(id)
             }
             Err(e) => return Err(e.into()),
         };
         accounts.push(account);
     }
     let total_before = total(&ctx, &accounts).await?;
-    println!("{} accounts under /bank, {} in total", accounts.len(), total_before);
+    let mut per_node = std::collections::BTreeMap::new();
+    for a in &accounts {
+        *per_node.entry(a.id().home().to_string()).or_insert(0) += 1;
+    }
+    println!("{} accounts under /bank, {} in total, on {:?}", accounts.len(), total_before, per_node);
 
     let (mut done, mut refused, mut deadlocks) = (0, 0, 0);
     for batch in (0..args.transfers).collect::<Vec<_>>().chunks(16) {
@@ -88,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
     let total_after = total(&ctx, &accounts).await?;
     println!("{done} transfers done, {refused} refused (insufficient funds or same account), {deadlocks} retried after a deadlock");
     for (i, a) in accounts.iter().enumerate() {
-        println!("  /bank/acct-{i}: {}", a.balance(&ctx).await?);
+        println!("  /bank/acct-{i} on {}: {}", a.id().home(), a.balance(&ctx).await?);
     }
     println!(
         "total before {total_before}, after {total_after}: {}",

@@ -164,7 +164,7 @@ pub async fn up(nodes: u16, dir: &Path, objectd: Option<PathBuf>, json: bool) ->
     Ok(())
 }
 
-/// Waits until every node answers and the first sees them all alive.
+/// Waits until every node answers and every node sees all of them alive.
 async fn wait_ready(dir: &Path, members: &[Member], started: &mut [(u16, Child)]) -> Result<(), CliError> {
     let deadline = Instant::now() + READY_WITHIN;
     for m in members {
@@ -194,11 +194,17 @@ async fn wait_ready(dir: &Path, members: &[Member], started: &mut [(u16, Child)]
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let first = Client::connect(members[0].addr).await?;
+    let mut clients = Vec::new();
+    for m in members {
+        clients.push(Client::connect(m.addr).await?);
+    }
     loop {
-        let peers = first.nodes().await?;
-        let alive = members.iter().all(|m| peers.iter().any(|p| p.id.0 == m.id && p.state == PeerState::Alive));
-        if alive {
+        let mut all_see_all = true;
+        for client in &clients {
+            let peers = client.nodes().await?;
+            all_see_all &= members.iter().all(|m| peers.iter().any(|p| p.id.0 == m.id && p.state == PeerState::Alive));
+        }
+        if all_see_all {
             return Ok(());
         }
         if Instant::now() > deadline {
