@@ -8,7 +8,12 @@
 //! 3. Client-to-node invocation over tarpc on loopback vs a raw tarpc echo.
 //! 4. Transport choices: TCP_NODELAY on/off, multi-thread vs current-thread runtime.
 //! 5. A 256 MiB Blob written and read back in 4 MiB calls.
+//! 6. A real 3-node cluster: remote and nested invocations, idle memory (needs the release
+//!    node binaries: `cargo build --release --workspace --bins`).
+//!
+//! Sections by name: `node durable tarpc transport blob cluster`; none named runs all.
 
+mod cluster;
 mod stats;
 
 use clouds::{Codec, ObjectId, ThreadCtx};
@@ -197,9 +202,14 @@ async fn echo_pair(nodelay: bool) -> EchoClient {
 
 /// Echo figures at 1 and 64 in flight, in whatever runtime runs this.
 async fn echo_figures(label: &str, nodelay: bool) -> Vec<stats::Figures> {
+    echo_figures_at(label, nodelay, &[1, 64]).await
+}
+
+/// Echo figures at the given numbers in flight.
+pub(crate) async fn echo_figures_at(label: &str, nodelay: bool, inflight: &[usize]) -> Vec<stats::Figures> {
     let echo = echo_pair(nodelay).await;
     let mut out = Vec::new();
-    for concurrency in [1usize, 64] {
+    for &concurrency in inflight {
         let e = echo.clone();
         out.push(
             measure_concurrent(&format!("{label}, {concurrency} in flight"), concurrency, RUN, move |_| {
@@ -308,14 +318,30 @@ fn main() {
         std::env::consts::ARCH,
         !cfg!(debug_assertions)
     );
+    // `cargo run --release -p bench -- cluster` runs only the sections named.
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |section: &str| only.is_empty() || only.iter().any(|s| s == section);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        same_node().await;
-        durable_writes().await;
-        over_tarpc().await;
+        if wanted("node") {
+            same_node().await;
+        }
+        if wanted("durable") {
+            durable_writes().await;
+        }
+        if wanted("tarpc") {
+            over_tarpc().await;
+        }
     });
     drop(rt);
-    transport_choices();
+    if wanted("transport") {
+        transport_choices();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(big_blob());
+    if wanted("blob") {
+        rt.block_on(big_blob());
+    }
+    if wanted("cluster") {
+        rt.block_on(cluster::run());
+    }
 }

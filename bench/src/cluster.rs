@@ -1,0 +1,100 @@
+//! Section 6: a real 3-node cluster on 127.0.0.1, started with `clouds cluster up`, its
+//! nodes running `testnode` (the standard classes plus `Relay`, a chain of objects). Needs
+//! the release binaries: `cargo build --release --workspace --bins`.
+
+use crate::stats::{measure_concurrent, Figures};
+use clouds::{Codec, ObjectId, ThreadCtx};
+use objectd::placement::Placement;
+use objectd::wire::InitialState;
+use objectd::Client;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const RUN: Duration = Duration::from_secs(2);
+
+fn binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::current_exe().ok()?.with_file_name(name);
+    path.exists().then_some(path)
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub async fn run() {
+    println!("\n## 6. A 3-node cluster on 127.0.0.1 (clouds cluster up, one process per node)\n");
+    let (Some(clouds), Some(testnode)) = (binary("clouds"), binary("testnode")) else {
+        println!("skipped: build the node binaries first (cargo build --release --workspace --bins)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let up = Command::new(&clouds)
+        .args(["cluster", "up", "--nodes", "3", "--dir"])
+        .arg(dir.path())
+        .arg("--objectd")
+        .arg(&testnode)
+        .output()
+        .expect("clouds cluster up");
+    assert!(up.status.success(), "cluster up: {}", String::from_utf8_lossy(&up.stderr));
+    let nodes: Vec<SocketAddr> = String::from_utf8_lossy(&up.stdout)
+        .lines()
+        .map(|l| l.split_once(' ').expect("ID ADDRESS").1.parse().expect("address"))
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut total = 0;
+    let mut each = Vec::new();
+    for id in 1..=3 {
+        let pid = std::fs::read_to_string(dir.path().join(format!("{id}.pid"))).unwrap_or_default();
+        let kib = rss_kib(pid.trim());
+        total += kib;
+        each.push(format!("node-{id} {:.1} MiB", kib as f64 / 1024.0));
+    }
+    println!("idle memory (RSS): {}; cluster total {:.1} MiB\n", each.join(", "), total as f64 / 1024.0);
+
+    let via1 = Client::connect(nodes[0]).await.expect("connect node 1");
+    let at2 = Client::connect(nodes[1]).await.expect("connect node 2");
+    let on = |n: u16| Placement::On(clouds::NodeId(n));
+    let a = via1.create_placed("Relay", InitialState::Default, on(1)).await.expect("relay on 1");
+    let b = via1.create_placed("Relay", InitialState::Default, on(2)).await.expect("relay on 2");
+    let c = via1.create_placed("Relay", InitialState::Default, on(3)).await.expect("relay on 3");
+
+    Figures::print_header();
+    crate::echo_figures_at("raw tarpc echo (64 B)", true, &[1]).await.into_iter().for_each(|f| f.print());
+    let call = |client: &Client, target: ObjectId, method: &'static str, args: Vec<u8>| {
+        let client = client.clone();
+        move |_| {
+            let (client, args) = (client.clone(), args.clone());
+            async move {
+                client
+                    .invoke_on(ThreadCtx::new(30_000), target, method, Codec::Binary, args, None)
+                    .await
+                    .expect("invoke");
+            }
+        }
+    };
+    measure_concurrent("null read on node 2, asked of node 2", 1, RUN, call(&at2, b, "visits", vec![])).await.print();
+    for threads in [1usize, 64, 256] {
+        let name = format!("null read on node 2, asked of node 1, {threads} threads");
+        measure_concurrent(&name, threads, RUN, call(&via1, b, "visits", vec![])).await.print();
+    }
+    let one_hop = postcard::to_stdvec(&(vec![b],)).expect("args");
+    let three_hops = postcard::to_stdvec(&(vec![b, c],)).expect("args");
+    measure_concurrent("nested: node 1 -> node 2 (1 hop out and back)", 1, RUN, call(&via1, a, "look", one_hop))
+        .await
+        .print();
+    measure_concurrent("nested: node 1 -> node 2 -> node 3 (3 objects)", 1, RUN, call(&via1, a, "look", three_hops))
+        .await
+        .print();
+
+    let _ = Command::new(&clouds).args(["cluster", "down", "--dir"]).arg(dir.path()).output();
+}
