@@ -73,6 +73,8 @@ pub struct Config {
     pub cluster: String,
     /// How often membership gossip runs. Failure detection takes a few intervals.
     pub gossip_interval_ms: u64,
+    /// Free-form labels other nodes see (`gpu`, `ssd`, `zone-a`), for placement rules.
+    pub labels: Vec<String>,
 }
 
 impl Default for Config {
@@ -90,6 +92,7 @@ impl Default for Config {
             root_node: None,
             cluster: "clouds".into(),
             gossip_interval_ms: 300,
+            labels: Vec::new(),
         }
     }
 }
@@ -120,6 +123,9 @@ impl Config {
         }
         if self.cluster.is_empty() {
             return Err("cluster must not be empty".into());
+        }
+        if let Some(bad) = self.labels.iter().find(|l| l.is_empty() || l.contains(',')) {
+            return Err(format!("label `{bad}` must be non-empty and contain no comma"));
         }
         Ok(())
     }

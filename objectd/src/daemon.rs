@@ -45,6 +45,9 @@ pub struct Args {
     /// The cluster's name; nodes of other clusters are ignored.
     #[arg(long)]
     pub cluster: Option<String>,
+    /// Labels other nodes see, comma-separated (`gpu,ssd`).
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
 }
 
 impl Args {
@@ -73,6 +76,9 @@ impl Args {
         }
         if let Some(name) = self.cluster {
             c.cluster = name;
+        }
+        if !self.labels.is_empty() {
+            c.labels = self.labels;
         }
         c.validate().map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         Ok(c)

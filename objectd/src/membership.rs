@@ -3,8 +3,8 @@
 //! failure detection) on UDP, on the same port number as the node's RPC address.
 //!
 //! Each node publishes its own keys; nobody else writes them:
-//! `addr` (RPC address), `classes`, `root` (its root directory), `objects`, `active`,
-//! `inflight` (the load vector).
+//! `addr` (RPC address), `classes`, `labels`, `root` (its root directory), `objects`,
+//! `active`, `inflight` (the load vector).
 
 use crate::config::Config;
 use chitchat::transport::UdpTransport;
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const KEY_ADDR: &str = "addr";
 const KEY_CLASSES: &str = "classes";
+const KEY_LABELS: &str = "labels";
 const KEY_ROOT: &str = "root";
 const KEY_OBJECTS: &str = "objects";
 const KEY_ACTIVE: &str = "active";
@@ -55,6 +56,7 @@ pub struct Peer {
     pub addr: SocketAddr,
     pub state: PeerState,
     pub classes: Vec<String>,
+    pub labels: Vec<String>,
     pub root: Option<ObjectId>,
     pub objects: u64,
     pub active: u64,
@@ -108,6 +110,7 @@ impl Membership {
         if let Some(root) = root {
             initial.push((KEY_ROOT.to_string(), root.to_string()));
         }
+        initial.push((KEY_LABELS.to_string(), config.labels.join(",")));
         let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start gossip on udp {addr}: {e:#}"))?;
@@ -142,9 +145,8 @@ impl Membership {
                     (true, true) => PeerState::Suspect,
                     (true, false) => PeerState::Alive,
                 },
-                classes: get(KEY_CLASSES)
-                    .map(|c| c.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
-                    .unwrap_or_default(),
+                classes: list(get(KEY_CLASSES)),
+                labels: list(get(KEY_LABELS)),
                 root: get(KEY_ROOT).and_then(|r| r.parse().ok()),
                 objects: num(KEY_OBJECTS),
                 active: num(KEY_ACTIVE),
@@ -206,4 +208,9 @@ impl Membership {
     pub async fn shutdown(self) {
         let _ = self.handle.shutdown().await;
     }
+}
+
+/// A comma-separated value as a list.
+fn list(value: Option<String>) -> Vec<String> {
+    value.map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default()
 }

@@ -78,6 +78,7 @@ mod tests {
             addr: format!("127.0.0.1:{}", 7000 + id).parse().unwrap(),
             state,
             classes: classes.iter().map(|c| c.to_string()).collect(),
+            labels: Vec::new(),
             root: None,
             objects: 0,
             active: 0,

@@ -11,7 +11,9 @@ fn node_id(node: &Node, name: &str) -> clouds::ObjectId {
 #[test]
 fn round_trip_through_the_cli_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(1, dir.path());
+    let node = Node::start_with(1, dir.path(), &["--labels", "gpu,zone-a"]);
+    let me = &node.clouds(&["--json", "nodes"]).json()[0];
+    assert_eq!((me["id"].clone(), me["labels"].clone()), (json!(1), json!(["gpu", "zone-a"])));
     let a = node.clouds(&["create", "Counter", "--name", "counters/a"]).ok().to_string();
     node.clouds(&["create", "Counter", "--name", "/counters/b", "--state", r#"{"value": 10}"#]).ok();
     assert_eq!(node.clouds(&["invoke", "counters/a.incr", "5"]).json(), json!(5));

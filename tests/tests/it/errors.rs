@@ -47,4 +47,7 @@ fn objectd_refuses_bad_configuration() {
     let out = std::process::Command::new(tests::bin("objectd")).arg("--config").arg(&cfg).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `idd`"));
+    let out = std::process::Command::new(tests::bin("objectd")).args(["--labels", "gpu,,ssd"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("label `` must be non-empty"));
 }

@@ -228,10 +228,11 @@ async fn nodes(client: &Client, json: bool) -> Result<(), CliError> {
         print_json(&nodes);
         return Ok(());
     }
-    println!("{:<8} {:<22} {:<8} {:>8} {:>8} {:>9}", "ID", "ADDRESS", "STATE", "OBJECTS", "ACTIVE", "INFLIGHT");
+    println!("{:<8} {:<22} {:<8} {:>8} {:>8} {:>9}  LABELS", "ID", "ADDRESS", "STATE", "OBJECTS", "ACTIVE", "INFLIGHT");
     for n in nodes {
+        let labels = if n.labels.is_empty() { "-".to_string() } else { n.labels.join(",") };
         println!(
-            "{:<8} {:<22} {:<8} {:>8} {:>8} {:>9}",
+            "{:<8} {:<22} {:<8} {:>8} {:>8} {:>9}  {labels}",
             n.id.to_string(),
             n.addr,
             n.state,
