@@ -30,6 +30,8 @@ pub trait Backend: Send + Sync {
     fn this(&self) -> Option<ObjectId>;
     /// The objects the thread is inside of, outermost first.
     fn chain(&self) -> Vec<Frame>;
+    /// Time left until the thread's deadline, where the runtime knows it.
+    fn remaining(&self) -> Option<std::time::Duration>;
     fn invoke<'a>(
         &'a self,
         target: ObjectId,
@@ -71,6 +73,12 @@ impl Ctx {
 
     pub fn chain(&self) -> Vec<Frame> {
         self.backend.chain()
+    }
+
+    /// Time left until the thread's deadline (`None` in client code): a long method can
+    /// check it and give up cleanly instead of being cut off.
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        self.backend.remaining()
     }
 
     /// Invokes `method` on `target` with arguments already encoded in `codec`.

@@ -257,6 +257,10 @@ impl Backend for ClientBackend {
         Vec::new()
     }
 
+    fn remaining(&self) -> Option<Duration> {
+        None
+    }
+
     fn invoke<'a>(
         &'a self,
         target: ObjectId,

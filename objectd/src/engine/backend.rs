@@ -58,6 +58,10 @@ impl Backend for NodeBackend {
         self.thread.chain.clone()
     }
 
+    fn remaining(&self) -> Option<std::time::Duration> {
+        Some(self.deadline.saturating_duration_since(Instant::now()))
+    }
+
     fn invoke<'a>(
         &'a self,
         target: ObjectId,

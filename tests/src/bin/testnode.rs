@@ -49,6 +49,18 @@ impl Relay {
         other.slow(ctx, ms).await
     }
 
+    /// [time left here, time left in a nested call to `other`], in ms.
+    pub async fn deadlines(&self, ctx: &Ctx, other: Ref<Relay>) -> Result<[u64; 2], InvokeError> {
+        let here = ctx.remaining().map_or(0, |d| d.as_millis() as u64);
+        let there = other.remaining(ctx).await?;
+        Ok([here, there])
+    }
+
+    /// Time left until the thread's deadline, in ms.
+    pub fn remaining(&self, ctx: &Ctx) -> u64 {
+        ctx.remaining().map_or(0, |d| d.as_millis() as u64)
+    }
+
     pub fn visits(&self) -> u64 {
         self.visits
     }
