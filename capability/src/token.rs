@@ -1,0 +1,136 @@
+//! Tokens: a node certificate and a chain of signed grants.
+//!
+//! Link 0 is signed by the node the certificate names; link `i` by the holder of link
+//! `i - 1`. Each signature covers the grant and the previous link's signature, so links can
+//! neither be reordered nor spliced between tokens.
+
+use crate::cert::NodeCert;
+use crate::keys::{KeyPair, PublicKey};
+use crate::rights::Rights;
+use crate::verify::Denied;
+use base64::Engine as _;
+use clouds::ObjectId;
+use serde::{Deserialize, Serialize};
+
+/// The token format this build writes and reads.
+pub const TOKEN_VERSION: u16 = 1;
+/// Domain separation for link signatures.
+const LINK_DOMAIN: &[u8] = b"clouds capability link v1";
+/// The text form: this prefix, then the binary form in base64url without padding.
+const TEXT_PREFIX: &str = "cap1.";
+
+/// What one link grants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub object: ObjectId,
+    pub rights: Rights,
+    /// `None`: every method the rights allow; `Some`: only these.
+    pub methods: Option<Vec<String>>,
+    /// Unix time (seconds) after which the grant is void; `None`: no expiry.
+    pub expires: Option<u64>,
+    /// The object's revocation epoch when granted; a revoke moves the object past it.
+    pub epoch: u64,
+    /// Who may pass the grant on (with the `delegate` right).
+    pub holder: PublicKey,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub grant: Grant,
+    pub signature: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub version: u16,
+    /// The node that issued link 0, vouched for by the cluster authority.
+    pub cert: NodeCert,
+    pub links: Vec<Link>,
+}
+
+/// How a holder narrows a grant when passing it on. `None` keeps the parent's value.
+#[derive(Clone, Debug, Default)]
+pub struct Restrict {
+    pub rights: Option<Rights>,
+    pub methods: Option<Vec<String>>,
+    pub expires: Option<u64>,
+}
+
+/// What link `grant` signs, chained to the previous link's signature.
+pub(crate) fn link_message(grant: &Grant, previous: Option<&[u8]>) -> Vec<u8> {
+    let mut m = LINK_DOMAIN.to_vec();
+    m.extend(postcard::to_stdvec(grant).expect("grants always encode"));
+    if let Some(p) = previous {
+        m.extend_from_slice(p);
+    }
+    m
+}
+
+impl Token {
+    /// A node issues the first grant of a token (an owner capability, say).
+    pub fn issue(cert: NodeCert, node_key: &KeyPair, grant: Grant) -> Token {
+        let signature = node_key.sign(&link_message(&grant, None));
+        Token { version: TOKEN_VERSION, cert, links: vec![Link { grant, signature }] }
+    }
+
+    /// What the token grants, after every attenuation.
+    pub fn grant(&self) -> &Grant {
+        &self.links.last().expect("a token has at least one link").grant
+    }
+
+    /// The holder passes on a narrower grant to `to`. Refused (and nothing signed) if
+    /// `holder_key` does not hold the token, the token lacks `delegate`, or `restrict` asks
+    /// for anything the token does not have.
+    pub fn attenuate(&self, holder_key: &KeyPair, restrict: Restrict, to: PublicKey) -> Result<Token, Denied> {
+        let parent = self.grant();
+        if holder_key.public() != parent.holder {
+            return Err(Denied::NotHolder);
+        }
+        if !parent.rights.contains(Rights::DELEGATE) {
+            return Err(Denied::NotDelegable { link: self.links.len() - 1 });
+        }
+        let rights = restrict.rights.unwrap_or(parent.rights);
+        let methods = restrict.methods.or_else(|| parent.methods.clone());
+        let expires = match (restrict.expires, parent.expires) {
+            (Some(e), Some(p)) => Some(e.min(p)),
+            (e, p) => e.or(p),
+        };
+        let child = Grant { object: parent.object, rights, methods, expires, epoch: parent.epoch, holder: to };
+        crate::verify::narrower(parent, &child).map_err(|what| Denied::Amplified { link: self.links.len(), what })?;
+        let previous = &self.links.last().expect("a token has at least one link").signature;
+        let signature = holder_key.sign(&link_message(&child, Some(previous)));
+        let mut token = self.clone();
+        token.links.push(Link { grant: child, signature });
+        Ok(token)
+    }
+
+    /// The binary form (postcard), for the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("tokens always encode")
+    }
+
+    /// Reads the binary form. Only the canonical encoding is accepted, so that one token
+    /// has exactly one binary form.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Token, Denied> {
+        let version = postcard::take_from_bytes::<u16>(bytes).map(|(v, _)| v).map_err(|_| Denied::Malformed)?;
+        if version != TOKEN_VERSION {
+            return Err(Denied::Version { found: version });
+        }
+        let token: Token = postcard::from_bytes(bytes).map_err(|_| Denied::Malformed)?;
+        if token.links.is_empty() || token.to_bytes() != bytes {
+            return Err(Denied::Malformed);
+        }
+        Ok(token)
+    }
+
+    /// The text form, for people and the command line: `cap1.` + base64url.
+    pub fn to_text(&self) -> String {
+        format!("{TEXT_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.to_bytes()))
+    }
+
+    pub fn from_text(text: &str) -> Result<Token, Denied> {
+        let body = text.trim().strip_prefix(TEXT_PREFIX).ok_or(Denied::Malformed)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).map_err(|_| Denied::Malformed)?;
+        Token::from_bytes(&bytes)
+    }
+}

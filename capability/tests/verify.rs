@@ -1,0 +1,227 @@
+//! The capability attack matrix, at the level of tokens: each attack is refused with the
+//! reason that names the check it failed; the normal paths work.
+
+use capability::verify::{check, verify_chain};
+use capability::{Denied, Grant, KeyPair, NodeCert, Restrict, Rights, Token};
+use clouds::{NodeId, ObjectId};
+
+const NOW: u64 = 1_800_000_000;
+
+struct World {
+    authority: KeyPair,
+    node: KeyPair,
+    cert: NodeCert,
+    owner: KeyPair,
+    object: ObjectId,
+}
+
+fn world() -> World {
+    let (authority, node, owner) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+    let cert = NodeCert::issue(&authority, NodeId(1), node.public());
+    World { authority, node, cert, owner, object: ObjectId::new(NodeId(1)) }
+}
+
+impl World {
+    fn owner_token(&self) -> Token {
+        let grant = Grant {
+            object: self.object,
+            rights: Rights::ALL,
+            methods: None,
+            expires: None,
+            epoch: 0,
+            holder: self.owner.public(),
+        };
+        Token::issue(self.cert.clone(), &self.node, grant)
+    }
+
+    /// Verifies `token` for calling `method` (needing `needed`) on the world's object.
+    fn allows(&self, token: &Token, needed: Rights, method: &str) -> Result<(), Denied> {
+        let verified = verify_chain(token, &self.authority.public())?;
+        check(&verified.grant, self.object, 0, needed, method, NOW)
+    }
+}
+
+#[test]
+fn the_owner_can_do_everything() {
+    let w = world();
+    let t = w.owner_token();
+    assert_eq!(w.allows(&t, Rights::READ, "get"), Ok(()));
+    assert_eq!(w.allows(&t, Rights::WRITE, "incr"), Ok(()));
+    assert_eq!(verify_chain(&t, &w.authority.public()).unwrap().issuer, NodeId(1));
+}
+
+#[test]
+fn read_only_for_a_second_user_reads_and_cannot_write() {
+    let w = world();
+    let bob = KeyPair::generate();
+    let ro = w
+        .owner_token()
+        .attenuate(&w.owner, Restrict { rights: Some(Rights::READ), ..Default::default() }, bob.public())
+        .unwrap();
+    assert_eq!(w.allows(&ro, Rights::READ, "get"), Ok(()));
+    assert_eq!(w.allows(&ro, Rights::WRITE, "incr"), Err(Denied::Right { needed: "write".into(), has: "read".into() }));
+    // Bob cannot pass it on: it lacks delegate.
+    let carol = KeyPair::generate();
+    assert_eq!(ro.attenuate(&bob, Restrict::default(), carol.public()), Err(Denied::NotDelegable { link: 1 }));
+}
+
+#[test]
+fn a_forged_signature_is_refused() {
+    let w = world();
+    let forger = KeyPair::generate();
+    let mut t = w.owner_token();
+    t.links[0].signature = forger.sign(b"anything");
+    assert_eq!(w.allows(&t, Rights::READ, "get"), Err(Denied::Signature { link: 0 }));
+    // A whole token signed by a node key the authority never certified.
+    let rogue = Token::issue(w.cert.clone(), &forger, w.owner_token().grant().clone());
+    assert_eq!(w.allows(&rogue, Rights::READ, "get"), Err(Denied::Signature { link: 0 }));
+}
+
+#[test]
+fn tampering_with_any_field_breaks_the_signature() {
+    let w = world();
+    let base = w.owner_token().attenuate(
+        &w.owner,
+        Restrict { rights: Some(Rights::READ), methods: Some(vec!["get".into()]), expires: Some(NOW + 60) },
+        KeyPair::generate().public(),
+    );
+    let base = base.unwrap();
+    let tampers: Vec<(&str, Box<dyn Fn(&mut Grant)>)> = vec![
+        ("rights", Box::new(|g| g.rights = Rights::ALL)),
+        ("object", Box::new(|g| g.object = ObjectId::new(NodeId(1)))),
+        ("expiry", Box::new(|g| g.expires = Some(NOW + 1_000_000))),
+        ("epoch", Box::new(|g| g.epoch = 7)),
+        ("methods", Box::new(|g| g.methods = Some(vec!["get".into(), "incr".into()]))),
+        ("holder", Box::new(|g| g.holder = KeyPair::generate().public())),
+    ];
+    for (what, tamper) in tampers {
+        let mut t = base.clone();
+        tamper(&mut t.links[1].grant);
+        let err = verify_chain(&t, &w.authority.public()).unwrap_err();
+        assert!(matches!(err, Denied::Signature { link: 1 } | Denied::Amplified { link: 1, .. }), "{what}: {err}");
+    }
+}
+
+#[test]
+fn expired_revoked_and_wrong_object_are_refused() {
+    let w = world();
+    let short = w
+        .owner_token()
+        .attenuate(&w.owner, Restrict { expires: Some(NOW - 1), ..Default::default() }, w.owner.public())
+        .unwrap();
+    assert_eq!(w.allows(&short, Rights::READ, "get"), Err(Denied::Expired { expired: NOW - 1, now: NOW }));
+    let verified = verify_chain(&w.owner_token(), &w.authority.public()).unwrap();
+    assert_eq!(
+        check(&verified.grant, w.object, 1, Rights::READ, "get", NOW),
+        Err(Denied::Revoked { granted: 0, current: 1 })
+    );
+    let other = ObjectId::new(NodeId(1));
+    assert_eq!(
+        check(&verified.grant, other, 0, Rights::READ, "get", NOW),
+        Err(Denied::WrongObject { granted: w.object, asked: other })
+    );
+}
+
+#[test]
+fn attenuation_cannot_amplify() {
+    let w = world();
+    let bob = KeyPair::generate();
+    let ro = w.owner_token().attenuate(
+        &w.owner,
+        Restrict {
+            rights: Some(Rights::READ.union(Rights::DELEGATE)),
+            methods: Some(vec!["get".into()]),
+            expires: Some(NOW + 60),
+        },
+        bob.public(),
+    );
+    let ro = ro.unwrap();
+    let carol = KeyPair::generate().public();
+    let asks = [
+        Restrict { rights: Some(Rights::WRITE), ..Default::default() },
+        Restrict { methods: Some(vec!["get".into(), "incr".into()]), ..Default::default() },
+    ];
+    for ask in asks {
+        assert!(matches!(ro.attenuate(&bob, ask, carol), Err(Denied::Amplified { link: 2, .. })));
+    }
+    // A later expiry is capped at the parent's, never extended.
+    let capped = ro.attenuate(&bob, Restrict { expires: Some(NOW + 1_000), ..Default::default() }, carol).unwrap();
+    assert_eq!(capped.grant().expires, Some(NOW + 60));
+    // A child signed by hand with more rights than its parent is refused by verification.
+    let mut forged = ro.clone();
+    let mut grant = ro.grant().clone();
+    grant.rights = Rights::ALL;
+    grant.holder = carol;
+    let message_forger = ro.attenuate(&bob, Restrict::default(), carol).unwrap();
+    forged.links.push(capability::Link { grant, signature: message_forger.links[2].signature.clone() });
+    assert!(matches!(verify_chain(&forged, &w.authority.public()), Err(Denied::Amplified { link: 2, .. })));
+    // Only the holder can attenuate.
+    assert_eq!(ro.attenuate(&w.owner, Restrict::default(), carol), Err(Denied::NotHolder));
+}
+
+#[test]
+fn another_clusters_authority_is_refused() {
+    let (w, stranger) = (world(), world());
+    assert_eq!(w.allows(&stranger.owner_token(), Rights::READ, "get"), Err(Denied::OtherCluster));
+}
+
+#[test]
+fn the_method_allow_list_holds() {
+    let w = world();
+    let only_get = w.owner_token().attenuate(
+        &w.owner,
+        Restrict { methods: Some(vec!["get".into()]), ..Default::default() },
+        w.owner.public(),
+    );
+    let only_get = only_get.unwrap();
+    assert_eq!(w.allows(&only_get, Rights::READ, "get"), Ok(()));
+    assert_eq!(
+        w.allows(&only_get, Rights::WRITE, "incr"),
+        Err(Denied::Method { method: "incr".into(), allowed: "get".into() })
+    );
+}
+
+#[test]
+fn text_and_binary_forms_round_trip_and_refuse_garbage() {
+    let w = world();
+    let t = w
+        .owner_token()
+        .attenuate(&w.owner, Restrict { rights: Some(Rights::READ), ..Default::default() }, w.owner.public())
+        .unwrap();
+    let text = t.to_text();
+    assert!(text.starts_with("cap1."));
+    assert_eq!(Token::from_text(&text).unwrap(), t);
+    assert_eq!(Token::from_bytes(&t.to_bytes()).unwrap(), t);
+    assert_eq!(Token::from_text("cap1.!!!"), Err(Denied::Malformed));
+    assert_eq!(Token::from_text("hello"), Err(Denied::Malformed));
+    let mut bytes = t.to_bytes();
+    bytes.push(0);
+    assert_eq!(Token::from_bytes(&bytes), Err(Denied::Malformed), "trailing bytes");
+    let mut v2 = t.to_bytes();
+    v2[0] = 2;
+    assert_eq!(Token::from_bytes(&v2), Err(Denied::Version { found: 2 }));
+}
+
+/// Flipping any single bit of a token's binary form makes it invalid: it no longer
+/// decodes, or its chain no longer verifies.
+#[test]
+fn flipping_any_bit_makes_a_token_invalid() {
+    let w = world();
+    let t = w.owner_token().attenuate(
+        &w.owner,
+        Restrict {
+            rights: Some(Rights::READ.union(Rights::DELEGATE)),
+            methods: Some(vec!["get".into()]),
+            expires: Some(NOW + 60),
+        },
+        KeyPair::generate().public(),
+    );
+    let bytes = t.unwrap().to_bytes();
+    for bit in 0..bytes.len() * 8 {
+        let mut flipped = bytes.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        if let Ok(token) = Token::from_bytes(&flipped) {
+            assert!(verify_chain(&token, &w.authority.public()).is_err(), "flipping bit {bit} left a valid token");
+        }
+    }
+}
