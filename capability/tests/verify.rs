@@ -86,7 +86,8 @@ fn tampering_with_any_field_breaks_the_signature() {
         KeyPair::generate().public(),
     );
     let base = base.unwrap();
-    let tampers: Vec<(&str, Box<dyn Fn(&mut Grant)>)> = vec![
+    type Tamper = Box<dyn Fn(&mut Grant)>;
+    let tampers: Vec<(&str, Tamper)> = vec![
         ("rights", Box::new(|g| g.rights = Rights::ALL)),
         ("object", Box::new(|g| g.object = ObjectId::new(NodeId(1)))),
         ("expiry", Box::new(|g| g.expires = Some(NOW + 1_000_000))),
