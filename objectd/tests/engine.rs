@@ -327,9 +327,10 @@ async fn readers_share_and_writers_run_alone_in_arrival_order() {
     let mut writers = Vec::new();
     for tag in 1..=5 {
         let h = h.clone();
-        writers.push(tokio::spawn(async move { h.call(wid, "slow_append", json!([tag, 60])).await.unwrap() }));
-        // Let this writer reach the lock queue before the next one arrives.
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        writers.push(tokio::spawn(async move { h.call(wid, "slow_append", json!([tag, 150])).await.unwrap() }));
+        // Let this writer reach the lock queue before the next one arrives (each holds the
+        // lock for 150 ms, so the queue is never empty in between).
+        tokio::time::sleep(Duration::from_millis(60)).await;
     }
     for w in writers {
         w.await.unwrap();
