@@ -140,8 +140,9 @@ fn concurrent_clients_on_every_node() {
 }
 
 /// kill -9 a node: calls to its objects fail with `Unavailable` naming it, quickly, while
-/// the rest of the cluster works; `cluster up` restarts it with its data, and calls through
-/// connections pooled before the crash work again.
+/// the rest of the cluster works; `clouds nodes` shows it suspect, then dead; `cluster up`
+/// restarts it with its data, it is alive again, and calls through connections pooled
+/// before the crash work again.
 #[test]
 fn a_killed_node_is_unavailable_then_comes_back_with_its_state() {
     let mut c = LocalCluster::up(3);
@@ -158,6 +159,14 @@ fn a_killed_node_is_unavailable_then_comes_back_with_its_state() {
     assert!(started.elapsed() < Duration::from_secs(30), "Unavailable came within the deadline");
     assert_eq!(c.clouds(3, &["invoke", "c1.incr", "1"]).json(), json!(11));
     assert_eq!(c.clouds(1, &["invoke", "c3.get"]).json(), json!(30));
+    // Node 1 just failed to reach node 2: suspect at once; dead once gossip gives up on it.
+    let state = state_of_2(&c);
+    assert!(matches!(&state, Some(s) if *s == json!("Suspect") || *s == json!("Dead")), "{state:?}");
+    let waited = std::time::Instant::now();
+    while state_of_2(&c) != Some(json!("Dead")) {
+        assert!(waited.elapsed() < Duration::from_secs(30), "node 2 never shown dead: {:?}", state_of_2(&c));
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let restart = std::time::Instant::now();
     c.start(3);
@@ -166,6 +175,13 @@ fn a_killed_node_is_unavailable_then_comes_back_with_its_state() {
         assert_eq!(c.clouds(node, &["invoke", "c2.get"]).json(), json!(20), "through node {node}");
     }
     assert_eq!(c.clouds(2, &["invoke", "c2.incr", "1"]).json(), json!(21));
+    assert_eq!(state_of_2(&c), Some(json!("Alive")));
+}
+
+/// Node 2's state as node 1 reports it in `clouds nodes`.
+fn state_of_2(c: &LocalCluster) -> Option<serde_json::Value> {
+    let nodes = c.clouds(1, &["--json", "nodes"]).json();
+    nodes.as_array().unwrap().iter().find(|n| n["id"] == json!(2)).map(|n| n["state"].clone())
 }
 
 /// A second node with an id already in use is refused with a clear error.
