@@ -19,8 +19,12 @@ use std::time::{Duration, Instant};
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::tokio_util::codec::Framed;
 
+mod routes;
+
 /// How long connecting to a node may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many `Moved` answers a routed invocation follows.
+const MAX_REDIRECTS: usize = 4;
 
 /// A connection to one node. Cheap to clone; clones share the connection.
 #[derive(Clone)]
@@ -29,6 +33,8 @@ pub struct Client {
     addr: SocketAddr,
     /// Deadline of the threads this client starts.
     deadline: Duration,
+    /// With `routed`: where objects are and connections to their nodes.
+    routes: Option<Arc<routes::Routes>>,
 }
 
 impl Client {
@@ -46,7 +52,20 @@ impl Client {
         let _ = stream.set_nodelay(true);
         let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
         let rpc = NodeRpcClient::new(tarpc::client::Config::default(), transport).spawn();
-        Ok(Client { rpc, addr, deadline: Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS) })
+        Ok(Client { rpc, addr, deadline: Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS), routes: None })
+    }
+
+    /// Sends invocations straight to the node that has the object, over pooled
+    /// connections, rather than through the node this client connected to (which then
+    /// forwards them): one network round trip instead of two. Node addresses come from the
+    /// cluster's membership now; objects that moved are followed and remembered. A node
+    /// that refuses the connection is reached through the first node instead, which
+    /// reports on it; a call whose connection breaks after it was sent fails with
+    /// `Unavailable` (with a call id, it is retried once on a fresh connection).
+    pub async fn routed(mut self) -> Result<Client, InvokeError> {
+        let peers = self.nodes().await?;
+        self.routes = Some(Arc::new(routes::Routes::new(&peers)));
+        Ok(self)
     }
 
     /// Threads started by this client get `deadline` instead of the default 30 s.
@@ -95,10 +114,45 @@ impl Client {
         call_id: Option<CallId>,
     ) -> Result<Reply, InvokeError> {
         let inv = Invocation { thread, target, method: method.to_string(), codec, args, call_id, capability: None };
+        if let Some(routes) = &self.routes {
+            if let Some(answer) = self.invoke_routed(routes, &inv).await {
+                return answer;
+            }
+        }
         match self.call(RequestBody::Invoke(inv)).await? {
             ResponseBody::Invoked(reply) => Ok(reply),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Sends `inv` to the object's node directly; `None`: could not connect there, so
+    /// nothing was sent and the entry node should be asked instead.
+    async fn invoke_routed(&self, routes: &routes::Routes, inv: &Invocation) -> Option<Result<Reply, InvokeError>> {
+        let within = CONNECT_TIMEOUT.min(self.deadline);
+        let mut retried = false;
+        for _ in 0..MAX_REDIRECTS {
+            let node = routes.location(inv.target);
+            let (conn, pooled) = routes.connection(node, within, self.deadline).await?;
+            match conn.send(RequestBody::Invoke(inv.clone()), self.deadline).await {
+                Ok(Ok(ResponseBody::Invoked(reply))) => return Some(Ok(reply)),
+                Ok(Ok(other)) => return Some(Err(unexpected(other))),
+                Ok(Err(InvokeError::Moved { to, .. })) => routes.remember(inv.target, to),
+                Ok(Err(e)) => return Some(Err(e)),
+                Err(reason) => {
+                    routes.forget(node);
+                    // Safe to send again only if a repeat cannot run the method twice.
+                    if pooled && inv.call_id.is_some() && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    return Some(Err(InvokeError::Unavailable { node: format!("{node} at {}", conn.addr()), reason }));
+                }
+            }
+        }
+        Some(Err(InvokeError::Unavailable {
+            node: inv.target.home().to_string(),
+            reason: format!("object {} moved more than {MAX_REDIRECTS} times while being called", inv.target),
+        }))
     }
 
     /// `invoke_reply`, keeping only the value.

@@ -33,7 +33,8 @@ const MAX_RETRIES: u64 = 10;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let client = Client::connect(args.node).await?;
+    // Routed: each transfer goes straight to the node of the account it starts from.
+    let client = Client::connect(args.node).await?.routed().await?;
     let ctx = client.ctx();
     let root = client.status().await?.root;
 

@@ -77,6 +77,35 @@ fn deadlines_hop_limits_and_reentry_hold_across_nodes() {
     assert_eq!(c.clouds(1, &["invoke", "a.visits"]).json(), json!(0), "the failed writes were rolled back");
 }
 
+/// A routed client sends each invocation straight to the object's node (the path starts
+/// there, and nothing is forwarded), and still reports a node that is down by name.
+#[test]
+fn a_routed_client_goes_straight_to_the_objects_node() {
+    let c = LocalCluster::up(3);
+    let ids: Vec<ObjectId> =
+        (1..=3u16).map(|n| c.clouds(1, &["create", "Counter", "--on", &n.to_string()]).ok().parse().unwrap()).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = Client::connect(c.addr(1)).await.unwrap().routed().await.unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            let (value, path) = client.invoke_json_traced(*id, "incr", &[json!(i + 1)], None, true).await.unwrap();
+            assert_eq!(value, json!(i + 1));
+            assert_eq!(path.len(), 1);
+            assert_eq!(path[0].node.0 as usize, i + 1, "ran on the object's own node");
+        }
+        let ctx = client.ctx();
+        let counter: clouds::Ref<stdobjects::Counter> = clouds::Ref::new(ids[2]);
+        assert_eq!(counter.get(&ctx).await.unwrap(), 3, "typed stubs route too");
+    });
+    c.kill9(3);
+    rt.block_on(async {
+        let client = Client::connect(c.addr(1)).await.unwrap().routed().await.unwrap();
+        let err = client.invoke_json(ids[2], "get", &[], None).await.unwrap_err();
+        assert!(matches!(&err, clouds::InvokeError::Unavailable { node, .. } if node.contains("node-3")), "{err:?}");
+        assert_eq!(client.invoke_json(ids[1], "get", &[], None).await.unwrap(), json!(2));
+    });
+}
+
 /// Two threads crossing over objects on two nodes (A on node 1 -> B on node 2, while B ->
 /// A) wait for each other: a probe sent between the nodes finds the cycle, one of them
 /// fails with `Deadlock` naming it, long before the deadline, and the other completes.
