@@ -13,7 +13,7 @@ use std::time::Duration;
 /// How long one probe to another node may take.
 const PROBE_WITHIN: Duration = Duration::from_secs(2);
 /// How often a thread waiting on a lock whose holders wait elsewhere searches again.
-const REPROBE: Duration = Duration::from_millis(200);
+const REPROBE: Duration = Duration::from_millis(50);
 
 /// The member of a cycle that fails: the same for every member that finds the cycle.
 fn victim(cycle: &[WaitEdge]) -> ThreadId {
