@@ -164,17 +164,17 @@ impl Engine {
                 lamport,
                 class = tracing::field::Empty,
             );
-            engine.run(inv).instrument(span).await
+            engine.run(inv, lamport).instrument(span).await
         })
     }
 
-    async fn run(&self, inv: Invocation) -> Result<Reply, InvokeError> {
+    /// `lamport`: the node's Lamport time when the invocation arrived.
+    async fn run(&self, inv: Invocation, lamport: u64) -> Result<Reply, InvokeError> {
         let at = self.location(inv.target);
         if at != self.inner.node {
             return self.forward(at, inv).await;
         }
         let started = Instant::now();
-        let lamport = self.inner.clock.tick();
         let deadline = started + Duration::from_millis(inv.thread.remaining_ms);
         if inv.thread.remaining_ms == 0 {
             return Err(InvokeError::DeadlineExceeded { object: inv.target, method: inv.method, elapsed_ms: 0 });
