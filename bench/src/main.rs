@@ -249,7 +249,7 @@ async fn big_blob() {
     let (engine, _dir) = engine(Durability::ProcessCrash).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
+    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), None, std::future::pending(), Duration::from_secs(1)));
     let client = objectd::Client::connect(addr).await.unwrap();
     let ctx = client.ctx();
     let blob: clouds::Ref<stdobjects::Blob> = ctx.create(&stdobjects::Blob::default()).await.unwrap();
@@ -279,7 +279,7 @@ async fn over_tarpc() {
     let (engine, _dir) = engine(Durability::Buffered).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
+    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), None, std::future::pending(), Duration::from_secs(1)));
     let client = objectd::Client::connect(addr).await.unwrap();
     let id = client.create("Counter", InitialState::Default).await.unwrap();
 

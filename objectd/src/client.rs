@@ -2,6 +2,8 @@
 //! stubs (`counter.incr(&ctx, 1).await`) work from code outside any object.
 
 use crate::engine::WaitEdge;
+use crate::handshake;
+use crate::identity::Identity;
 use crate::membership::Peer;
 use crate::placement::Placement;
 use crate::rpc::{frame_codec, NodeRpcClient};
@@ -44,12 +46,26 @@ impl Client {
 
     /// Connects, giving up after `within`.
     pub async fn connect_within(addr: SocketAddr, within: Duration) -> Result<Client, InvokeError> {
+        Client::connect_as(addr, within, None, None).await
+    }
+
+    /// Connects as a node (`identity`), checking that the server is node `expect` of the
+    /// same cluster; without an identity, as an anonymous client.
+    pub async fn connect_as(
+        addr: SocketAddr,
+        within: Duration,
+        identity: Option<&Identity>,
+        expect: Option<NodeId>,
+    ) -> Result<Client, InvokeError> {
         let unavailable = |reason: String| InvokeError::Unavailable { node: addr.to_string(), reason };
-        let stream = tokio::time::timeout(within, tokio::net::TcpStream::connect(addr))
-            .await
-            .map_err(|_| unavailable(format!("no answer within {} ms", within.as_millis())))?
-            .map_err(|e| unavailable(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
+        let connected = tokio::time::timeout(within, async {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            handshake::connect(&mut stream, identity, expect).await.map_err(|reason| InvokeError::Denied { reason })?;
+            Ok::<_, InvokeError>(stream)
+        });
+        let stream =
+            connected.await.map_err(|_| unavailable(format!("no answer within {} ms", within.as_millis())))??;
         let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
         let rpc = NodeRpcClient::new(tarpc::client::Config::default(), transport).spawn();
         Ok(Client { rpc, addr, deadline: Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS), routes: None })

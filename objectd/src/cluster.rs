@@ -3,22 +3,26 @@
 //! fails so that the next call reconnects.
 
 use crate::client::Client;
+use crate::identity::Identity;
 use crate::membership::Membership;
 use clouds::{InvokeError, NodeId};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct Cluster {
     pub membership: Membership,
+    /// This node's identity, presented to other nodes (and theirs checked), if it has one.
+    identity: Option<Arc<Identity>>,
     /// A connection per node, with the incarnation (gossip generation) it leads to. std
     /// `Mutex`: held to look up or change the map, never across an `.await`.
     pool: Mutex<HashMap<NodeId, (u64, Client)>>,
 }
 
 impl Cluster {
-    pub fn new(membership: Membership) -> Cluster {
-        Cluster { membership, pool: Mutex::new(HashMap::new()) }
+    pub fn new(membership: Membership, identity: Option<Arc<Identity>>) -> Cluster {
+        Cluster { membership, identity, pool: Mutex::new(HashMap::new()) }
     }
 
     /// A connection to `node`, pooled. Fails with `Unavailable` naming the node when it is
@@ -34,7 +38,8 @@ impl Cluster {
             });
         };
         let addr = peer.addr;
-        let client = match Client::connect_within(addr, within).await {
+        let expect = self.identity.as_ref().map(|_| node);
+        let client = match Client::connect_as(addr, within, self.identity.as_deref(), expect).await {
             Ok(c) => c,
             Err(e) => {
                 self.membership.mark_unreachable(node);

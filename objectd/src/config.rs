@@ -75,6 +75,11 @@ pub struct Config {
     pub gossip_interval_ms: u64,
     /// Free-form labels other nodes see (`gpu`, `ssd`, `zone-a`), for placement rules.
     pub labels: Vec<String>,
+    /// The node's identity directory (`clouds cluster init` makes one per node): its key and
+    /// its certificate from the cluster authority. With one, only certified nodes of the
+    /// same cluster may make internal requests, and the node checks the nodes it calls.
+    /// Without, the node trusts whoever connects (a single node on loopback).
+    pub identity: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -93,6 +98,7 @@ impl Default for Config {
             cluster: "clouds".into(),
             gossip_interval_ms: 300,
             labels: Vec::new(),
+            identity: None,
         }
     }
 }

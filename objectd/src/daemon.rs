@@ -48,6 +48,9 @@ pub struct Args {
     /// Labels other nodes see, comma-separated (`gpu,ssd`).
     #[arg(long, value_delimiter = ',')]
     pub labels: Vec<String>,
+    /// The node's identity directory (from `clouds cluster init`).
+    #[arg(long)]
+    pub identity: Option<PathBuf>,
 }
 
 impl Args {
@@ -79,6 +82,9 @@ impl Args {
         }
         if !self.labels.is_empty() {
             c.labels = self.labels;
+        }
+        if let Some(dir) = self.identity {
+            c.identity = Some(dir);
         }
         c.validate().map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         Ok(c)

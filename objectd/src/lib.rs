@@ -6,6 +6,8 @@
 //! - [`registry`]: the classes a node can run.
 //! - [`engine`]: the invocation engine: activation, concurrency, re-entrancy,
 //!   deadlines, commit and group flush.
+//! - [`identity`]: a node's key and certificate files; `init` makes a cluster's authority.
+//! - [`handshake`]: the signed exchange that opens every RPC connection.
 //! - [`wire`]: the versioned request and response messages.
 //! - [`membership`]: gossip (chitchat): members, addresses, classes, load, liveness.
 //! - [`cluster`]: membership plus pooled connections to the other nodes.
@@ -24,6 +26,8 @@ pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod handshake;
+pub mod identity;
 pub mod membership;
 pub mod node;
 pub mod placement;

@@ -4,9 +4,12 @@
 //!
 //! Each node publishes its own keys; nobody else writes them:
 //! `addr` (RPC address), `classes`, `labels`, `root` (its root directory), `objects`,
-//! `active`, `inflight` (the load vector).
+//! `active`, `inflight` (the load vector), and `cert` (its certificate, with an identity).
+//! A node with an identity counts as members only the nodes whose certificate its
+//! authority signed for that node id: gossip from anyone else is heard but ignored.
 
 use crate::config::Config;
+use crate::identity::Identity;
 use chitchat::transport::UdpTransport;
 use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
 use clouds::{NodeId, ObjectId};
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const KEY_ADDR: &str = "addr";
 const KEY_CLASSES: &str = "classes";
 const KEY_LABELS: &str = "labels";
+const KEY_CERT: &str = "cert";
 const KEY_ROOT: &str = "root";
 const KEY_OBJECTS: &str = "objects";
 const KEY_ACTIVE: &str = "active";
@@ -74,6 +78,8 @@ pub struct Load {
 pub struct Membership {
     handle: ChitchatHandle,
     id: NodeId,
+    /// With an identity: the authority whose certificates make a member.
+    authority: Option<capability::PublicKey>,
     addr: SocketAddr,
     /// Nodes whose direct contact failed, and when. std `Mutex`: one map operation at a time.
     unreachable: Mutex<HashMap<NodeId, Instant>>,
@@ -86,6 +92,7 @@ impl Membership {
         addr: SocketAddr,
         classes: &[String],
         root: Option<ObjectId>,
+        identity: Option<&Identity>,
     ) -> anyhow::Result<Membership> {
         let generation = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let interval = Duration::from_millis(config.gossip_interval_ms);
@@ -111,10 +118,14 @@ impl Membership {
             initial.push((KEY_ROOT.to_string(), root.to_string()));
         }
         initial.push((KEY_LABELS.to_string(), config.labels.join(",")));
+        if let Some(id) = identity {
+            initial.push((KEY_CERT.to_string(), hex(&postcard::to_stdvec(&id.cert).expect("certificates encode"))));
+        }
         let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start gossip on udp {addr}: {e:#}"))?;
-        Ok(Membership { handle, id: config.id, addr, unreachable: Mutex::new(HashMap::new()) })
+        let authority = identity.map(|i| i.authority);
+        Ok(Membership { handle, id: config.id, authority, addr, unreachable: Mutex::new(HashMap::new()) })
     }
 
     pub fn id(&self) -> NodeId {
@@ -135,6 +146,11 @@ impl Membership {
             let get = |k: &str| state.get(k).map(str::to_string);
             let num = |k: &str| get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
             let Some(addr) = get(KEY_ADDR).and_then(|a| a.parse().ok()) else { continue };
+            if let Some(authority) = &self.authority {
+                if !certified(get(KEY_CERT), id, authority) {
+                    continue;
+                }
+            }
             let suspect = id != self.id && unreachable.get(&id).is_some_and(|t| t.elapsed() < SUSPECT_FOR);
             let peer = Peer {
                 id,
@@ -213,4 +229,17 @@ impl Membership {
 /// A comma-separated value as a list.
 fn list(value: Option<String>) -> Vec<String> {
     value.map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a gossiped certificate is `authority`'s, for node `id`.
+fn certified(cert: Option<String>, id: NodeId, authority: &capability::PublicKey) -> bool {
+    let Some(text) = cert else { return false };
+    let bytes: Option<Vec<u8>> =
+        (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
+    let Some(cert) = bytes.and_then(|b| postcard::from_bytes::<capability::NodeCert>(&b).ok()) else { return false };
+    cert.node == id && cert.is_signed_by(authority)
 }

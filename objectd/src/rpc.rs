@@ -6,10 +6,13 @@
 //! whatever happens to the connection.
 
 use crate::engine::Engine;
+use crate::handshake::{self, Peer};
+use crate::identity::Identity;
 use crate::wire::{Request, RequestBody, Response, ResponseBody, WIRE_VERSION};
 use clouds::InvokeError;
 use futures::StreamExt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
@@ -32,6 +35,10 @@ struct Server {
     engine: Engine,
     /// Engine work in flight, so that shutdown can wait for it.
     work: TaskTracker,
+    /// Who is at the other end of this connection, as the handshake established.
+    peer: Peer,
+    /// Whether this node has an identity, and so tells nodes from everyone else.
+    secured: bool,
 }
 
 impl NodeRpc for Server {
@@ -41,6 +48,12 @@ impl NodeRpc for Server {
                 "wire version {} is not supported by this node (it speaks {WIRE_VERSION}); upgrade the client or the node",
                 req.version
             )));
+        }
+        if self.secured && is_internal(&req.body) && !matches!(self.peer, Peer::Node(_)) {
+            return Err(InvokeError::Denied {
+                reason: "this request is for nodes of the cluster; the connection did not present a node certificate"
+                    .into(),
+            });
         }
         let engine = self.engine.clone();
         match self.work.spawn(handle(engine, req.body)).await {
@@ -68,15 +81,30 @@ async fn handle(engine: Engine, body: RequestBody) -> Response {
     }
 }
 
+/// Requests only nodes of the cluster may make.
+fn is_internal(body: &RequestBody) -> bool {
+    matches!(body, RequestBody::Probe(_))
+}
+
 /// The length-delimited frame codec both ends use.
 pub fn frame_codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME).new_codec()
 }
 
+/// How long a peer may take over the handshake.
+const HANDSHAKE_WITHIN: Duration = Duration::from_secs(5);
+
 /// Serves `listener` until `shutdown` resolves, then waits up to `grace` for engine work
-/// in flight to finish.
-pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<Output = ()>, grace: Duration) {
-    let server = Server { engine, work: TaskTracker::new() };
+/// in flight to finish. Every connection opens with the handshake (`identity`: this node's,
+/// if it has one).
+pub async fn serve(
+    listener: TcpListener,
+    engine: Engine,
+    identity: Option<Arc<Identity>>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let work = TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -93,20 +121,30 @@ pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<
                 };
                 // Small request/reply messages: do not wait to coalesce them.
                 let _ = stream.set_nodelay(true);
-                let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
-                let server = server.clone();
-                tokio::spawn(
+                let (engine, work, identity) = (engine.clone(), work.clone(), identity.clone());
+                // The handshake runs in the connection's own task: a slow peer delays nobody.
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let shake = handshake::accept(&mut stream, engine.node(), identity.as_deref());
+                    let peer = match tokio::time::timeout(HANDSHAKE_WITHIN, shake).await {
+                        Ok(Ok(peer)) => peer,
+                        Ok(Err(reason)) => return tracing::info!("refused a connection: {reason}"),
+                        Err(_) => return tracing::info!("a peer did not finish the handshake in time"),
+                    };
+                    let server = Server { engine, work, peer, secured: identity.is_some() };
+                    let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
                     BaseChannel::with_defaults(transport)
                         .execute(server.serve())
                         .for_each(|request| async move {
                             tokio::spawn(request);
-                        }),
-                );
+                        })
+                        .await;
+                });
             }
         }
     }
-    server.work.close();
-    if tokio::time::timeout(grace, server.work.wait()).await.is_err() {
-        tracing::warn!("{} invocations still running after the shutdown grace period", server.work.len());
+    work.close();
+    if tokio::time::timeout(grace, work.wait()).await.is_err() {
+        tracing::warn!("{} invocations still running after the shutdown grace period", work.len());
     }
 }

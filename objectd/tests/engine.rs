@@ -402,6 +402,7 @@ async fn methods_create_objects_and_typed_stubs_work_from_client_code() {
     let server = tokio::spawn(objectd::rpc::serve(
         listener,
         h.engine.clone(),
+        None,
         async move {
             let _ = stopped.await;
         },

@@ -106,6 +106,43 @@ fn a_routed_client_goes_straight_to_the_objects_node() {
     });
 }
 
+/// The cluster's nodes carry certificates from its authority (`cluster up` makes them). A
+/// process without one can make no internal request, and cannot become a member even if it
+/// gossips under the cluster's name: nodes ignore it, and nothing can be placed on it.
+#[test]
+fn uncertified_processes_cannot_join_or_make_internal_requests() {
+    let c = LocalCluster::up(2);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let anonymous = Client::connect(c.addr(1)).await.unwrap();
+        let probe = anonymous.probe(
+            clouds::ThreadId::new(),
+            ObjectId::new(clouds::NodeId(1)),
+            Vec::new(),
+            Duration::from_secs(2),
+        );
+        match probe.await {
+            Err(clouds::InvokeError::Denied { reason }) => assert!(reason.contains("node certificate"), "{reason}"),
+            other => panic!("an anonymous probe was not denied: {other:?}"),
+        }
+        // Ordinary requests from clients still work.
+        assert!(anonymous.status().await.is_ok());
+    });
+    let authority = std::fs::read_to_string(c.dir.path().join("authority.pub")).unwrap();
+    let gossip_name = format!("clouds-{}", &authority.trim()[..16]);
+    let rogue_dir = tempfile::tempdir().unwrap();
+    let rogue =
+        tests::Node::start_with(9, rogue_dir.path(), &["--seeds", &c.addr(1).to_string(), "--cluster", &gossip_name]);
+    std::thread::sleep(Duration::from_secs(2));
+    // The rogue does gossip with the cluster (it hears node 1), so what keeps it out is
+    // the certificate check, not the cluster's name.
+    let heard = rogue.clouds(&["--json", "nodes"]).json();
+    assert!(heard.as_array().unwrap().iter().any(|n| n["id"] == json!(1)), "{heard}");
+    let members = c.clouds(1, &["--json", "nodes"]).json();
+    assert!(members.as_array().unwrap().iter().all(|n| n["id"] != json!(9)), "{members}");
+    c.clouds(1, &["create", "Counter", "--on", "9"]).fails(6, "node-9 is unavailable: not a member of the cluster");
+}
+
 /// Two threads crossing over objects on two nodes (A on node 1 -> B on node 2, while B ->
 /// A) wait for each other: a probe sent between the nodes finds the cycle, one of them
 /// fails with `Deadlock` naming it, long before the deadline, and the other completes.
@@ -213,7 +250,8 @@ fn state_of_2(c: &LocalCluster) -> Option<serde_json::Value> {
     nodes.as_array().unwrap().iter().find(|n| n["id"] == json!(2)).map(|n| n["state"].clone())
 }
 
-/// A second node with an id already in use is refused with a clear error.
+/// A second node with an id already in use (node 2 started twice, with its identity) is
+/// refused with a clear error.
 #[test]
 fn a_duplicate_node_id_is_refused() {
     let c = LocalCluster::up(2);
@@ -221,7 +259,8 @@ fn a_duplicate_node_id_is_refused() {
     let mut child = std::process::Command::new(tests::bin("testnode"))
         .args(["--id", "2", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir.path())
-        .args(["--seeds", &c.addr(1).to_string(), "--root-node", "1"])
+        .args(["--seeds", &c.addr(1).to_string(), "--root-node", "1", "--identity"])
+        .arg(c.dir.path().join("identity-2"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

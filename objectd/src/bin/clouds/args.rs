@@ -79,6 +79,13 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
+    /// Create a cluster authority in DIR (kept if there is one) and an identity (key and
+    /// certificate) for nodes 1..=N under DIR/identity-N. `cluster up` does this by itself.
+    Init {
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+    },
     /// Start N objectd processes on 127.0.0.1 with free ports, data and logs under DIR;
     /// prints `ID ADDRESS` per node (also written to DIR/nodes). Run again on the same DIR,
     /// it starts whichever nodes are not running, with the same id, address and data.

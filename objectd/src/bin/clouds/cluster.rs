@@ -1,9 +1,13 @@
 //! `clouds cluster up` / `down`: a local cluster of `objectd` processes on 127.0.0.1.
 //!
-//! DIR holds `nodes` (one `ID ADDRESS` line per node), `<ID>.pid`, `node-<ID>/` (data) and
-//! `node-<ID>.log`. The first node keeps the root directory; every node seeds from all.
+//! DIR holds `nodes` (one `ID ADDRESS` line per node), `<ID>.pid`, `node-<ID>/` (data),
+//! `node-<ID>.log`, the cluster authority (`authority.key`, `authority.pub`) and each
+//! node's identity (`identity-<ID>/`). The first node keeps the root directory; every node
+//! seeds from all.
 
 use crate::exit::CliError;
+use clouds::NodeId;
+use objectd::identity::Identity;
 use objectd::membership::PeerState;
 use objectd::Client;
 use std::io::Write as _;
@@ -106,6 +110,17 @@ fn objectd_binary(explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
     }
 }
 
+/// `clouds cluster init DIR --nodes N`
+pub fn init(dir: &Path, nodes: u16) -> Result<(), CliError> {
+    let ids: Vec<NodeId> = (1..=nodes).map(NodeId).collect();
+    let authority = objectd::identity::init(dir, &ids).map_err(failed)?;
+    println!("authority {authority}");
+    for id in ids {
+        println!("{} {}", id.0, Identity::dir_in(dir, id).display());
+    }
+    Ok(())
+}
+
 fn spawn(bin: &Path, dir: &Path, m: &Member, seeds: &str, root: u16) -> Result<Child, CliError> {
     let log_path = dir.join(format!("node-{}.log", m.id));
     let log = std::fs::OpenOptions::new()
@@ -117,7 +132,8 @@ fn spawn(bin: &Path, dir: &Path, m: &Member, seeds: &str, root: u16) -> Result<C
     let child = Command::new(bin)
         .args(["--id", &m.id.to_string(), "--listen", &m.addr.to_string(), "--data"])
         .arg(dir.join(format!("node-{}", m.id)))
-        .args(["--seeds", seeds, "--root-node", &root.to_string()])
+        .args(["--seeds", seeds, "--root-node", &root.to_string(), "--identity"])
+        .arg(Identity::dir_in(dir, NodeId(m.id)))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err_log)
@@ -141,6 +157,8 @@ pub async fn up(nodes: u16, dir: &Path, objectd: Option<PathBuf>, json: bool) ->
         members.push(Member { id, addr: free_addr()? });
     }
     write_nodes(dir, &members)?;
+    let ids: Vec<NodeId> = members.iter().map(|m| NodeId(m.id)).collect();
+    objectd::identity::init(dir, &ids).map_err(failed)?;
     let bin = objectd_binary(objectd)?;
     let seeds: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
     let root = members[0].id;

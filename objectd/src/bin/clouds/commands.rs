@@ -18,6 +18,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             return cluster::up(nodes, &dir, objectd, json).await
         }
         Command::Cluster(ClusterCommand::Down { dir }) => return cluster::down(&dir),
+        Command::Cluster(ClusterCommand::Init { dir, nodes }) => return cluster::init(&dir, nodes),
         other => other,
     };
     let client = Client::connect(cli.node).await?.with_deadline(Duration::from_millis(cli.deadline));
