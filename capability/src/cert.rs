@@ -29,6 +29,15 @@ impl NodeCert {
         NodeCert { node, key, authority: authority.public(), signature: authority.sign(&message(node, &key)) }
     }
 
+    /// The text form: hex of the binary (postcard) form.
+    pub fn to_text(&self) -> String {
+        crate::hex::encode(&postcard::to_stdvec(self).expect("certificates encode"))
+    }
+
+    pub fn from_text(text: &str) -> Option<NodeCert> {
+        postcard::from_bytes(&crate::hex::decode(text)?).ok()
+    }
+
     /// Whether `authority` signed this certificate.
     pub fn is_signed_by(&self, authority: &PublicKey) -> bool {
         self.authority == *authority && authority.verifies(&message(self.node, &self.key), &self.signature)
@@ -48,6 +57,8 @@ mod tests {
         let mut forged = cert.clone();
         forged.node = NodeId(4);
         assert!(!forged.is_signed_by(&authority.public()));
+        assert_eq!(NodeCert::from_text(&cert.to_text()), Some(cert.clone()));
+        assert_eq!(NodeCert::from_text("not a certificate"), None);
         let mut swapped = cert.clone();
         swapped.key = other.public();
         assert!(!swapped.is_signed_by(&authority.public()));

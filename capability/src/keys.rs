@@ -21,7 +21,7 @@ impl PublicKey {
 /// Lowercase hex, 64 characters.
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(&crate::hex::encode(&self.0))
     }
 }
 
@@ -34,16 +34,10 @@ impl fmt::Debug for PublicKey {
 impl FromStr for PublicKey {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a public key (expected 64 hex digits)");
-        if s.len() != 64 || !s.is_ascii() {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-            let text = std::str::from_utf8(chunk).map_err(|_| bad())?;
-            out[i] = u8::from_str_radix(text, 16).map_err(|_| bad())?;
-        }
-        Ok(PublicKey(out))
+        crate::hex::decode(s)
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .map(PublicKey)
+            .ok_or_else(|| format!("`{s}` is not a public key (expected 64 hex digits)"))
     }
 }
 

@@ -5,6 +5,7 @@
 //! Layout:
 //! - [`rights`]: `Rights` (read, write, admin, delegate, migrate) and what each access needs.
 //! - [`keys`]: ed25519 key pairs and public keys.
+//! - [`hex`]: the text form of keys and certificates.
 //! - [`cert`]: a node's certificate: the cluster authority vouches for the node's key.
 //! - [`token`]: `Token`: a node certificate, then a chain of signed grants; issuing,
 //!   attenuating, and the binary and text forms.
@@ -20,6 +21,7 @@
 //! key decides who can attenuate it further.
 
 pub mod cert;
+pub mod hex;
 pub mod keys;
 pub mod rights;
 pub mod token;

@@ -8,7 +8,7 @@
 //! `init` makes a cluster's authority (`authority.key`, `authority.pub`) in a directory and
 //! an identity directory for each node it is given.
 
-use capability::{KeyPair, NodeCert, PublicKey};
+use capability::{hex, KeyPair, NodeCert, PublicKey};
 use clouds::NodeId;
 use std::path::{Path, PathBuf};
 
@@ -20,24 +20,10 @@ pub struct Identity {
     pub authority: PublicKey,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str, what: &Path) -> Result<Vec<u8>, String> {
-    let text = text.trim();
-    if text.len() % 2 != 0 || !text.is_ascii() {
-        return Err(format!("{} is not hex", what.display()));
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| format!("{} is not hex", what.display())))
-        .collect()
-}
-
+/// A file's contents, as hex.
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    unhex(&text, path)
+    hex::decode(&text).ok_or_else(|| format!("{} is not hex", path.display()))
 }
 
 /// Writes a file readable by its owner only (secrets) or by everyone.
@@ -65,8 +51,10 @@ impl Identity {
     pub fn load(dir: &Path) -> Result<Identity, String> {
         let key = secret_of(read(&dir.join("node.key"))?, &dir.join("node.key"))?;
         let cert_path = dir.join("node.cert");
-        let cert: NodeCert = postcard::from_bytes(&read(&cert_path)?)
-            .map_err(|e| format!("{} is not a node certificate: {e}", cert_path.display()))?;
+        let text =
+            std::fs::read_to_string(&cert_path).map_err(|e| format!("cannot read {}: {e}", cert_path.display()))?;
+        let cert =
+            NodeCert::from_text(&text).ok_or_else(|| format!("{} is not a node certificate", cert_path.display()))?;
         let auth_path = dir.join("authority.pub");
         let authority = PublicKey(
             read(&auth_path)?.try_into().map_err(|_| format!("{} does not hold a public key", auth_path.display()))?,
@@ -99,8 +87,8 @@ pub fn init(dir: &Path, nodes: &[NodeId]) -> Result<PublicKey, String> {
         secret_of(read(&auth_key_path)?, &auth_key_path)?
     } else {
         let k = KeyPair::generate();
-        write(&auth_key_path, &hex(&k.secret_bytes()), true)?;
-        write(&dir.join("authority.pub"), &hex(&k.public().0), false)?;
+        write(&auth_key_path, &hex::encode(&k.secret_bytes()), true)?;
+        write(&dir.join("authority.pub"), &k.public().to_string(), false)?;
         k
     };
     for &node in nodes {
@@ -111,9 +99,9 @@ pub fn init(dir: &Path, nodes: &[NodeId]) -> Result<PublicKey, String> {
         std::fs::create_dir_all(&id_dir).map_err(|e| format!("cannot create {}: {e}", id_dir.display()))?;
         let key = KeyPair::generate();
         let cert = NodeCert::issue(&authority, node, key.public());
-        write(&id_dir.join("node.key"), &hex(&key.secret_bytes()), true)?;
-        write(&id_dir.join("node.cert"), &hex(&postcard::to_stdvec(&cert).expect("certificates encode")), false)?;
-        write(&id_dir.join("authority.pub"), &hex(&authority.public().0), false)?;
+        write(&id_dir.join("node.key"), &hex::encode(&key.secret_bytes()), true)?;
+        write(&id_dir.join("node.cert"), &cert.to_text(), false)?;
+        write(&id_dir.join("authority.pub"), &authority.public().to_string(), false)?;
     }
     Ok(authority.public())
 }

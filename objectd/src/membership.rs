@@ -119,7 +119,7 @@ impl Membership {
         }
         initial.push((KEY_LABELS.to_string(), config.labels.join(",")));
         if let Some(id) = identity {
-            initial.push((KEY_CERT.to_string(), hex(&postcard::to_stdvec(&id.cert).expect("certificates encode"))));
+            initial.push((KEY_CERT.to_string(), id.cert.to_text()));
         }
         let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
             .await
@@ -231,15 +231,8 @@ fn list(value: Option<String>) -> Vec<String> {
     value.map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Whether a gossiped certificate is `authority`'s, for node `id`.
 fn certified(cert: Option<String>, id: NodeId, authority: &capability::PublicKey) -> bool {
-    let Some(text) = cert else { return false };
-    let bytes: Option<Vec<u8>> =
-        (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
-    let Some(cert) = bytes.and_then(|b| postcard::from_bytes::<capability::NodeCert>(&b).ok()) else { return false };
-    cert.node == id && cert.is_signed_by(authority)
+    cert.and_then(|text| capability::NodeCert::from_text(&text))
+        .is_some_and(|cert| cert.node == id && cert.is_signed_by(authority))
 }
