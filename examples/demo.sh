@@ -5,7 +5,9 @@
 # object, and `--trace` shows the path); runs the bank example (accounts spread over the
 # nodes, concurrent transfers, the total checked); kills a node with -9, shows that its
 # objects are unavailable while the rest works, restarts it and shows every object kept its
-# committed state. Stops the cluster at the end. Needs only cargo.
+# committed state. On the way, a second user gets a read-only capability, uses it, is
+# refused a write, and loses it to a revocation. Stops the cluster at the end. Needs only
+# cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,8 @@ cargo build -q -p objectd -p examples
 BIN=target/debug
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/clouds-demo.XXXXXX")
 DIR="$WORK/cluster"
+# The administrator's wallet: `cluster up` makes its key the cluster's admin.
+export CLOUDS_WALLET="$WORK/wallet"
 cleanup() { "$BIN/clouds" cluster down --dir "$DIR" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
@@ -39,6 +43,23 @@ run --node "$N1" invoke logs/events.append '{"user": "alice", "action": "login"}
 run --node "$N3" ls counters
 echo "\$ clouds invoke counters/visits.incr not-a-number   (a bad argument: refused, nothing changes)"
 "$BIN/clouds" --node "$N1" invoke counters/visits.incr not-a-number || echo "   (exit code $?)"
+
+echo "== capabilities: Bob, a second user with a wallet of his own, gets read access"
+BOB="$WORK/bob-wallet"
+BOB_KEY=$("$BIN/clouds" --wallet "$BOB" whoami)
+echo "bob's key: $BOB_KEY"
+VISITS=$("$BIN/clouds" --node "$N1" describe counters/visits | awk '/^id:/ {print $2}')
+echo "\$ clouds cap grant counters/visits --rights read --expires 1h --to BOB_KEY"
+TOKEN=$("$BIN/clouds" --node "$N1" cap grant counters/visits --rights read --expires 1h --to "$BOB_KEY")
+echo "${TOKEN:0:60}..."
+run --wallet "$BOB" cap import "$TOKEN"
+run --node "$N2" --wallet "$BOB" invoke "$VISITS.get"
+echo "\$ clouds --wallet BOB invoke $VISITS.incr 1   (bob may read, not write)"
+"$BIN/clouds" --node "$N2" --wallet "$BOB" invoke "$VISITS.incr" 1 || echo "   (exit code $?: denied)"
+run --node "$N1" cap revoke counters/visits
+echo "\$ clouds --wallet BOB invoke $VISITS.get   (every earlier capability is void)"
+"$BIN/clouds" --node "$N2" --wallet "$BOB" invoke "$VISITS.get" || echo "   (exit code $?: denied)"
+run --node "$N3" invoke counters/visits.get
 
 echo "== the bank example: 8 accounts over the 3 nodes, 200 concurrent transfers"
 "$BIN/bank" --node "$N2" --accounts 8 --transfers 200

@@ -3,7 +3,7 @@
 //! the release binaries: `cargo build --release --workspace --bins`.
 
 use crate::stats::{measure_concurrent, Figures};
-use clouds::{Codec, ObjectId, ThreadCtx};
+use clouds::{Codec, RawRef, ThreadCtx};
 use objectd::placement::Placement;
 use objectd::wire::InitialState;
 use objectd::Client;
@@ -70,33 +70,33 @@ pub async fn run() {
 
     Figures::print_header();
     crate::echo_figures_at("raw tarpc echo (64 B)", true, &[1]).await.into_iter().for_each(|f| f.print());
-    let call = |client: &Client, target: ObjectId, method: &'static str, args: Vec<u8>| {
-        let client = client.clone();
+    let call = |client: &Client, target: &RawRef, method: &'static str, args: Vec<u8>| {
+        let (client, target) = (client.clone(), target.clone());
         move |_| {
-            let (client, args) = (client.clone(), args.clone());
+            let (client, args, target) = (client.clone(), args.clone(), target.clone());
             async move {
                 client
-                    .invoke_on(ThreadCtx::new(30_000), target, method, Codec::Binary, args, None)
+                    .invoke_on(ThreadCtx::new(30_000), &target, method, Codec::Binary, args, None)
                     .await
                     .expect("invoke");
             }
         }
     };
-    measure_concurrent("null read on node 2, asked of node 2", 1, RUN, call(&at2, b, "visits", vec![])).await.print();
+    measure_concurrent("null read on node 2, asked of node 2", 1, RUN, call(&at2, &b, "visits", vec![])).await.print();
     let routed = via1.clone().routed().await.expect("routes");
-    measure_concurrent("null read on node 2, routed client (entry node 1)", 1, RUN, call(&routed, b, "visits", vec![]))
+    measure_concurrent("null read on node 2, routed client (entry node 1)", 1, RUN, call(&routed, &b, "visits", vec![]))
         .await
         .print();
     for threads in [1usize, 64, 256] {
         let name = format!("null read on node 2, asked of node 1, {threads} threads");
-        measure_concurrent(&name, threads, RUN, call(&via1, b, "visits", vec![])).await.print();
+        measure_concurrent(&name, threads, RUN, call(&via1, &b, "visits", vec![])).await.print();
     }
-    let one_hop = postcard::to_stdvec(&(vec![b],)).expect("args");
-    let three_hops = postcard::to_stdvec(&(vec![b, c],)).expect("args");
-    measure_concurrent("nested: node 1 -> node 2 (1 hop out and back)", 1, RUN, call(&via1, a, "look", one_hop))
+    let one_hop = postcard::to_stdvec(&(vec![b.clone()],)).expect("args");
+    let three_hops = postcard::to_stdvec(&(vec![b.clone(), c.clone()],)).expect("args");
+    measure_concurrent("nested: node 1 -> node 2 (1 hop out and back)", 1, RUN, call(&via1, &a, "look", one_hop))
         .await
         .print();
-    measure_concurrent("nested: node 1 -> node 2 -> node 3 (3 objects)", 1, RUN, call(&via1, a, "look", three_hops))
+    measure_concurrent("nested: node 1 -> node 2 -> node 3 (3 objects)", 1, RUN, call(&via1, &a, "look", three_hops))
         .await
         .print();
 

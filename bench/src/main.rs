@@ -10,13 +10,19 @@
 //! 5. A 256 MiB Blob written and read back in 4 MiB calls.
 //! 6. A real 3-node cluster: remote and nested invocations, idle memory (needs the release
 //!    node binaries: `cargo build --release --workspace --bins`).
+//! 7. What capability checks cost: the same invocation with checks off (an engine built
+//!    with `Guard::unchecked`, which only this harness uses), with a cached verified chain,
+//!    and with every call's token new to the node (chains of 1 and 3 links).
 //!
-//! Sections by name: `node durable tarpc transport blob cluster`; none named runs all.
+//! Sections by name: `node durable tarpc transport blob cluster caps`; none named runs all.
 
 mod cluster;
 mod stats;
 
-use clouds::{Codec, ObjectId, ThreadCtx};
+use clouds::{Codec, RawRef, Rights, ThreadCtx};
+use objectd::engine::Guard;
+use objectd::identity::Identity;
+use objectd::placement::Placement;
 use futures::StreamExt;
 use objectd::wire::{InitialState, Invocation};
 use objectd::{Config, Durability, Engine, Registry, SledStore};
@@ -30,29 +36,43 @@ use tarpc::server::{BaseChannel, Channel};
 const RUN: Duration = Duration::from_secs(2);
 
 async fn engine(durability: Durability) -> (Engine, tempfile::TempDir) {
+    engine_guarded(durability, |identity| Guard::new(identity)).await
+}
+
+async fn engine_guarded(
+    durability: Durability,
+    guard: impl FnOnce(Arc<Identity>) -> Guard,
+) -> (Engine, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_test(dir.path().to_path_buf());
     config.durability = durability;
     let store = Arc::new(SledStore::open(dir.path()).expect("store"));
-    (Engine::start(&config, store, Registry::standard()).await.expect("engine"), dir)
+    let identity = Arc::new(Identity::ephemeral(config.id));
+    (Engine::start(&config, store, Registry::standard(), guard(identity)).await.expect("engine"), dir)
 }
 
-fn invocation(target: ObjectId, method: &str, args: Vec<u8>) -> Invocation {
+/// A new object of `class` on `engine`, with its owner capability.
+async fn create(engine: &Engine, class: &str) -> RawRef {
+    let owner = capability::KeyPair::generate().public();
+    engine.create(class, InitialState::Default, Placement::Local, owner).await.expect("create")
+}
+
+fn invocation(target: &RawRef, method: &str, args: Vec<u8>) -> Invocation {
     Invocation {
         thread: ThreadCtx::new(30_000),
-        target,
+        target: target.id,
         method: method.into(),
         codec: Codec::Binary,
         args,
         call_id: None,
-        capability: None,
+        capability: target.cap.clone(),
     }
 }
 
 async fn same_node() {
     println!("\n## 1. Same-node invocation (in-process engine, binary codec)\n");
     let (engine, _dir) = engine(Durability::Buffered).await;
-    let id = engine.create("Counter", InitialState::Default, objectd::placement::Placement::Local).await.unwrap();
+    let id = create(&engine, "Counter").await;
     let plain = Arc::new(Mutex::new(0i64));
 
     let p = plain.clone();
@@ -66,10 +86,12 @@ async fn same_node() {
     .await
     .print();
     let e = engine.clone();
+    let id = Arc::new(id);
+    let read = id.clone();
     measure_latency("Counter.get invocation (read)", RUN, || {
-        let e = e.clone();
+        let (e, id) = (e.clone(), read.clone());
         async move {
-            e.invoke(invocation(id, "get", vec![])).await.unwrap();
+            e.invoke(invocation(&id, "get", vec![])).await.unwrap();
         }
     })
     .await
@@ -86,9 +108,9 @@ async fn same_node() {
     let e = engine.clone();
     let one = postcard::to_stdvec(&(1i64,)).unwrap();
     measure_latency("Counter.incr invocation (write, buffered)", RUN, || {
-        let (e, one) = (e.clone(), one.clone());
+        let (e, one, id) = (e.clone(), one.clone(), id.clone());
         async move {
-            e.invoke(invocation(id, "incr", one)).await.unwrap();
+            e.invoke(invocation(&id, "incr", one)).await.unwrap();
         }
     })
     .await
@@ -102,9 +124,7 @@ async fn durable_writes() {
         let (engine, _dir) = engine(Durability::ProcessCrash).await;
         let mut ids = Vec::new();
         for _ in 0..callers {
-            ids.push(
-                engine.create("Counter", InitialState::Default, objectd::placement::Placement::Local).await.unwrap(),
-            );
+            ids.push(create(&engine, "Counter").await);
         }
         let one = postcard::to_stdvec(&(1i64,)).unwrap();
         let ids = Arc::new(ids);
@@ -112,7 +132,7 @@ async fn durable_writes() {
         measure_concurrent(&format!("Counter.incr, {callers} callers, one object each"), callers, RUN, move |i| {
             let (e, one, ids) = (e.clone(), one.clone(), ids.clone());
             async move {
-                e.invoke(invocation(ids[i], "incr", one)).await.unwrap();
+                e.invoke(invocation(&ids[i], "incr", one)).await.unwrap();
             }
         })
         .await
@@ -267,11 +287,76 @@ async fn big_blob() {
         assert!(back == chunk(i), "chunk {i} read back differs");
     }
     let read = t.elapsed();
-    let info = client.describe(blob.id()).await.unwrap();
+    let info = client.describe(blob.raw().clone()).await.unwrap();
     let mib = (TOTAL >> 20) as f64;
     println!("| write {mib} MiB | {:.1} s | {:.0} MiB/s |", write.as_secs_f64(), mib / write.as_secs_f64());
     println!("| read back and compare | {:.1} s | {:.0} MiB/s |", read.as_secs_f64(), mib / read.as_secs_f64());
     println!("| stored | {} pages | {} MiB |", info.pages, info.page_bytes >> 20);
+}
+
+/// `n` distinct capabilities for `object`, each a chain of `links` links, all granting
+/// read: tokens the node has not seen, so every call verifies its chain.
+fn fresh_tokens(engine: &Engine, object: &RawRef, n: usize, links: usize) -> Vec<clouds::Cap> {
+    use capability::{Grant, KeyPair, Restrict, Token};
+    let identity = engine.guard().identity();
+    let holder = KeyPair::generate();
+    let rights = Rights::READ.union(Rights::DELEGATE);
+    (0..n)
+        .map(|i| {
+            // A different expiry makes each token (and its signatures) different.
+            let expires = Some(4_000_000_000 + i as u64);
+            let grant = Grant { object: object.id, rights, methods: None, expires, epoch: 0, holder: holder.public() };
+            let mut token = Token::issue(identity.cert.clone(), &identity.key, grant);
+            for _ in 1..links {
+                token = token.attenuate(&holder, Restrict::default(), holder.public()).expect("attenuate");
+            }
+            token.to_cap()
+        })
+        .collect()
+}
+
+async fn capability_checks() {
+    println!("\n## 7. What capability checks cost (same-node Counter.get, in-process engine)\n");
+    Figures::print_header();
+    let (off, _d1) = engine_guarded(Durability::Buffered, Guard::unchecked).await;
+    let target = Arc::new(create(&off, "Counter").await);
+    let (e, t) = (off.clone(), target.clone());
+    measure_latency("checks off (test build)", RUN, move || {
+        let (e, t) = (e.clone(), t.clone());
+        async move {
+            e.invoke(invocation(&t, "get", vec![])).await.unwrap();
+        }
+    })
+    .await
+    .print();
+
+    let (on, _d2) = engine(Durability::Buffered).await;
+    let target = Arc::new(create(&on, "Counter").await);
+    let (e, t) = (on.clone(), target.clone());
+    measure_latency("checked, verified chain cached", RUN, move || {
+        let (e, t) = (e.clone(), t.clone());
+        async move {
+            e.invoke(invocation(&t, "get", vec![])).await.unwrap();
+        }
+    })
+    .await
+    .print();
+    for links in [1usize, 3] {
+        // More tokens than the cache holds, used in turn: every call misses.
+        let tokens = Arc::new(fresh_tokens(&on, &target, 10_000, links));
+        let next = Arc::new(AtomicU64::new(0));
+        let (e, t) = (on.clone(), target.clone());
+        measure_latency(&format!("checked, uncached, {links}-link chain"), RUN, move || {
+            let (e, t, tokens) = (e.clone(), t.clone(), tokens.clone());
+            let i = next.fetch_add(1, Ordering::Relaxed) as usize % tokens.len();
+            async move {
+                let r = RawRef { id: t.id, cap: Some(tokens[i].clone()) };
+                e.invoke(invocation(&r, "get", vec![])).await.unwrap();
+            }
+        })
+        .await
+        .print();
+    }
 }
 
 async fn over_tarpc() {
@@ -299,11 +384,11 @@ async fn over_tarpc() {
         })
         .await
         .print();
-        let c = client.clone();
+        let (c, id) = (client.clone(), id.clone());
         measure_concurrent(&format!("Counter.get via client, {concurrency} in flight"), concurrency, RUN, move |_| {
-            let c = c.clone();
+            let (c, id) = (c.clone(), id.clone());
             async move {
-                c.invoke_on(ThreadCtx::new(30_000), id, "get", Codec::Binary, vec![], None).await.unwrap();
+                c.invoke_on(ThreadCtx::new(30_000), &id, "get", Codec::Binary, vec![], None).await.unwrap();
             }
         })
         .await
@@ -331,6 +416,9 @@ fn main() {
         }
         if wanted("tarpc") {
             over_tarpc().await;
+        }
+        if wanted("caps") {
+            capability_checks().await;
         }
     });
     drop(rt);

@@ -3,7 +3,8 @@
 //! Pure and synchronous: no I/O, no clocks (callers pass the time), no runtime.
 //!
 //! Layout:
-//! - [`rights`]: `Rights` (read, write, admin, delegate, migrate) and what each access needs.
+//! `Rights` (read, write, admin, delegate, migrate) live in `clouds`, so that classes can name
+//! them (`ctx.attenuate(&r, Rights::READ)`); this crate re-exports them.
 //! - [`keys`]: ed25519 key pairs and public keys.
 //! - [`hex`]: the text form of keys and certificates.
 //! - [`cert`]: a node's certificate: the cluster authority vouches for the node's key.
@@ -23,12 +24,11 @@
 pub mod cert;
 pub mod hex;
 pub mod keys;
-pub mod rights;
 pub mod token;
 pub mod verify;
 
 pub use cert::NodeCert;
 pub use keys::{KeyPair, PublicKey};
-pub use rights::Rights;
+pub use clouds::Rights;
 pub use token::{Grant, Link, Restrict, Token, TOKEN_VERSION};
 pub use verify::{Denied, Verified};

@@ -6,18 +6,15 @@
 
 use crate::cert::NodeCert;
 use crate::keys::{KeyPair, PublicKey};
-use crate::rights::Rights;
+use crate::Rights;
 use crate::verify::Denied;
-use base64::Engine as _;
-use clouds::ObjectId;
+use clouds::{Cap, ObjectId};
 use serde::{Deserialize, Serialize};
 
 /// The token format this build writes and reads.
 pub const TOKEN_VERSION: u16 = 1;
 /// Domain separation for link signatures.
 const LINK_DOMAIN: &[u8] = b"clouds capability link v1";
-/// The text form: this prefix, then the binary form in base64url without padding.
-const TEXT_PREFIX: &str = "cap1.";
 
 /// What one link grants.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +53,25 @@ pub struct Restrict {
     pub expires: Option<u64>,
 }
 
+impl Grant {
+    /// The narrower grant `restrict` makes of this one for `to`, as link `link` of a chain.
+    /// Refused if this grant lacks `delegate`, or `restrict` asks for more than it has.
+    pub fn restricted(&self, restrict: Restrict, to: PublicKey, link: usize) -> Result<Grant, Denied> {
+        if !self.rights.contains(Rights::DELEGATE) {
+            return Err(Denied::NotDelegable { link: link.saturating_sub(1) });
+        }
+        let rights = restrict.rights.unwrap_or(self.rights);
+        let methods = restrict.methods.or_else(|| self.methods.clone());
+        let expires = match (restrict.expires, self.expires) {
+            (Some(e), Some(p)) => Some(e.min(p)),
+            (e, p) => e.or(p),
+        };
+        let child = Grant { object: self.object, rights, methods, expires, epoch: self.epoch, holder: to };
+        crate::verify::narrower(self, &child).map_err(|what| Denied::Amplified { link, what })?;
+        Ok(child)
+    }
+}
+
 /// What link `grant` signs, chained to the previous link's signature.
 pub(crate) fn link_message(grant: &Grant, previous: Option<&[u8]>) -> Vec<u8> {
     let mut m = LINK_DOMAIN.to_vec();
@@ -86,17 +102,7 @@ impl Token {
         if holder_key.public() != parent.holder {
             return Err(Denied::NotHolder);
         }
-        if !parent.rights.contains(Rights::DELEGATE) {
-            return Err(Denied::NotDelegable { link: self.links.len() - 1 });
-        }
-        let rights = restrict.rights.unwrap_or(parent.rights);
-        let methods = restrict.methods.or_else(|| parent.methods.clone());
-        let expires = match (restrict.expires, parent.expires) {
-            (Some(e), Some(p)) => Some(e.min(p)),
-            (e, p) => e.or(p),
-        };
-        let child = Grant { object: parent.object, rights, methods, expires, epoch: parent.epoch, holder: to };
-        crate::verify::narrower(parent, &child).map_err(|what| Denied::Amplified { link: self.links.len(), what })?;
+        let child = parent.restricted(restrict, to, self.links.len())?;
         let previous = &self.links.last().expect("a token has at least one link").signature;
         let signature = holder_key.sign(&link_message(&child, Some(previous)));
         let mut token = self.clone();
@@ -123,14 +129,21 @@ impl Token {
         Ok(token)
     }
 
+    /// The form references carry (`clouds::Cap`): the binary form, opaque to classes.
+    pub fn to_cap(&self) -> Cap {
+        Cap::from_bytes(self.to_bytes())
+    }
+
+    pub fn from_cap(cap: &Cap) -> Result<Token, Denied> {
+        Token::from_bytes(cap.as_bytes())
+    }
+
     /// The text form, for people and the command line: `cap1.` + base64url.
     pub fn to_text(&self) -> String {
-        format!("{TEXT_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.to_bytes()))
+        self.to_cap().to_text()
     }
 
     pub fn from_text(text: &str) -> Result<Token, Denied> {
-        let body = text.trim().strip_prefix(TEXT_PREFIX).ok_or(Denied::Malformed)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).map_err(|_| Denied::Malformed)?;
-        Token::from_bytes(&bytes)
+        Token::from_cap(&Cap::from_text(text).map_err(|_| Denied::Malformed)?)
     }
 }

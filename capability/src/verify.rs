@@ -1,7 +1,7 @@
 //! Verification: a token back to the cluster authority, then against one call.
 
 use crate::keys::PublicKey;
-use crate::rights::Rights;
+use crate::Rights;
 use crate::token::{link_message, Grant, Token, TOKEN_VERSION};
 use clouds::{NodeId, ObjectId};
 

@@ -9,8 +9,9 @@
 use crate::codec::Codec;
 use crate::error::InvokeError;
 use crate::id::{NodeId, ObjectId, ThreadId};
-use crate::object::{encode_state, Object};
-use crate::reference::Ref;
+use crate::object::{encode_state, Object, ObjectState};
+use crate::reference::{RawRef, Ref};
+use crate::rights::Rights;
 use crate::thread::Frame;
 use crate::BoxFuture;
 use serde::de::DeserializeOwned;
@@ -32,14 +33,22 @@ pub trait Backend: Send + Sync {
     fn chain(&self) -> Vec<Frame>;
     /// Time left until the thread's deadline, where the runtime knows it.
     fn remaining(&self) -> Option<std::time::Duration>;
+    /// Invokes `method` on `target.id`, presenting `target.cap` (a client may present a
+    /// capability of its own instead).
     fn invoke<'a>(
         &'a self,
-        target: ObjectId,
+        target: &'a RawRef,
         method: &'a str,
         codec: Codec,
         args: Vec<u8>,
     ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>>;
-    fn create<'a>(&'a self, class: &'a str, state: Vec<u8>) -> BoxFuture<'a, Result<ObjectId, InvokeError>>;
+    /// Creates an object; the reference carries its owner capability.
+    fn create<'a>(&'a self, class: &'a str, state: Vec<u8>) -> BoxFuture<'a, Result<RawRef, InvokeError>>;
+    /// A reference to the same object whose capability grants only `rights` (and no more
+    /// than `target`'s does). Needs the delegate right.
+    fn attenuate(&self, target: &RawRef, rights: Rights) -> Result<RawRef, InvokeError>;
+    /// A reference to the running object with a capability for every right on it.
+    fn this_ref(&self) -> Result<RawRef, InvokeError>;
     fn page_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError>;
     fn page_put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError>;
     fn page_delete(&self, key: &[u8]) -> Result<(), InvokeError>;
@@ -71,6 +80,13 @@ impl Ctx {
         self.backend.this()
     }
 
+    /// A reference to the running object, with a capability for every right on it: an
+    /// object may do anything to itself, and pass itself on (attenuated, as a rule) to
+    /// others. Fails in client code, which runs in no object.
+    pub fn this_ref<T: ObjectState>(&self) -> Result<Ref<T>, InvokeError> {
+        self.backend.this_ref().map(Ref::from_raw)
+    }
+
     pub fn chain(&self) -> Vec<Frame> {
         self.backend.chain()
     }
@@ -84,7 +100,7 @@ impl Ctx {
     /// Invokes `method` on `target` with arguments already encoded in `codec`.
     pub async fn invoke_raw(
         &self,
-        target: ObjectId,
+        target: &RawRef,
         method: &str,
         codec: Codec,
         args: Vec<u8>,
@@ -95,7 +111,7 @@ impl Ctx {
     /// Invokes `method` on `target` with a tuple of arguments; what the typed stubs call.
     pub async fn call<A: Serialize, R: DeserializeOwned>(
         &self,
-        target: ObjectId,
+        target: &RawRef,
         method: &str,
         args: &A,
     ) -> Result<R, InvokeError> {
@@ -111,9 +127,22 @@ impl Ctx {
     }
 
     /// Creates a new object of class `T` with `state`; it is placed by the node's policy.
+    /// The reference carries the owner capability (every right).
     pub async fn create<T: Object>(&self, state: &T) -> Result<Ref<T>, InvokeError> {
-        let id = self.backend.create(T::CLASS, encode_state(state)?).await?;
-        Ok(Ref::new(id))
+        let raw = self.backend.create(T::CLASS, encode_state(state)?).await?;
+        Ok(Ref::from_raw(raw))
+    }
+
+    /// A reference to the same object granting only `rights`, to pass on instead of `r`.
+    /// Fails with `Denied` if `r`'s capability lacks the delegate right, and asks for
+    /// nothing more than `r` grants (`rights` beyond it are refused, not widened).
+    pub fn attenuate<T: ObjectState>(&self, r: &Ref<T>, rights: Rights) -> Result<Ref<T>, InvokeError> {
+        self.attenuate_raw(r.raw(), rights).map(Ref::from_raw)
+    }
+
+    /// `attenuate` for an untyped reference.
+    pub fn attenuate_raw(&self, r: &RawRef, rights: Rights) -> Result<RawRef, InvokeError> {
+        self.backend.attenuate(r, rights)
     }
 
     /// The running object's own storage pages.

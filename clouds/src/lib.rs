@@ -10,28 +10,35 @@
 //!   type-erased `Class` / `Instance` pair the node runs.
 //! - [`ctx`]: `Ctx`, a method's view of the running thread: nested invocations, object
 //!   creation and per-object storage pages.
-//! - [`reference`]: `Ref<T>`, a typed, by-value reference to another object.
+//! - [`reference`]: `Ref<T>`, a typed, by-value reference to another object, carrying
+//!   its capability.
+//! - [`cap`]: `Cap`, a capability token in transit (opaque here).
+//! - [`rights`]: `Rights`, what a capability allows (read, write, admin, delegate, migrate).
 //! - [`thread`]: the thread context that travels in every invocation message.
 //!
 //! This crate holds vocabulary only: no tokio, tarpc or sled. Classes depend on it and
 //! never on the daemon.
 
+pub mod cap;
 pub mod codec;
 pub mod ctx;
 pub mod error;
 pub mod id;
 pub mod object;
 pub mod reference;
+pub mod rights;
 pub mod thread;
 pub mod value;
 
 pub use clouds_macros::{methods, Object};
+pub use cap::Cap;
 pub use codec::Codec;
 pub use ctx::{Backend, Ctx, Pages, Storage};
 pub use error::InvokeError;
 pub use id::{CallId, NodeId, ObjectId, ThreadId};
 pub use object::{class_of, Access, Class, ClassInfo, Instance, MethodInfo, Object, ParamInfo};
 pub use reference::{RawRef, Ref};
+pub use rights::Rights;
 pub use thread::{Frame, ThreadCtx};
 pub use value::Value;
 

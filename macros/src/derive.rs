@@ -22,7 +22,7 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
         }
 
         #[doc = #doc]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[derive(Clone, Debug, PartialEq, Eq)]
         #vis struct #stub {
             raw: ::clouds::RawRef,
         }

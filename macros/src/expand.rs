@@ -149,8 +149,8 @@ fn stub_method(m: &Method) -> TokenStream {
     quote! {
         #[doc = #doc]
         pub async fn #ident(&self, ctx: &::clouds::Ctx, #(#params),*) -> ::core::result::Result<#ok, ::clouds::InvokeError> {
-            let __id = ::clouds::__private::StubOf::raw(self).id;
-            ctx.call(__id, #name, &(#(&#names,)*)).await
+            let __raw = ::clouds::__private::StubOf::raw(self);
+            ctx.call(__raw, #name, &(#(&#names,)*)).await
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `Directory`: one level of the name tree, kept in storage pages (one page per entry).
 
 use crate::path::validate_component;
-use clouds::{methods, Ctx, InvokeError, Object, ObjectId};
+use clouds::{methods, Cap, Ctx, InvokeError, Object, ObjectId, RawRef};
 use serde::{Deserialize, Serialize};
 
 /// What a name is bound to.
@@ -10,6 +10,16 @@ pub struct Entry {
     pub id: ObjectId,
     /// The class of the object, so that listings need not visit every object.
     pub class: String,
+    /// A capability the binder chose to hand to everyone who can read the directory
+    /// (`lookup` and `list` need the read right); `None`: the name gives the id only.
+    pub cap: Option<Cap>,
+}
+
+impl Entry {
+    /// A reference to the bound object, carrying the entry's capability.
+    pub fn raw(&self) -> RawRef {
+        RawRef { id: self.id, cap: self.cap.clone() }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, thiserror::Error)]

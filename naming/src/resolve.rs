@@ -1,15 +1,19 @@
 //! Walking paths through directory objects. Each step is an ordinary invocation by the
 //! caller's thread, so these work the same from client code and from inside an object.
+//!
+//! Each step presents the capability the previous entry handed out (a client presents its
+//! wallet's instead when that is stronger). Directories that `bind` creates on the way are
+//! bound with a read capability, so whoever can read a directory can walk below it.
 
 use crate::directory::{Directory, Entry, NameError};
 use crate::path::Path;
-use clouds::{Ctx, InvokeError, ObjectId, Ref};
+use clouds::{Ctx, InvokeError, RawRef, Ref, Rights};
 
 const DIRECTORY: &str = "Directory";
 
 /// The entry `path` names. The root resolves to the root directory itself.
-pub async fn resolve(ctx: &Ctx, root: ObjectId, path: &Path) -> Result<Entry, InvokeError> {
-    let mut current = Entry { id: root, class: DIRECTORY.into() };
+pub async fn resolve(ctx: &Ctx, root: &RawRef, path: &Path) -> Result<Entry, InvokeError> {
+    let mut current = Entry { id: root.id, class: DIRECTORY.into(), cap: root.cap.clone() };
     let mut walked = Path::root();
     for component in path.components() {
         let dir = as_directory(&current, &walked)?;
@@ -23,21 +27,22 @@ pub async fn resolve(ctx: &Ctx, root: ObjectId, path: &Path) -> Result<Entry, In
 }
 
 /// Binds `path` to `entry`, creating missing parent directories on the way.
-pub async fn bind(ctx: &Ctx, root: ObjectId, path: &Path, entry: Entry) -> Result<(), InvokeError> {
+pub async fn bind(ctx: &Ctx, root: &RawRef, path: &Path, entry: Entry) -> Result<(), InvokeError> {
     let (parent, name) = path.split_last().ok_or_else(|| InvokeError::invalid("the root cannot be bound"))?;
-    let mut dir: Ref<Directory> = Ref::new(root);
+    let mut dir: Ref<Directory> = Ref::from_raw(root.clone());
     for component in parent.components() {
         dir = match dir.lookup(ctx, component.clone()).await? {
-            Some(e) if e.class == DIRECTORY => Ref::new(e.id),
+            Some(e) if e.class == DIRECTORY => Ref::from_raw(e.raw()),
             Some(e) => return Err(not_a_directory(component, &e)),
             None => {
                 let new: Ref<Directory> = ctx.create(&Directory::default()).await?;
-                let entry = Entry { id: new.id(), class: DIRECTORY.into() };
+                let readable = ctx.attenuate(&new, Rights::READ)?;
+                let entry = Entry { id: new.id(), class: DIRECTORY.into(), cap: readable.cap().cloned() };
                 match dir.bind(ctx, component.clone(), entry).await {
                     Ok(()) => new,
                     // Another thread made it first: use theirs.
                     Err(e) if is_already_bound(&e) => match dir.lookup(ctx, component.clone()).await? {
-                        Some(e) if e.class == DIRECTORY => Ref::new(e.id),
+                        Some(e) if e.class == DIRECTORY => Ref::from_raw(e.raw()),
                         _ => return Err(InvokeError::NameNotFound { path: parent.to_string() }),
                     },
                     Err(e) => return Err(e),
@@ -49,7 +54,7 @@ pub async fn bind(ctx: &Ctx, root: ObjectId, path: &Path, entry: Entry) -> Resul
 }
 
 /// Removes the binding of `path`; returns what it was bound to. The object stays.
-pub async fn unbind(ctx: &Ctx, root: ObjectId, path: &Path) -> Result<Entry, InvokeError> {
+pub async fn unbind(ctx: &Ctx, root: &RawRef, path: &Path) -> Result<Entry, InvokeError> {
     let (parent, name) = path.split_last().ok_or_else(|| InvokeError::invalid("the root cannot be unbound"))?;
     let dir = as_directory(&resolve(ctx, root, &parent).await?, &parent)?;
     dir.unbind(ctx, name.to_string()).await.map_err(|e| match e {
@@ -61,7 +66,7 @@ pub async fn unbind(ctx: &Ctx, root: ObjectId, path: &Path) -> Result<Entry, Inv
 }
 
 /// The entries of the directory at `path`, all of them, in name order.
-pub async fn list(ctx: &Ctx, root: ObjectId, path: &Path) -> Result<Vec<(String, Entry)>, InvokeError> {
+pub async fn list(ctx: &Ctx, root: &RawRef, path: &Path) -> Result<Vec<(String, Entry)>, InvokeError> {
     let dir = as_directory(&resolve(ctx, root, path).await?, path)?;
     let mut out: Vec<(String, Entry)> = Vec::new();
     loop {
@@ -79,7 +84,7 @@ fn as_directory(entry: &Entry, path: &Path) -> Result<Ref<Directory>, InvokeErro
     if entry.class != DIRECTORY {
         return Err(InvokeError::invalid(format!("`{path}` is a {}, not a directory", entry.class)));
     }
-    Ok(Ref::new(entry.id))
+    Ok(Ref::from_raw(entry.raw()))
 }
 
 fn not_a_directory(component: &str, e: &Entry) -> InvokeError {

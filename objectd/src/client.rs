@@ -1,5 +1,10 @@
 //! The client library: talk to a node, invoke objects, and get a `Ctx` so that typed
 //! stubs (`counter.incr(&ctx, 1).await`) work from code outside any object.
+//!
+//! A client acts for the holder of a `Wallet`: it proves the wallet's key when it
+//! connects, presents the strongest capability it has for each object it calls (its
+//! wallet's, or the one a reference carries), and keeps the owner capabilities of the
+//! objects it creates in the wallet.
 
 use crate::engine::WaitEdge;
 use crate::handshake;
@@ -11,8 +16,13 @@ use crate::wire::{
     CreateRequest, Hop, InitialState, Invocation, NodeStatus, ObjectInfo, ProbeRequest, Reply, Request, RequestBody,
     Response, ResponseBody,
 };
+use crate::engine::guard::denied;
+use crate::handshake::Credentials;
+use crate::wallet::Wallet;
+use capability::{Denied, PublicKey, Restrict, Token};
 use clouds::{
-    Backend, BoxFuture, CallId, ClassInfo, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, ThreadCtx, ThreadId,
+    Backend, BoxFuture, CallId, Cap, ClassInfo, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights,
+    ThreadCtx, ThreadId,
 };
 use std::net::SocketAddr;
 use std::ops::Bound;
@@ -37,38 +47,79 @@ pub struct Client {
     deadline: Duration,
     /// With `routed`: where objects are and connections to their nodes.
     routes: Option<Arc<routes::Routes>>,
+    wallet: Arc<Wallet>,
 }
 
 impl Client {
+    /// Connects with a wallet of its own, in memory: it holds what this client creates.
     pub async fn connect(addr: SocketAddr) -> Result<Client, InvokeError> {
         Client::connect_within(addr, CONNECT_TIMEOUT).await
     }
 
-    /// Connects, giving up after `within`.
+    /// `connect`, giving up after `within`.
     pub async fn connect_within(addr: SocketAddr, within: Duration) -> Result<Client, InvokeError> {
-        Client::connect_as(addr, within, None, None).await
+        Client::connect_with(addr, within, Arc::new(Wallet::ephemeral())).await
+    }
+
+    /// Connects for the holder of `wallet`.
+    pub async fn connect_with(addr: SocketAddr, within: Duration, wallet: Arc<Wallet>) -> Result<Client, InvokeError> {
+        let holder = wallet.clone();
+        Client::open(addr, within, Credentials::User(holder.key()), None, wallet).await
     }
 
     /// Connects as a node (`identity`), checking that the server is node `expect` of the
-    /// same cluster; without an identity, as an anonymous client.
+    /// same cluster; without an identity, anonymously.
     pub async fn connect_as(
         addr: SocketAddr,
         within: Duration,
         identity: Option<&Identity>,
         expect: Option<NodeId>,
     ) -> Result<Client, InvokeError> {
+        let credentials = identity.map(Credentials::Node).unwrap_or(Credentials::Anonymous);
+        Client::open(addr, within, credentials, expect, Arc::new(Wallet::ephemeral())).await
+    }
+
+    async fn open(
+        addr: SocketAddr,
+        within: Duration,
+        credentials: Credentials<'_>,
+        expect: Option<NodeId>,
+        wallet: Arc<Wallet>,
+    ) -> Result<Client, InvokeError> {
         let unavailable = |reason: String| InvokeError::Unavailable { node: addr.to_string(), reason };
         let connected = tokio::time::timeout(within, async {
             let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
             let _ = stream.set_nodelay(true);
-            handshake::connect(&mut stream, identity, expect).await.map_err(|reason| InvokeError::Denied { reason })?;
+            handshake::connect(&mut stream, credentials, expect)
+                .await
+                .map_err(|reason| InvokeError::Denied { reason })?;
             Ok::<_, InvokeError>(stream)
         });
         let stream =
             connected.await.map_err(|_| unavailable(format!("no answer within {} ms", within.as_millis())))??;
         let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
         let rpc = NodeRpcClient::new(tarpc::client::Config::default(), transport).spawn();
-        Ok(Client { rpc, addr, deadline: Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS), routes: None })
+        let deadline = Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS);
+        Ok(Client { rpc, addr, deadline, routes: None, wallet })
+    }
+
+    /// The wallet this client acts for.
+    pub fn wallet(&self) -> &Arc<Wallet> {
+        &self.wallet
+    }
+
+    /// The strongest capability this client has for `target.id`: the reference's own or
+    /// its wallet's.
+    pub fn capability_for(&self, target: &RawRef) -> Option<Cap> {
+        let rights = |c: &Cap| Token::from_cap(c).map(|t| t.grant().rights.count()).unwrap_or(0);
+        match (target.cap.clone(), self.wallet.best(target.id)) {
+            (Some(a), Some(b)) => Some(if rights(&b) > rights(&a) { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn with_cap(&self, target: &RawRef) -> RawRef {
+        RawRef { id: target.id, cap: self.capability_for(target) }
     }
 
     /// Sends invocations straight to the node that has the object, over pooled
@@ -123,13 +174,15 @@ impl Client {
     pub async fn invoke_reply(
         &self,
         thread: ThreadCtx,
-        target: ObjectId,
+        target: &RawRef,
         method: &str,
         codec: Codec,
         args: Vec<u8>,
         call_id: Option<CallId>,
     ) -> Result<Reply, InvokeError> {
-        let inv = Invocation { thread, target, method: method.to_string(), codec, args, call_id, capability: None };
+        let capability = self.capability_for(target);
+        let inv =
+            Invocation { thread, target: target.id, method: method.to_string(), codec, args, call_id, capability };
         if let Some(routes) = &self.routes {
             if let Some(answer) = self.invoke_routed(routes, &inv).await {
                 return answer;
@@ -148,7 +201,7 @@ impl Client {
         let mut retried = false;
         for _ in 0..MAX_REDIRECTS {
             let node = routes.location(inv.target);
-            let (conn, pooled) = routes.connection(node, within, self.deadline).await?;
+            let (conn, pooled) = routes.connection(node, within, self.deadline, &self.wallet).await?;
             match conn.send(RequestBody::Invoke(inv.clone()), self.deadline).await {
                 Ok(Ok(ResponseBody::Invoked(reply))) => return Some(Ok(reply)),
                 Ok(Ok(other)) => return Some(Err(unexpected(other))),
@@ -175,7 +228,7 @@ impl Client {
     pub async fn invoke_on(
         &self,
         thread: ThreadCtx,
-        target: ObjectId,
+        target: &RawRef,
         method: &str,
         codec: Codec,
         args: Vec<u8>,
@@ -187,7 +240,7 @@ impl Client {
     /// Invokes a method with JSON arguments on a new thread; returns the JSON result.
     pub async fn invoke_json(
         &self,
-        target: ObjectId,
+        target: &RawRef,
         method: &str,
         args: &[serde_json::Value],
         call_id: Option<CallId>,
@@ -198,7 +251,7 @@ impl Client {
     /// `invoke_json`; with `trace`, also the path the thread took, one hop per object entered.
     pub async fn invoke_json_traced(
         &self,
-        target: ObjectId,
+        target: &RawRef,
         method: &str,
         args: &[serde_json::Value],
         call_id: Option<CallId>,
@@ -214,33 +267,87 @@ impl Client {
     }
 
     /// Creates an object on the node this client talks to.
-    pub async fn create(&self, class: &str, state: InitialState) -> Result<ObjectId, InvokeError> {
+    pub async fn create(&self, class: &str, state: InitialState) -> Result<RawRef, InvokeError> {
         self.create_placed(class, state, Placement::Local).await
     }
 
-    /// Creates an object where `placement` says.
+    /// Creates an object where `placement` says; its owner capability goes into the
+    /// wallet (and comes back in the reference).
     pub async fn create_placed(
         &self,
         class: &str,
         state: InitialState,
         placement: Placement,
-    ) -> Result<ObjectId, InvokeError> {
-        match self.call(RequestBody::Create(CreateRequest { class: class.to_string(), state, placement })).await? {
-            ResponseBody::Created(id) => Ok(id),
+    ) -> Result<RawRef, InvokeError> {
+        let created = self.create_for(class, state, placement, self.wallet.public()).await?;
+        if let Some(cap) = &created.cap {
+            self.wallet.add(cap).map_err(InvokeError::storage)?;
+        }
+        Ok(created)
+    }
+
+    /// Creates an object with an owner capability for `owner` (node to node).
+    pub async fn create_for(
+        &self,
+        class: &str,
+        state: InitialState,
+        placement: Placement,
+        owner: PublicKey,
+    ) -> Result<RawRef, InvokeError> {
+        let req = CreateRequest { class: class.to_string(), state, placement, owner };
+        match self.call(RequestBody::Create(req)).await? {
+            ResponseBody::Created(raw) => Ok(raw),
             other => Err(unexpected(other)),
         }
     }
 
-    pub async fn describe(&self, id: ObjectId) -> Result<ObjectInfo, InvokeError> {
-        match self.call(RequestBody::Describe(id)).await? {
+    /// Needs the read right.
+    pub async fn describe(&self, target: RawRef) -> Result<ObjectInfo, InvokeError> {
+        match self.call(RequestBody::Describe(self.with_cap(&target))).await? {
             ResponseBody::Described(info) => Ok(*info),
             other => Err(unexpected(other)),
         }
     }
 
-    pub async fn delete(&self, id: ObjectId) -> Result<(), InvokeError> {
-        match self.call(RequestBody::Delete(id)).await? {
-            ResponseBody::Deleted => Ok(()),
+    /// Needs the admin right.
+    pub async fn delete(&self, target: RawRef) -> Result<(), InvokeError> {
+        match self.call(RequestBody::Delete(self.with_cap(&target))).await? {
+            ResponseBody::Deleted => {
+                self.wallet.forget(target.id).map_err(InvokeError::storage)?;
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Voids every capability for the object granted so far, this client's included, and
+    /// returns a fresh owner capability for `holder` (kept in the wallet if it is the
+    /// wallet's key). Needs the admin right.
+    pub async fn revoke(&self, target: RawRef, holder: PublicKey) -> Result<Cap, InvokeError> {
+        let id = target.id;
+        match self.call(RequestBody::Revoke { target: self.with_cap(&target), holder }).await? {
+            ResponseBody::Capability(cap) => {
+                if holder == self.wallet.public() {
+                    self.wallet.forget(id).and_then(|()| self.wallet.add(&cap)).map_err(InvokeError::storage)?;
+                }
+                Ok(cap)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The root directory's owner capability, if this client's wallet holds the
+    /// cluster's admin key; kept in the wallet.
+    pub async fn root_capability(&self) -> Result<Cap, InvokeError> {
+        let cap = self.root_capability_for(self.wallet.public()).await?;
+        self.wallet.add(&cap).map_err(InvokeError::storage)?;
+        Ok(cap)
+    }
+
+    /// The root directory's owner capability for `holder` (node to node, or for the admin).
+    pub async fn root_capability_for(&self, holder: PublicKey) -> Result<Cap, InvokeError> {
+        match self.call(RequestBody::RootCapability { holder }).await? {
+            ResponseBody::Capability(cap) => Ok(cap),
             other => Err(unexpected(other)),
         }
     }
@@ -333,7 +440,7 @@ impl Backend for ClientBackend {
 
     fn invoke<'a>(
         &'a self,
-        target: ObjectId,
+        target: &'a RawRef,
         method: &'a str,
         codec: Codec,
         args: Vec<u8>,
@@ -343,8 +450,22 @@ impl Backend for ClientBackend {
         Box::pin(self.client.invoke_on(thread, target, method, codec, args, None))
     }
 
-    fn create<'a>(&'a self, class: &'a str, state: Vec<u8>) -> BoxFuture<'a, Result<ObjectId, InvokeError>> {
+    fn create<'a>(&'a self, class: &'a str, state: Vec<u8>) -> BoxFuture<'a, Result<RawRef, InvokeError>> {
         Box::pin(self.client.create(class, InitialState::Encoded(state)))
+    }
+
+    fn this_ref(&self) -> Result<RawRef, InvokeError> {
+        Err(InvokeError::invalid("client code runs in no object, so it has no `this`"))
+    }
+
+    /// Signs a narrower capability with the wallet's key, which must hold the one given.
+    fn attenuate(&self, target: &RawRef, rights: Rights) -> Result<RawRef, InvokeError> {
+        let cap = self.client.capability_for(target).ok_or(Denied::Missing).map_err(denied)?;
+        let token = Token::from_cap(&cap).map_err(denied)?;
+        let restrict = Restrict { rights: Some(rights), ..Restrict::default() };
+        let wallet = &self.client.wallet;
+        let narrower = token.attenuate(wallet.key(), restrict, wallet.public()).map_err(denied)?;
+        Ok(RawRef { id: target.id, cap: Some(narrower.to_cap()) })
     }
 
     fn page_get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {

@@ -76,10 +76,16 @@ pub struct Config {
     /// Free-form labels other nodes see (`gpu`, `ssd`, `zone-a`), for placement rules.
     pub labels: Vec<String>,
     /// The node's identity directory (`clouds cluster init` makes one per node): its key and
-    /// its certificate from the cluster authority. With one, only certified nodes of the
-    /// same cluster may make internal requests, and the node checks the nodes it calls.
-    /// Without, the node trusts whoever connects (a single node on loopback).
+    /// its certificate from the cluster authority. Only certified nodes of the same cluster
+    /// may join and make internal requests, and the node checks the nodes it calls.
+    /// `None`: the node makes an authority of its own under `DATA/identity` on first start
+    /// (a cluster of one).
     pub identity: Option<PathBuf>,
+    /// The cluster administrator's public key (hex, as `clouds whoami` prints it): the root
+    /// node hands the holder of this key an owner capability for the root directory.
+    /// `None`: nobody gets one (the root directory is then reachable only through
+    /// capabilities granted before).
+    pub admin: Option<String>,
 }
 
 impl Default for Config {
@@ -99,6 +105,7 @@ impl Default for Config {
             gossip_interval_ms: 300,
             labels: Vec::new(),
             identity: None,
+            admin: None,
         }
     }
 }
@@ -123,6 +130,9 @@ impl Config {
         }
         if self.data.as_os_str().is_empty() {
             return Err("data must name a directory".into());
+        }
+        if let Some(admin) = &self.admin {
+            admin.parse::<capability::PublicKey>().map_err(|e| format!("admin: {e}"))?;
         }
         if self.gossip_interval_ms == 0 {
             return Err("gossip_interval_ms must be at least 1".into());

@@ -48,9 +48,14 @@ pub struct Args {
     /// Labels other nodes see, comma-separated (`gpu,ssd`).
     #[arg(long, value_delimiter = ',')]
     pub labels: Vec<String>,
-    /// The node's identity directory (from `clouds cluster init`).
+    /// The node's identity directory (from `clouds cluster init`; default: an authority of
+    /// the node's own under DATA/identity).
     #[arg(long)]
     pub identity: Option<PathBuf>,
+    /// The administrator's public key (`clouds whoami`), who may ask for the root
+    /// directory's owner capability.
+    #[arg(long)]
+    pub admin: Option<String>,
 }
 
 impl Args {
@@ -85,6 +90,9 @@ impl Args {
         }
         if let Some(dir) = self.identity {
             c.identity = Some(dir);
+        }
+        if let Some(admin) = self.admin {
+            c.admin = Some(admin);
         }
         c.validate().map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         Ok(c)

@@ -10,11 +10,13 @@
 //! - `backend`: what `Ctx` does for a method running here.
 //! - `locks`: taking an object's lock, with deadlock bookkeeping.
 //! - `outcome`: deadline and panic handling, replies recorded under a call id.
-//! - `lifecycle`: create, delete, describe, status.
+//! - `guard`: the capability check at the door, with its cache of verified chains.
+//! - `lifecycle`: create, delete, describe, revoke, status.
 //! - `route`: where an object is, and forwarding invocations to the node that has it.
 //!
 //! An invocation: route (another node's object: forward it there, the thread continues
-//! there) -> deadline and hop checks -> activate (table) -> method lookup ->
+//! there) -> deadline and hop checks -> activate (table) -> method lookup -> capability
+//! check (chain, object, epoch, expiry, right, method list; `Denied` and nothing runs) ->
 //! re-entrancy rule -> lock (read shared, write exclusive, fair; a wait that would close a
 //! cycle of waiting threads fails with `Deadlock`) -> for writes, a recorded
 //! reply under the same call id short-cuts here -> run the method under the deadline,
@@ -27,6 +29,8 @@ mod clock;
 mod commit;
 mod deadlock;
 pub use deadlock::WaitEdge;
+pub mod guard;
+pub use guard::Guard;
 mod lifecycle;
 mod locks;
 mod outcome;
@@ -86,12 +90,21 @@ struct Inner {
     reads_held: Mutex<HashMap<(ThreadId, ObjectId), ReadHold>>,
     /// Who holds and who waits for which object.
     waits: locks::Waits,
+    /// Checks capabilities and issues them.
+    guard: Guard,
+    /// The administrator's key: who may have the root directory's capability.
+    admin: Option<capability::PublicKey>,
 }
 
 impl Engine {
     /// Builds the engine on an open store; creates the root directory on first start.
     /// Must run inside a tokio runtime (it starts the flusher task).
-    pub async fn start(config: &Config, store: Arc<dyn Store>, registry: Registry) -> Result<Engine, InvokeError> {
+    pub async fn start(
+        config: &Config,
+        store: Arc<dyn Store>,
+        registry: Registry,
+        guard: Guard,
+    ) -> Result<Engine, InvokeError> {
         let commits = commit::GroupCommit::start(config.durability, store.clone());
         let root = match store.meta_get(ROOT_KEY)? {
             Some(bytes) => Some(ObjectId::from_bytes(
@@ -120,11 +133,13 @@ impl Engine {
                 durability: config.durability,
                 local_root: root,
                 root_node: config.root_node(),
+                admin: config.admin.as_deref().map(str::parse).transpose().map_err(InvokeError::invalid)?,
                 cluster: std::sync::OnceLock::new(),
                 locations: Mutex::new(HashMap::new()),
                 inflight: std::sync::atomic::AtomicU64::new(0),
                 reads_held: Mutex::new(HashMap::new()),
                 waits: Mutex::new(deadlock::WaitGraph::default()),
+                guard,
             }),
         })
     }
@@ -144,6 +159,14 @@ impl Engine {
 
     pub(crate) fn tick(&self) -> u64 {
         self.inner.clock.tick()
+    }
+
+    pub fn admin(&self) -> Option<&capability::PublicKey> {
+        self.inner.admin.as_ref()
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.inner.guard
     }
 
     pub fn classes(&self) -> Vec<ClassInfo> {
@@ -188,6 +211,9 @@ impl Engine {
         let class = slot.class.clone();
         tracing::Span::current().record("class", class.info().name.as_str());
         let method = class.info().method(&inv.method)?;
+        let epoch = slot.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let needed = clouds::Rights::required_for(method.access);
+        self.inner.guard.admit(inv.capability.as_ref(), inv.target, epoch, needed, &method.name)?;
         let entry = reentrancy::check(&inv.thread.chain, inv.target, method.access, &method.name, &class.info().name)?;
         let _running = Running::start(&self.inner.inflight);
         let (value, nested) = match method.access {
@@ -217,10 +243,10 @@ impl Engine {
         match self.inner.store.get(id)? {
             None => Err(InvokeError::NotFound { id }),
             Some(Record::Forward { to, .. }) => Err(InvokeError::Moved { id, to }),
-            Some(Record::Live { class, version, state }) => {
+            Some(Record::Live { class, version, epoch, state }) => {
                 let class = self.inner.registry.get(&class)?.clone();
                 let instance = class.instantiate(&state)?;
-                Ok((class, Active { instance, version, stale: false, deleted: false }))
+                Ok((class, Active { instance, version, stale: false, deleted: false, epoch }))
             }
         }
     }
@@ -250,6 +276,7 @@ impl Engine {
             thread,
             deadline,
             this: slot.id,
+            epoch: slot.epoch.load(std::sync::atomic::Ordering::Acquire),
             method: method.name.clone(),
             writes: (method.access == Access::Write).then(Default::default),
             hops: Mutex::new(Vec::new()),
@@ -343,6 +370,7 @@ impl Engine {
                 state,
                 pages: pages.into_changes(),
                 call: inv.call_id.as_ref().map(|c| (c.0.clone(), record_reply(inv.codec, &reply))),
+                epoch: active.epoch,
             },
             Err(e) => {
                 self.reload(slot, &mut active)?;

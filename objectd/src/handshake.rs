@@ -1,10 +1,11 @@
 //! The exchange that opens every RPC connection, before any request.
 //!
 //! 1. The server sends its node id, its certificate (if it has an identity) and a nonce.
-//! 2. The client answers with who it is (anonymous, or a node certificate), its own nonce,
-//!    and, as a node, its signature over the server's nonce and id.
+//! 2. The client answers with who it is (anonymous, a user's public key, or a node
+//!    certificate), its own nonce, and, as a user or a node, its signature over the
+//!    server's nonce and id.
 //! 3. The server checks the certificate against its authority and the signature against
-//!    the certificate, then answers with its signature over the client's nonce, or refuses
+//!    the key, then answers with its signature over the client's nonce, or refuses
 //!    with the reason.
 //!
 //! A node connecting to another node checks, in turn, that the answer comes from a holder of
@@ -12,7 +13,7 @@
 //! found out. The server learns its peer (`Peer`), which decides what it may ask.
 
 use crate::identity::Identity;
-use capability::NodeCert;
+use capability::{KeyPair, NodeCert, PublicKey};
 use clouds::NodeId;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -28,6 +29,8 @@ const MAX_MESSAGE: u32 = 64 * 1024;
 pub enum Peer {
     /// A node of this cluster (its certificate and signature checked).
     Node(NodeId),
+    /// Someone who proved they hold this key (a user's wallet key).
+    User(PublicKey),
     /// Anyone else: clients, or any peer of a node that has no identity.
     Anonymous,
 }
@@ -44,6 +47,17 @@ struct ServerHello {
 enum ClientIdentity {
     Anonymous,
     Node(NodeCert),
+    User(PublicKey),
+}
+
+/// Who a client connects as.
+#[derive(Clone, Copy)]
+pub enum Credentials<'a> {
+    Anonymous,
+    /// A user, proving they hold this key.
+    User(&'a KeyPair),
+    /// A node of the cluster.
+    Node(&'a Identity),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,6 +123,12 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     .await?;
     let hello: ClientHello = recv(stream).await?;
     let checked = version_ok(hello.version).and_then(|()| match (&hello.identity, identity) {
+        (ClientIdentity::User(key), _) => {
+            if !key.verifies(&signed(CLIENT_DOMAIN, &my_nonce, me), &hello.signature) {
+                return Err("the client does not hold the key it names".to_string());
+            }
+            Ok(Peer::User(*key))
+        }
         (ClientIdentity::Anonymous, _) | (_, None) => Ok(Peer::Anonymous),
         (ClientIdentity::Node(cert), Some(id)) => {
             if !cert.is_signed_by(&id.authority) {
@@ -133,17 +153,18 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// The client side. As a node (`identity`), it proves it is one; expecting node `expect`,
-/// it checks that the server holds that node's certificate from the same authority.
+/// The client side. As a node, it proves it is one; expecting node `expect`, it checks
+/// that the server holds that node's certificate from the same authority. As a user, it
+/// proves it holds its key.
 pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    identity: Option<&Identity>,
+    credentials: Credentials<'_>,
     expect: Option<NodeId>,
 ) -> Result<(), String> {
     let hello: ServerHello = recv(stream).await?;
     version_ok(hello.version)?;
-    let server_key = match (identity, expect) {
-        (Some(id), Some(expected)) => {
+    let server_key = match (credentials, expect) {
+        (Credentials::Node(id), Some(expected)) => {
             let cert = hello
                 .cert
                 .as_ref()
@@ -159,11 +180,11 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
         _ => None,
     };
     let my_nonce = nonce();
-    let (who, signature) = match identity {
-        Some(id) => {
-            (ClientIdentity::Node(id.cert.clone()), id.key.sign(&signed(CLIENT_DOMAIN, &hello.nonce, hello.node)))
-        }
-        None => (ClientIdentity::Anonymous, Vec::new()),
+    let proof = |key: &KeyPair| key.sign(&signed(CLIENT_DOMAIN, &hello.nonce, hello.node));
+    let (who, signature) = match credentials {
+        Credentials::Node(id) => (ClientIdentity::Node(id.cert.clone()), proof(&id.key)),
+        Credentials::User(key) => (ClientIdentity::User(key.public()), proof(key)),
+        Credentials::Anonymous => (ClientIdentity::Anonymous, Vec::new()),
     };
     send(stream, &ClientHello { version: HANDSHAKE_VERSION, identity: who, nonce: my_nonce, signature }).await?;
     match recv::<_, ServerAnswer>(stream).await? {
@@ -202,7 +223,8 @@ mod tests {
         let client_side = async move {
             let mut b = b;
             // The client hangs up when it is done, as a TCP client would.
-            connect(&mut b, client, expect.map(NodeId)).await
+            let credentials = client.map(Credentials::Node).unwrap_or(Credentials::Anonymous);
+            connect(&mut b, credentials, expect.map(NodeId)).await
         };
         let server_side =
             tokio::time::timeout(std::time::Duration::from_secs(5), accept(&mut a, NodeId(server_node), server));
@@ -223,6 +245,18 @@ mod tests {
         let ids = identities("anon", &[1]);
         let (server, client) = run(Some(&ids[0]), 1, None, None).await;
         assert_eq!((server, client), (Ok(Peer::Anonymous), Ok(())));
+    }
+
+    #[tokio::test]
+    async fn users_prove_their_key_and_nothing_more() {
+        let ids = identities("user", &[1]);
+        let user = KeyPair::generate();
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let (server, client) = tokio::join!(
+            accept(&mut a, NodeId(1), Some(&ids[0])),
+            connect(&mut b, Credentials::User(&user), None)
+        );
+        assert_eq!((server, client), (Ok(Peer::User(user.public())), Ok(())));
     }
 
     #[tokio::test]

@@ -72,6 +72,15 @@ impl Identity {
         Ok(Identity { node: cert.node, key, cert, authority })
     }
 
+    /// An identity under a fresh authority that nobody keeps: for engines in tests and
+    /// benchmarks.
+    pub fn ephemeral(node: NodeId) -> Identity {
+        let authority = KeyPair::generate();
+        let key = KeyPair::generate();
+        let cert = NodeCert::issue(&authority, node, key.public());
+        Identity { node, key, cert, authority: authority.public() }
+    }
+
     /// The directory `init` makes for `node` under a cluster directory.
     pub fn dir_in(cluster_dir: &Path, node: NodeId) -> PathBuf {
         cluster_dir.join(format!("identity-{}", node.0))

@@ -14,6 +14,7 @@
 //! - [`placement`]: where a new object goes (pure).
 //! - [`rpc`]: the tarpc service: a thin adapter from the wire to the engine.
 //! - [`client`]: the client library (also what the `clouds` CLI uses).
+//! - [`wallet`]: a user's key and capabilities (files readable by the owner only).
 //! - [`daemon`]: the `objectd` command line, reusable for custom node binaries.
 //! - [`node`]: composition: open the store, build the engine, serve until shutdown.
 //! - [`shutdown`]: the shutdown signal.
@@ -35,6 +36,7 @@ pub mod registry;
 pub mod rpc;
 pub mod shutdown;
 pub mod store;
+pub mod wallet;
 pub mod wire;
 
 pub use client::Client;
@@ -42,3 +44,4 @@ pub use config::{Config, Durability};
 pub use engine::Engine;
 pub use registry::Registry;
 pub use store::{SledStore, Store};
+pub use wallet::Wallet;

@@ -5,6 +5,7 @@ use crate::client::Client;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::engine::Guard;
 use crate::identity::Identity;
 use crate::membership::Membership;
 use crate::registry::Registry;
@@ -25,35 +26,37 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     config.validate().map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
-    let identity = match &config.identity {
-        None => None,
-        Some(dir) => {
-            let id = Identity::load(dir).map_err(|e| anyhow::anyhow!("identity: {e}"))?;
-            anyhow::ensure!(
-                id.node == config.id,
-                "the identity in {} is for {}, but this node is {}",
-                dir.display(),
-                id.node,
-                config.id
-            );
-            Some(Arc::new(id))
+    let dir = match &config.identity {
+        Some(dir) => dir.clone(),
+        None => {
+            // A cluster of one: an authority of its own, kept with the data.
+            let own = config.data.join("identity");
+            crate::identity::init(&own, &[config.id]).map_err(|e| anyhow::anyhow!("identity: {e}"))?;
+            Identity::dir_in(&own, config.id)
         }
     };
+    let id = Identity::load(&dir).map_err(|e| anyhow::anyhow!("identity: {e}"))?;
+    anyhow::ensure!(
+        id.node == config.id,
+        "the identity in {} is for {}, but this node is {}",
+        dir.display(),
+        id.node,
+        config.id
+    );
+    let identity = Arc::new(id);
     std::fs::create_dir_all(&config.data)
         .with_context(|| format!("cannot create data directory {}", config.data.display()))?;
     let store = Arc::new(SledStore::open(&config.data)?);
     let classes: Vec<String> = registry.infos().into_iter().map(|c| c.name).collect();
     let engine =
-        Engine::start(&config, store, registry).await.map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
+        Engine::start(&config, store, registry, Guard::new(identity.clone())).await.map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
     let addr = listener.local_addr()?;
     // Nodes under another authority gossip in another cluster, whatever its name.
     let mut gossip = config.clone();
-    if let Some(id) = &identity {
-        gossip.cluster = format!("{}-{}", config.cluster, &id.authority.to_string()[..16]);
-    }
-    let membership = Membership::start(&gossip, addr, &classes, engine.local_root(), identity.as_deref()).await?;
+    gossip.cluster = format!("{}-{}", config.cluster, &identity.authority.to_string()[..16]);
+    let membership = Membership::start(&gossip, addr, &classes, engine.local_root(), Some(&identity)).await?;
     refuse_duplicate_id(&config, &membership).await?;
-    let cluster = Arc::new(Cluster::new(membership, identity.clone()));
+    let cluster = Arc::new(Cluster::new(membership, Some(identity.clone())));
     engine.join(cluster.clone());
     let load =
         tokio::spawn(publish_load(engine.clone(), cluster.clone(), Duration::from_millis(config.gossip_interval_ms)));
@@ -63,7 +66,7 @@ pub async fn run(
     };
     tracing::info!(node = %config.id, %addr, data = %config.data.display(), seeds = ?config.seeds, "objectd ready");
 
-    crate::rpc::serve(listener, engine.clone(), identity, shutdown, Duration::from_millis(config.shutdown_grace_ms))
+    crate::rpc::serve(listener, engine.clone(), Some(identity), shutdown, Duration::from_millis(config.shutdown_grace_ms))
         .await;
     load.abort();
     prune.abort();

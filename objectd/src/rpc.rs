@@ -9,6 +9,7 @@ use crate::engine::Engine;
 use crate::handshake::{self, Peer};
 use crate::identity::Identity;
 use crate::wire::{Request, RequestBody, Response, ResponseBody, WIRE_VERSION};
+use capability::PublicKey;
 use clouds::InvokeError;
 use futures::StreamExt;
 use std::future::Future;
@@ -55,6 +56,9 @@ impl NodeRpc for Server {
                     .into(),
             });
         }
+        if let RequestBody::RootCapability { holder } = &req.body {
+            may_have_root(&self.peer, holder, self.engine.admin()).map_err(|reason| InvokeError::Denied { reason })?;
+        }
         let engine = self.engine.clone();
         match self.work.spawn(handle(engine, req.body)).await {
             Ok(response) => response,
@@ -67,13 +71,16 @@ async fn handle(engine: Engine, body: RequestBody) -> Response {
     match body {
         RequestBody::Invoke(inv) => engine.invoke(inv).await.map(ResponseBody::Invoked),
         RequestBody::Create(req) => {
-            engine.create(&req.class, req.state, req.placement).await.map(ResponseBody::Created)
+            engine.create(&req.class, req.state, req.placement, req.owner).await.map(ResponseBody::Created)
         }
-        RequestBody::Describe(id) => engine.describe(id).await.map(|i| ResponseBody::Described(Box::new(i))),
-        RequestBody::Delete(id) => {
-            let deadline = Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS);
-            engine.delete(id, deadline).await.map(|()| ResponseBody::Deleted)
+        RequestBody::Describe(target) => {
+            engine.describe(target).await.map(|i| ResponseBody::Described(Box::new(i)))
         }
+        RequestBody::Delete(target) => engine.delete(target, LIFECYCLE_DEADLINE).await.map(|()| ResponseBody::Deleted),
+        RequestBody::Revoke { target, holder } => {
+            engine.revoke(target, holder, LIFECYCLE_DEADLINE).await.map(ResponseBody::Capability)
+        }
+        RequestBody::RootCapability { holder } => engine.root_capability(holder).await.map(ResponseBody::Capability),
         RequestBody::Classes => Ok(ResponseBody::Classes(engine.classes())),
         RequestBody::Status => engine.status().await.map(ResponseBody::Status),
         RequestBody::Nodes => Ok(ResponseBody::Nodes(engine.cluster()?.membership.peers().await)),
@@ -81,9 +88,50 @@ async fn handle(engine: Engine, body: RequestBody) -> Response {
     }
 }
 
+/// How long a delete or revoke waits for the methods running on its object.
+const LIFECYCLE_DEADLINE: Duration = Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS);
+
+/// Whether `peer` may have the root directory's owner capability made out to `holder`:
+/// a node may (it passes on a request it checked), and so may the administrator for
+/// themself, having proved at the handshake that they hold the admin key.
+fn may_have_root(peer: &Peer, holder: &PublicKey, admin: Option<&PublicKey>) -> Result<(), String> {
+    match (peer, admin) {
+        (Peer::Node(_), _) => Ok(()),
+        (Peer::User(key), Some(admin)) if key == admin && holder == admin => Ok(()),
+        (_, None) => Err("no administrator is configured for this cluster (objectd --admin KEY), so nobody can \
+             have the root directory's capability this way; ask someone who holds one to grant you access"
+            .into()),
+        (Peer::User(key), Some(_)) if key != holder => {
+            Err("the root directory's capability is made out only to the key the connection proved".into())
+        }
+        _ => Err("only the cluster's administrator may have the root directory's capability this way \
+             (the connection did not prove the admin key); ask them to grant you access"
+            .into()),
+    }
+}
+
 /// Requests only nodes of the cluster may make.
 fn is_internal(body: &RequestBody) -> bool {
     matches!(body, RequestBody::Probe(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capability::KeyPair;
+    use clouds::NodeId;
+
+    #[test]
+    fn the_root_capability_goes_to_the_proven_admin_or_through_a_node() {
+        let (admin, other) = (KeyPair::generate().public(), KeyPair::generate().public());
+        assert!(may_have_root(&Peer::User(admin), &admin, Some(&admin)).is_ok());
+        assert!(may_have_root(&Peer::Node(NodeId(2)), &other, Some(&admin)).is_ok());
+        let no = |peer: Peer, holder: &PublicKey, admin: Option<&PublicKey>| may_have_root(&peer, holder, admin);
+        assert!(no(Peer::User(other), &other, Some(&admin)).unwrap_err().contains("only the cluster's administrator"));
+        assert!(no(Peer::User(admin), &other, Some(&admin)).unwrap_err().contains("made out only to the key"));
+        assert!(no(Peer::Anonymous, &admin, Some(&admin)).unwrap_err().contains("did not prove"));
+        assert!(no(Peer::User(admin), &admin, None).unwrap_err().contains("no administrator"));
+    }
 }
 
 /// The length-delimited frame codec both ends use.

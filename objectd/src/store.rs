@@ -59,6 +59,8 @@ pub struct Commit {
     pub pages: Vec<PageWrite>,
     /// The idempotency key and the encoded reply, recorded with the state.
     pub call: Option<(String, Vec<u8>)>,
+    /// The revocation epoch after the commit (a revoke moves it on; methods keep it).
+    pub epoch: u64,
 }
 
 /// Where the objects of one node live.

@@ -4,10 +4,11 @@
 use crate::engine::WaitEdge;
 use crate::membership::Peer;
 use crate::placement::Placement;
-use clouds::{CallId, ClassInfo, Codec, InvokeError, NodeId, ObjectId, ThreadCtx, ThreadId};
+use capability::PublicKey;
+use clouds::{CallId, Cap, ClassInfo, Codec, InvokeError, NodeId, ObjectId, RawRef, ThreadCtx, ThreadId};
 use serde::{Deserialize, Serialize};
 
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 
 /// One method call by one thread.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -19,8 +20,8 @@ pub struct Invocation {
     pub args: Vec<u8>,
     /// Idempotency key: a write with a call id seen before returns the recorded reply.
     pub call_id: Option<CallId>,
-    /// The capability presented for this call (checked from issue 4 on).
-    pub capability: Option<Vec<u8>>,
+    /// The capability presented for this call; the node that runs it checks it.
+    pub capability: Option<Cap>,
 }
 
 /// The initial state of a new object.
@@ -39,6 +40,8 @@ pub struct CreateRequest {
     pub class: String,
     pub state: InitialState,
     pub placement: Placement,
+    /// Who gets the owner capability of the new object.
+    pub owner: PublicKey,
 }
 
 /// One object a thread entered, as `--trace` shows it.
@@ -68,8 +71,16 @@ pub struct Reply {
 pub enum RequestBody {
     Invoke(Invocation),
     Create(CreateRequest),
-    Describe(ObjectId),
-    Delete(ObjectId),
+    /// Needs the read right.
+    Describe(RawRef),
+    /// Needs the admin right.
+    Delete(RawRef),
+    /// Moves the object to a new revocation epoch, voiding every capability granted
+    /// before; `holder` gets a fresh owner capability. Needs the admin right.
+    Revoke { target: RawRef, holder: PublicKey },
+    /// An owner capability for the root directory, for the cluster's administrator
+    /// (a connection that proved it holds the configured admin key) or a node.
+    RootCapability { holder: PublicKey },
     Classes,
     Status,
     /// The cluster as this node sees it.
@@ -109,6 +120,8 @@ pub struct ObjectInfo {
     pub node: NodeId,
     pub home: NodeId,
     pub version: u64,
+    /// The revocation epoch: how many times every capability was revoked.
+    pub epoch: u64,
     pub state_bytes: u64,
     pub pages: u64,
     pub page_bytes: u64,
@@ -132,7 +145,9 @@ pub struct NodeStatus {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ResponseBody {
     Invoked(Reply),
-    Created(ObjectId),
+    /// The new object, with its owner capability.
+    Created(RawRef),
+    Capability(Cap),
     Described(Box<ObjectInfo>),
     Deleted,
     Classes(Vec<ClassInfo>),

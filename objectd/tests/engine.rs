@@ -2,12 +2,15 @@
 //! driven in-process (and once over tarpc on 127.0.0.1), with classes made to probe the
 //! guarantees of docs/semantics.md.
 
-use clouds::{methods, CallId, Codec, Ctx, InvokeError, Object, ObjectId, Ref, ThreadCtx};
+use capability::KeyPair;
+use clouds::{methods, CallId, Cap, Codec, Ctx, InvokeError, Object, ObjectId, RawRef, Ref, ThreadCtx};
 use objectd::placement::Placement;
 use objectd::wire::{InitialState, Invocation};
+use objectd::engine::Guard;
+use objectd::identity::Identity;
 use objectd::{Config, Engine, Registry, SledStore};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -127,14 +130,14 @@ impl Probe {
         if depth == 0 {
             return Ok(ctx.chain().len() as u32);
         }
-        let me: Ref<Probe> = Ref::new(ctx.this().expect("inside an object"));
+        let me: Ref<Probe> = ctx.this_ref()?;
         other.bounce(ctx, me, depth - 1).await
     }
 
     /// Writes here, then reads itself through a nested call: re-entry into a write hold.
     pub async fn write_then_reenter(&mut self, ctx: &Ctx) -> Result<i64, InvokeError> {
         self.value += 1;
-        let me: Ref<Probe> = Ref::new(ctx.this().expect("inside an object"));
+        let me: Ref<Probe> = ctx.this_ref()?;
         me.get(ctx).await
     }
 
@@ -151,8 +154,10 @@ impl Probe {
     }
 }
 
+/// An engine, and the owner capabilities of the objects the test created.
 struct Harness {
     engine: Engine,
+    caps: Mutex<HashMap<ObjectId, Cap>>,
     _dir: tempfile::TempDir,
 }
 
@@ -162,13 +167,27 @@ async fn harness(tune: impl FnOnce(&mut Config)) -> Harness {
     tune(&mut config);
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let registry = Registry::standard().with::<Probe>().unwrap();
-    let engine = Engine::start(&config, store, registry).await.unwrap();
-    Harness { engine, _dir: dir }
+    let guard = Guard::new(Arc::new(Identity::ephemeral(config.id)));
+    let engine = Engine::start(&config, store, registry, guard).await.unwrap();
+    Harness { engine, caps: Mutex::new(HashMap::new()), _dir: dir }
 }
 
 impl Harness {
     async fn create(&self) -> ObjectId {
-        self.engine.create("Probe", InitialState::Default, Placement::Local).await.unwrap()
+        let owner = KeyPair::generate().public();
+        let created = self.engine.create("Probe", InitialState::Default, Placement::Local, owner).await.unwrap();
+        self.caps.lock().unwrap().insert(created.id, created.cap.expect("an owner capability"));
+        created.id
+    }
+
+    /// `id` with its owner capability.
+    fn raw(&self, id: ObjectId) -> RawRef {
+        RawRef { id, cap: self.caps.lock().unwrap().get(&id).cloned() }
+    }
+
+    /// `id` with its owner capability, as a JSON argument.
+    fn r(&self, id: ObjectId) -> serde_json::Value {
+        serde_json::to_value(self.raw(id)).unwrap()
     }
 
     async fn call_with(
@@ -186,7 +205,7 @@ impl Harness {
             codec: Codec::Json,
             args: serde_json::to_vec(&args).unwrap(),
             call_id: call_id.map(|c| CallId(c.into())),
-            capability: None,
+            capability: self.raw(id).cap,
         };
         let reply = self.engine.invoke(inv).await?;
         Ok(serde_json::from_slice(&reply.value).unwrap())
@@ -213,7 +232,7 @@ async fn a_failed_write_leaves_no_trace() {
     assert!(matches!(&err, InvokeError::App { message, .. } if message == "refusing 99"), "{err:?}");
     assert_eq!(h.call(id, "get", json!([])).await.unwrap(), json!(5));
     assert_eq!(h.call(id, "page", json!(["p"])).await.unwrap(), json!(null));
-    assert_eq!(h.engine.describe(id).await.unwrap().version, 2, "only the incr committed");
+    assert_eq!(h.engine.describe(h.raw(id)).await.unwrap().version, 2, "only the incr committed");
 }
 
 #[tokio::test]
@@ -241,16 +260,16 @@ async fn a_write_past_its_deadline_is_rolled_back() {
 async fn nested_calls_inherit_what_is_left_of_the_deadline() {
     let h = harness(|_| {}).await;
     let (a, b) = (h.create().await, h.create().await);
-    let left = h.call_with(ThreadCtx::new(5_000), a, "deadlines", json!([b.to_string()]), None).await.unwrap();
+    let left = h.call_with(ThreadCtx::new(5_000), a, "deadlines", json!([h.r(b)]), None).await.unwrap();
     let (here, there) = (left[0].as_u64().unwrap(), left[1].as_u64().unwrap());
     assert!(here <= 5_000 && there <= here && there > 0, "here {here} ms, nested {there} ms");
     // A nested call slower than what is left fails the thread at the deadline; the outer
     // or the nested invocation reports it, whichever notices first.
     let err =
-        h.call_with(ThreadCtx::new(200), a, "nested_slow", json!([b.to_string(), 5_000]), None).await.unwrap_err();
+        h.call_with(ThreadCtx::new(200), a, "nested_slow", json!([h.r(b), 5_000]), None).await.unwrap_err();
     assert!(matches!(err, InvokeError::DeadlineExceeded { object, .. } if object == a || object == b), "{err:?}");
     assert_eq!(
-        h.call_with(ThreadCtx::new(5_000), a, "nested_slow", json!([b.to_string(), 1]), None).await.unwrap(),
+        h.call_with(ThreadCtx::new(5_000), a, "nested_slow", json!([h.r(b), 1]), None).await.unwrap(),
         json!(0)
     );
 }
@@ -259,8 +278,8 @@ async fn nested_calls_inherit_what_is_left_of_the_deadline() {
 async fn the_hop_limit_stops_runaway_recursion() {
     let h = harness(|c| c.hop_limit = 8).await;
     let (a, b) = (h.create().await, h.create().await);
-    assert_eq!(h.call(a, "bounce", json!([b.to_string(), 3])).await.unwrap(), json!(4), "read re-entry is allowed");
-    let err = h.call(a, "bounce", json!([b.to_string(), 50])).await.unwrap_err();
+    assert_eq!(h.call(a, "bounce", json!([h.r(b), 3])).await.unwrap(), json!(4), "read re-entry is allowed");
+    let err = h.call(a, "bounce", json!([h.r(b), 50])).await.unwrap_err();
     match err {
         InvokeError::HopLimit { limit, chain } => {
             assert_eq!(limit, 8);
@@ -291,7 +310,7 @@ async fn a_cycle_of_waiting_threads_fails_one_of_them_with_the_cycle() {
     let (a, b) = (h.create().await, h.create().await);
     let cross = |from: ObjectId, to: ObjectId| {
         let h = h.clone();
-        tokio::spawn(async move { h.call(from, "hold_then_call", json!([to.to_string(), 100])).await })
+        tokio::spawn(async move { h.call(from, "hold_then_call", json!([h.r(to), 100])).await })
     };
     let (ab, ba) = (cross(a, b), cross(b, a));
     let (ab, ba) = (ab.await.unwrap(), ba.await.unwrap());
@@ -359,7 +378,7 @@ async fn pages_commit_with_the_method_and_are_read_only_in_reads() {
     assert_eq!(h.call(id, "page", json!(["k"])).await.unwrap(), json!("v"));
     let err = h.call(id, "write_in_read", json!([])).await.unwrap_err();
     assert!(err.to_string().contains("can be written only in write methods"), "{err}");
-    assert_eq!(h.engine.describe(id).await.unwrap().pages, 1);
+    assert_eq!(h.engine.describe(h.raw(id)).await.unwrap().pages, 1);
 }
 
 #[tokio::test]
@@ -381,15 +400,17 @@ async fn idle_objects_leave_memory_and_come_back_from_disk() {
 async fn deleted_objects_are_not_found_and_unknown_names_are_clear() {
     let h = harness(|_| {}).await;
     let id = h.create().await;
-    h.engine.delete(id, Duration::from_secs(5)).await.unwrap();
+    h.engine.delete(h.raw(id), Duration::from_secs(5)).await.unwrap();
     assert!(matches!(h.call(id, "get", json!([])).await, Err(InvokeError::NotFound { .. })));
-    assert!(matches!(h.engine.delete(id, Duration::from_secs(5)).await, Err(InvokeError::NotFound { .. })));
+    assert!(matches!(h.engine.delete(h.raw(id), Duration::from_secs(5)).await, Err(InvokeError::NotFound { .. })));
     let err = h.call(h.create().await, "nope", json!([])).await.unwrap_err();
     assert!(err.to_string().contains("its methods are: get, order, incr"), "{err}");
-    let err = h.engine.create("Nope", InitialState::Default, Placement::Local).await.unwrap_err();
+    let err = h.engine.create("Nope", InitialState::Default, Placement::Local, KeyPair::generate().public()).await.unwrap_err();
     assert!(err.to_string().contains("unknown class `Nope`"), "{err}");
     let err =
-        h.engine.create("Probe", InitialState::Json("{\"value\": \"x\"}".into()), Placement::Local).await.unwrap_err();
+        h.engine.create("Probe", InitialState::Json("{\"value\": \"x\"}".into()), Placement::Local, KeyPair::generate().public())
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("does not fit class `Probe`"), "{err}");
 }
 

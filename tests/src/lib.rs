@@ -1,6 +1,10 @@
 //! Helpers for the integration tests: start `objectd` processes on 127.0.0.1 and run the
 //! `clouds` binary against them. Every wait here is bounded.
 //!
+//! Each node or cluster comes with a wallet (the administrator's: nodes start with
+//! `--admin` set to its key); `clouds` commands run with it through `CLOUDS_WALLET`, and
+//! `client()` opens it for library calls. `clouds_as` runs a command with another wallet.
+//!
 //! The binaries are the ones cargo built for this run (`target/<profile>/`): the `objectd`
 //! package has integration tests of its own, so `cargo test --workspace` and
 //! `cargo nextest run --workspace` build its binaries before any test runs.
@@ -35,6 +39,26 @@ pub struct Node {
     pub id: u16,
     pub addr: SocketAddr,
     pub data: PathBuf,
+    /// The administrator's wallet: next to `data`, so a restart on the same data keeps it.
+    pub wallet: PathBuf,
+}
+
+/// The wallet kept next to a node's data directory.
+fn wallet_beside(data: &Path) -> PathBuf {
+    let mut name = data.file_name().expect("data directory name").to_os_string();
+    name.push(".wallet");
+    data.with_file_name(name)
+}
+
+/// The public key of the wallet in `dir` (made if missing).
+pub fn wallet_key(dir: &Path) -> String {
+    objectd::Wallet::open(dir).expect("open wallet").public().to_string()
+}
+
+/// A client acting for the wallet in `dir`.
+pub async fn client_with(addr: SocketAddr, wallet: &Path) -> objectd::Client {
+    let wallet = std::sync::Arc::new(objectd::Wallet::open(wallet).expect("open wallet"));
+    objectd::Client::connect_with(addr, objectd::client::CONNECT_TIMEOUT, wallet).await.expect("connect")
 }
 
 impl Node {
@@ -45,9 +69,11 @@ impl Node {
 
     /// `start` with more `objectd` flags.
     pub fn start_with(id: u16, data: &Path, flags: &[&str]) -> Node {
+        let wallet = wallet_beside(data);
         let mut child = Command::new(bin("objectd"))
             .args(["--id", &id.to_string(), "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(["--admin", &wallet_key(&wallet)])
             .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -74,7 +100,12 @@ impl Node {
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("objectd printed `{line}`, expected `objectd node-N listening on ADDR`"));
-        Node { child, id, addr, data: data.to_path_buf() }
+        Node { child, id, addr, data: data.to_path_buf(), wallet }
+    }
+
+    /// A library client acting for the administrator's wallet.
+    pub async fn client(&self) -> objectd::Client {
+        client_with(self.addr, &self.wallet).await
     }
 
     /// kill -9: no shutdown, no final flush.
@@ -98,9 +129,14 @@ impl Node {
         panic!("objectd did not stop within 15 s of SIGTERM");
     }
 
-    /// Runs `clouds --node <this node> ARGS`.
+    /// Runs `clouds --node <this node> ARGS` with the administrator's wallet.
     pub fn clouds(&self, args: &[&str]) -> Run {
-        clouds_at(&self.addr.to_string(), args)
+        clouds_at(&self.addr.to_string(), &self.wallet, args)
+    }
+
+    /// Runs `clouds --node <this node> ARGS` with the wallet in `wallet`.
+    pub fn clouds_as(&self, wallet: &Path, args: &[&str]) -> Run {
+        clouds_at(&self.addr.to_string(), wallet, args)
     }
 }
 
@@ -134,6 +170,7 @@ impl LocalCluster {
             .arg(self.dir.path())
             .arg("--objectd")
             .arg(bin("testnode"))
+            .env("CLOUDS_WALLET", self.wallet())
             .output()
             .expect("run clouds cluster up");
         assert!(out.status.success(), "cluster up failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -153,9 +190,19 @@ impl LocalCluster {
         self.nodes.iter().find(|(i, _)| *i == id).expect("node in the cluster").1
     }
 
-    /// `clouds --node <node id> ARGS`
+    /// The administrator's wallet (the one `cluster up` ran with).
+    pub fn wallet(&self) -> PathBuf {
+        self.dir.path().join("wallet")
+    }
+
+    /// `clouds --node <node id> ARGS`, with the administrator's wallet.
     pub fn clouds(&self, id: u16, args: &[&str]) -> Run {
-        clouds_at(&self.addr(id).to_string(), args)
+        clouds_at(&self.addr(id).to_string(), &self.wallet(), args)
+    }
+
+    /// A library client at node `id`, acting for the administrator's wallet.
+    pub async fn client(&self, id: u16) -> objectd::Client {
+        client_with(self.addr(id), &self.wallet()).await
     }
 
     /// kill -9 one node, by the pid `cluster up` recorded.
@@ -210,13 +257,14 @@ impl Run {
     }
 }
 
-/// Runs `clouds --node ADDR ARGS`.
-pub fn clouds_at(addr: &str, args: &[&str]) -> Run {
+/// Runs `clouds --node ADDR ARGS` with the wallet in `wallet`.
+pub fn clouds_at(addr: &str, wallet: &Path, args: &[&str]) -> Run {
     let out: Output = Command::new(bin("clouds"))
         .arg("--node")
         .arg(addr)
         .args(args)
         .env_remove("CLOUDS_NODE")
+        .env("CLOUDS_WALLET", wallet)
         .output()
         .expect("run clouds");
     Run {

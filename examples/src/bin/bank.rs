@@ -3,14 +3,21 @@
 //! one account and continues into the other (often on another node) to deposit. Runs
 //! concurrent transfers, then checks that no money appeared or vanished.
 //!
+//! It acts for the wallet the `clouds` command uses (`--wallet`, `$CLOUDS_WALLET`, or
+//! `~/.clouds/wallet`): the accounts it creates are its own, and each transfer passes the
+//! destination account to the source account as a reference carrying a write-only
+//! capability, attenuated from the owner's: enough to deposit, not to read or withdraw.
+//!
 //!     cargo run -p examples --bin bank -- --node 127.0.0.1:7100 --accounts 8 --transfers 200
 
 use clap::Parser;
-use clouds::{InvokeError, Ref};
+use clouds::{InvokeError, RawRef, Ref, Rights};
 use naming::{Entry, Path};
+use objectd::client::CONNECT_TIMEOUT;
 use objectd::placement::Placement;
 use objectd::wire::InitialState;
-use objectd::Client;
+use objectd::{Client, Wallet};
+use std::sync::Arc;
 use stdobjects::Account;
 
 #[derive(Parser)]
@@ -24,6 +31,9 @@ struct Args {
     /// How many transfers, run 16 at a time.
     #[arg(long, default_value_t = 200)]
     transfers: usize,
+    /// The wallet to act for (default: ~/.clouds/wallet).
+    #[arg(long, env = "CLOUDS_WALLET")]
+    wallet: Option<std::path::PathBuf>,
 }
 
 const OPENING_BALANCE: u64 = 1_000;
@@ -34,26 +44,34 @@ const MAX_RETRIES: u64 = 10;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Routed: each transfer goes straight to the node of the account it starts from.
-    let client = Client::connect(args.node).await?.routed().await?;
+    let wallet = Wallet::open(&args.wallet.unwrap_or_else(Wallet::default_dir)).map_err(anyhow::Error::msg)?;
+    let client = Client::connect_with(args.node, CONNECT_TIMEOUT, Arc::new(wallet)).await?.routed().await?;
     let ctx = client.ctx();
-    let root = client.status().await?.root;
+    let root = RawRef::new(client.status().await?.root);
+    if client.wallet().best(root.id).is_none() {
+        client.root_capability().await?;
+    }
 
     let mut accounts: Vec<Ref<Account>> = Vec::new();
     for i in 0..args.accounts {
         let path: Path = format!("/bank/acct-{i}").parse().map_err(anyhow::Error::msg)?;
-        let account = match naming::resolve(&ctx, root, &path).await {
-            Ok(entry) => Ref::new(entry.id),
+        let account = match naming::resolve(&ctx, &root, &path).await {
+            Ok(entry) => Ref::from_raw(RawRef { id: entry.id, cap: client.capability_for(&entry.raw()) }),
             Err(InvokeError::NameNotFound { .. }) => {
                 // Spread the accounts over the cluster's nodes.
                 let state = InitialState::Json(format!(r#"{{"balance": {OPENING_BALANCE}}}"#));
-                let id = client.create_placed("Account", state, Placement::Random).await?;
-                naming::bind(&ctx, root, &path, Entry { id, class: "Account".into() }).await?;
-                Ref::new(id)
+                let created = client.create_placed("Account", state, Placement::Random).await?;
+                let entry = Entry { id: created.id, class: "Account".into(), cap: None };
+                naming::bind(&ctx, &root, &path, entry).await?;
+                Ref::from_raw(created)
             }
             Err(e) => return Err(e.into()),
         };
         accounts.push(account);
     }
+    // What a transfer hands the source account: the destination, deposit-only.
+    let payees: Vec<Ref<Account>> =
+        accounts.iter().map(|a| ctx.attenuate(a, Rights::WRITE)).collect::<Result<_, _>>()?;
     let total_before = total(&ctx, &accounts).await?;
     let mut per_node = std::collections::BTreeMap::new();
     for a in &accounts {
@@ -65,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     for batch in (0..args.transfers).collect::<Vec<_>>().chunks(16) {
         let runs = batch.iter().map(|&t| {
             let from = accounts[t % accounts.len()].clone();
-            let to = accounts[(t * 7 + 3) % accounts.len()].clone();
+            let to = payees[(t * 7 + 3) % accounts.len()].clone();
             let amount = (t as u64 * 37) % 400 + 1;
             let ctx = client.ctx();
             async move {

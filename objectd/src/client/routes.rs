@@ -3,11 +3,12 @@
 //! through the node the client connected to.
 
 use super::Client;
+use crate::wallet::Wallet;
 use crate::membership::{Peer, PeerState};
 use clouds::{NodeId, ObjectId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Default)]
@@ -41,12 +42,13 @@ impl Routes {
         node: NodeId,
         within: Duration,
         deadline: Duration,
+        wallet: &Arc<Wallet>,
     ) -> Option<(Client, bool)> {
         if let Some(c) = self.conns.lock().expect("conns mutex").get(&node) {
             return Some((c.clone(), true));
         }
         let addr = *self.addrs.lock().expect("addrs mutex").get(&node)?;
-        let client = Client::connect_within(addr, within).await.ok()?.with_deadline(deadline);
+        let client = Client::connect_with(addr, within, wallet.clone()).await.ok()?.with_deadline(deadline);
         self.conns.lock().expect("conns mutex").insert(node, client.clone());
         Some((client, false))
     }

@@ -4,7 +4,8 @@ use super::writeset::WriteSet;
 use super::Engine;
 use crate::placement::Placement;
 use crate::wire::{Hop, InitialState, Invocation};
-use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, ThreadCtx, ThreadId};
+use super::guard::denied;
+use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
 use std::ops::Bound;
 use std::sync::Mutex;
 use tokio::time::Instant;
@@ -15,6 +16,8 @@ pub struct NodeBackend {
     pub thread: ThreadCtx,
     pub deadline: Instant,
     pub this: ObjectId,
+    /// The running object's revocation epoch when the method started.
+    pub epoch: u64,
     pub method: String,
     /// Page writes of a write method; `None` in a read method. std `Mutex`: held only for
     /// one map operation, never across an `.await`.
@@ -64,7 +67,7 @@ impl Backend for NodeBackend {
 
     fn invoke<'a>(
         &'a self,
-        target: ObjectId,
+        target: &'a RawRef,
         method: &'a str,
         codec: Codec,
         args: Vec<u8>,
@@ -79,12 +82,12 @@ impl Backend for NodeBackend {
                 trace: self.thread.trace.clone(),
                 record_path: self.thread.record_path,
             },
-            target,
+            target: target.id,
             method: method.to_string(),
             codec,
             args,
             call_id: None,
-            capability: None,
+            capability: target.cap.clone(),
         };
         Box::pin(async move {
             let reply = self.engine.invoke(inv).await?;
@@ -93,9 +96,22 @@ impl Backend for NodeBackend {
         })
     }
 
-    fn create<'a>(&'a self, class: &'a str, state: Vec<u8>) -> BoxFuture<'a, Result<ObjectId, InvokeError>> {
-        // A new object starts next to the object that creates it.
-        Box::pin(self.engine.create(class, InitialState::Encoded(state), Placement::Local))
+    fn create<'a>(&'a self, class: &'a str, state: Vec<u8>) -> BoxFuture<'a, Result<RawRef, InvokeError>> {
+        // A new object starts next to the object that creates it. Code here holds no key of
+        // its own, so the node holds the owner capability (and attenuates it on request).
+        let owner = self.engine.guard().identity().key.public();
+        Box::pin(self.engine.create(class, InitialState::Encoded(state), Placement::Local, owner))
+    }
+
+    fn this_ref(&self) -> Result<RawRef, InvokeError> {
+        let guard = self.engine.guard();
+        let cap = guard.issue_owner(self.this, self.epoch, guard.identity().key.public());
+        Ok(RawRef { id: self.this, cap: Some(cap) })
+    }
+
+    fn attenuate(&self, target: &RawRef, rights: Rights) -> Result<RawRef, InvokeError> {
+        let cap = self.engine.guard().attenuate(target.cap.as_ref(), rights).map_err(denied)?;
+        Ok(RawRef { id: target.id, cap: Some(cap) })
     }
 
     fn page_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {

@@ -1,23 +1,42 @@
-//! An object's life outside its methods: creation, deletion, description; and the
-//! node's status.
+//! An object's life outside its methods: creation (with its owner capability), deletion,
+//! description, revocation; the root directory's capability; and the node's status.
 
 use super::Engine;
 use crate::membership::Load;
 use crate::placement::{self, Placement};
-use crate::store::Record;
+use super::table::{Active, Slot};
+use crate::store::{Commit, Record};
 use crate::wire::{InitialState, NodeStatus, ObjectInfo};
-use clouds::{InvokeError, ObjectId};
+use capability::PublicKey;
+use clouds::{Cap, InvokeError, ObjectId, RawRef, Rights};
+use std::sync::atomic::Ordering;
+use tokio::sync::OwnedRwLockWriteGuard;
 use tokio::time::Duration;
+
+/// The object's write lock, waiting at most `deadline` (for `operation`).
+async fn write_within(
+    slot: &Slot,
+    deadline: Duration,
+    operation: &str,
+) -> Result<OwnedRwLockWriteGuard<Active>, InvokeError> {
+    tokio::time::timeout(deadline, slot.lock.clone().write_owned()).await.map_err(|_| InvokeError::DeadlineExceeded {
+        object: slot.id,
+        method: operation.into(),
+        elapsed_ms: deadline.as_millis() as u64,
+    })
+}
 
 impl Engine {
     /// Creates an object of `class` where `placement` says; returns once its record is
-    /// durable. The node that stores it is its home.
+    /// durable, with an owner capability (every right) for `owner`. The node that stores
+    /// it is its home.
     pub async fn create(
         &self,
         class: &str,
         state: InitialState,
         placement: Placement,
-    ) -> Result<ObjectId, InvokeError> {
+        owner: PublicKey,
+    ) -> Result<RawRef, InvokeError> {
         let me = self.inner.node;
         let node = match (placement, self.cluster()) {
             (Placement::Local, _) => me,
@@ -31,7 +50,7 @@ impl Engine {
         };
         if node != me {
             let client = self.cluster()?.client(node, Duration::from_secs(3)).await?;
-            return client.create_placed(class, state, Placement::Local).await;
+            return client.create_for(class, state, Placement::Local, owner).await;
         }
         let c = self.inner.registry.get(class)?;
         let state = match state {
@@ -52,25 +71,23 @@ impl Engine {
         let ticket = self.inner.commits.record();
         self.inner.commits.durable(ticket).await?;
         tracing::debug!(%id, class, "created");
-        Ok(id)
+        Ok(RawRef { id, cap: Some(self.inner.guard.issue_owner(id, 0, owner)) })
     }
 
     /// Deletes an object: waits for running methods, then removes it and its pages.
-    pub async fn delete(&self, id: ObjectId, deadline: Duration) -> Result<(), InvokeError> {
+    /// Needs the admin right.
+    pub async fn delete(&self, target: RawRef, deadline: Duration) -> Result<(), InvokeError> {
+        let id = target.id;
         let at = self.location(id);
         if at != self.inner.node {
-            return self.cluster()?.client(at, Duration::from_secs(3)).await?.delete(id).await;
+            return self.cluster()?.client(at, Duration::from_secs(3)).await?.delete(target).await;
         }
         let slot = self.inner.table.get_or_load(id, || self.activate(id))?;
+        self.inner.guard.admit(target.cap.as_ref(), id, slot.epoch.load(Ordering::Acquire), Rights::ADMIN, "delete")?;
         if Some(id) == self.inner.local_root {
             return Err(InvokeError::invalid("the root directory cannot be deleted"));
         }
-        let mut active =
-            tokio::time::timeout(deadline, slot.lock.write()).await.map_err(|_| InvokeError::DeadlineExceeded {
-                object: id,
-                method: "delete".into(),
-                elapsed_ms: deadline.as_millis() as u64,
-            })?;
+        let mut active = write_within(&slot, deadline, "delete").await?;
         if active.deleted || !self.inner.store.delete(id)? {
             return Err(InvokeError::NotFound { id });
         }
@@ -80,17 +97,61 @@ impl Engine {
         self.inner.commits.durable(ticket).await
     }
 
-    /// What `clouds describe` shows: the committed record, its size and its class.
-    pub async fn describe(&self, id: ObjectId) -> Result<ObjectInfo, InvokeError> {
+    /// Moves the object to the next revocation epoch: every capability granted before
+    /// stops working. Returns a fresh owner capability for `holder`. Needs the admin right.
+    pub async fn revoke(&self, target: RawRef, holder: PublicKey, deadline: Duration) -> Result<Cap, InvokeError> {
+        let id = target.id;
         let at = self.location(id);
         if at != self.inner.node {
-            return self.cluster()?.client(at, Duration::from_secs(3)).await?.describe(id).await;
+            return self.cluster()?.client(at, Duration::from_secs(3)).await?.revoke(target, holder).await;
         }
-        let (class, version, state) = match self.inner.store.get(id)? {
+        let slot = self.inner.table.get_or_load(id, || self.activate(id))?;
+        self.inner.guard.admit(target.cap.as_ref(), id, slot.epoch.load(Ordering::Acquire), Rights::ADMIN, "revoke")?;
+        let mut active = write_within(&slot, deadline, "revoke").await?;
+        if active.deleted {
+            return Err(InvokeError::NotFound { id });
+        }
+        if active.stale {
+            self.reload(&slot, &mut active)?;
+        }
+        let epoch = active.epoch + 1;
+        let state = active.instance.encode()?;
+        let commit = Commit { id, base_version: active.version, state, pages: Vec::new(), call: None, epoch };
+        self.inner.store.commit(&commit)?;
+        active.version += 1;
+        active.epoch = epoch;
+        slot.epoch.store(epoch, Ordering::Release);
+        let ticket = self.inner.commits.record();
+        self.inner.commits.durable(ticket).await?;
+        tracing::info!(%id, epoch, "revoked every earlier capability");
+        Ok(self.inner.guard.issue_owner(id, epoch, holder))
+    }
+
+    /// An owner capability for the root directory, for `holder` (whom the caller vouches
+    /// for: the administrator, or a node passing the request on).
+    pub async fn root_capability(&self, holder: PublicKey) -> Result<Cap, InvokeError> {
+        let Some(root) = self.inner.local_root else {
+            let node = self.inner.root_node;
+            return self.cluster()?.client(node, Duration::from_secs(3)).await?.root_capability_for(holder).await;
+        };
+        let slot = self.inner.table.get_or_load(root, || self.activate(root))?;
+        Ok(self.inner.guard.issue_owner(root, slot.epoch.load(Ordering::Acquire), holder))
+    }
+
+    /// What `clouds describe` shows: the committed record, its size and its class. Needs
+    /// the read right.
+    pub async fn describe(&self, target: RawRef) -> Result<ObjectInfo, InvokeError> {
+        let id = target.id;
+        let at = self.location(id);
+        if at != self.inner.node {
+            return self.cluster()?.client(at, Duration::from_secs(3)).await?.describe(target).await;
+        }
+        let (class, version, epoch, state) = match self.inner.store.get(id)? {
             None => return Err(InvokeError::NotFound { id }),
             Some(Record::Forward { to, .. }) => return Err(InvokeError::Moved { id, to }),
-            Some(Record::Live { class, version, state }) => (class, version, state),
+            Some(Record::Live { class, version, epoch, state }) => (class, version, epoch, state),
         };
+        self.inner.guard.admit(target.cap.as_ref(), id, epoch, Rights::READ, "describe")?;
         let c = self.inner.registry.get(&class)?;
         let (pages, page_bytes) = self.inner.store.page_usage(id)?;
         Ok(ObjectInfo {
@@ -99,6 +160,7 @@ impl Engine {
             node: self.inner.node,
             home: id.home(),
             version,
+            epoch,
             state_bytes: state.len() as u64,
             pages,
             page_bytes,

@@ -19,6 +19,8 @@ pub struct Active {
     pub stale: bool,
     /// The object was deleted while callers waited for the lock.
     pub deleted: bool,
+    /// The revocation epoch of the committed record.
+    pub epoch: u64,
 }
 
 pub struct Slot {
@@ -27,6 +29,9 @@ pub struct Slot {
     /// tokio's `RwLock` is fair: a queued writer is served before readers that arrive
     /// after it, so writers are served in arrival order and never starve.
     pub lock: Arc<tokio::sync::RwLock<Active>>,
+    /// The committed revocation epoch, readable without the lock: capabilities are checked
+    /// before a call waits for anything. Changed only under the write lock, by a revoke.
+    pub epoch: AtomicU64,
     last_used: AtomicU64,
 }
 
@@ -58,6 +63,7 @@ impl ObjectTable {
         let fresh = Arc::new(Slot {
             id,
             class,
+            epoch: AtomicU64::new(active.epoch),
             lock: Arc::new(tokio::sync::RwLock::new(active)),
             last_used: AtomicU64::new(now),
         });

@@ -44,6 +44,7 @@ pub fn run(open: impl Fn(&Path) -> Result<Box<dyn Store>, StoreError>) {
         ("pages_are_per_object_and_ordered", pages_are_per_object_and_ordered),
         ("delete_removes_everything", delete_removes_everything),
         ("survives_reopen", survives_reopen),
+        ("epochs_start_at_zero_and_follow_commits", epochs_start_at_zero_and_follow_commits),
         ("list_count_and_meta", list_count_and_meta),
     ];
     for (name, check) in checks {
@@ -54,7 +55,7 @@ pub fn run(open: impl Fn(&Path) -> Result<Box<dyn Store>, StoreError>) {
 
 fn live(store: &dyn Store, id: ObjectId) -> (String, u64, Vec<u8>) {
     match store.get(id).unwrap() {
-        Some(Record::Live { class, version, state }) => (class, version, state),
+        Some(Record::Live { class, version, state, .. }) => (class, version, state),
         other => panic!("expected a live record for {id}, got {other:?}"),
     }
 }
@@ -66,7 +67,32 @@ fn commit(id: ObjectId, base: u64, state: &[u8], pages: &[(&[u8], Option<&[u8]>)
         state: state.to_vec(),
         pages: pages.iter().map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec))).collect(),
         call: None,
+        epoch: 0,
     }
+}
+
+fn epoch(store: &dyn Store, id: ObjectId) -> u64 {
+    match store.get(id).unwrap() {
+        Some(Record::Live { epoch, .. }) => epoch,
+        other => panic!("expected a live record for {id}, got {other:?}"),
+    }
+}
+
+fn epochs_start_at_zero_and_follow_commits(open: Open) {
+    let dir = Scratch::new();
+    let id = ObjectId::new(NodeId(1));
+    {
+        let s = open(&dir.0).unwrap();
+        s.create(id, "C", b"v1").unwrap();
+        assert_eq!(epoch(&*s, id), 0);
+        let mut c = commit(id, 1, b"v1", &[]);
+        c.epoch = 1;
+        s.commit(&c).unwrap();
+        s.flush().unwrap();
+    }
+    let s = open(&dir.0).unwrap();
+    assert_eq!(epoch(&*s, id), 1, "a revocation survives a restart");
+    assert_eq!(live(&*s, id), ("C".into(), 2, b"v1".to_vec()));
 }
 
 fn create_and_get(open: Open) {
@@ -243,7 +269,7 @@ pub fn model(seed: u64, steps: usize, open: impl Fn(&Path) -> Result<Box<dyn Sto
                         (key, value)
                     })
                     .collect();
-                let c = Commit { id, base_version: base, state: state.clone(), pages: pages.clone(), call: None };
+                let c = Commit { id, base_version: base, state: state.clone(), pages: pages.clone(), call: None, epoch: 0 };
                 let result = store.commit(&c);
                 if stale {
                     assert!(matches!(result, Err(StoreError::VersionConflict { .. })), "step {step}: {result:?}");

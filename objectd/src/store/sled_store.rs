@@ -97,7 +97,7 @@ impl Store for SledStore {
     }
 
     fn create(&self, id: ObjectId, class: &str, state: &[u8]) -> Result<(), StoreError> {
-        let rec = Record::Live { class: class.to_string(), version: 1, state: state.to_vec() };
+        let rec = Record::Live { class: class.to_string(), version: 1, epoch: 0, state: state.to_vec() };
         match self
             .objects
             .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(record::encode(&rec)))
@@ -122,7 +122,7 @@ impl Store for SledStore {
             if version != c.base_version {
                 return Err(abort(StoreError::VersionConflict { id: c.id, expected: c.base_version, found: version }));
             }
-            let next = Record::Live { class, version: version + 1, state: c.state.clone() };
+            let next = Record::Live { class, version: version + 1, epoch: c.epoch, state: c.state.clone() };
             objects.insert(c.id.as_bytes(), record::encode(&next))?;
             for (key, value) in &c.pages {
                 match value {

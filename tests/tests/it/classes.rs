@@ -68,7 +68,7 @@ fn blobs_span_many_pages() {
         assert_eq!(b.read_at(&ctx, 7_000_005, 100).await.unwrap(), vec![9; 5], "reads stop at the end");
         let err = b.read_at(&ctx, 0, 5_000_000).await.unwrap_err();
         assert!(err.to_string().contains("more than the limit"), "{err}");
-        let info = client.describe(b.id()).await.unwrap();
+        let info = client.describe(b.raw().clone()).await.unwrap();
         // 6 MB is 92 pages of 64 KiB, plus one at 7 MB: the gap between takes none.
         assert_eq!(info.pages, 93);
     });

@@ -62,9 +62,9 @@ fn transfers_are_nested_invocations_and_fail_whole() {
     // The method's own error type comes back typed through the client library.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let client = objectd::Client::connect(node.addr).await.unwrap();
-        let err =
-            client.invoke_json(node_id(&node, "bank/alice"), "withdraw", &[json!(1_000)], None).await.unwrap_err();
+        let client = node.client().await;
+        let alice = clouds::RawRef::new(node_id(&node, "bank/alice"));
+        let err = client.invoke_json(&alice, "withdraw", &[json!(1_000)], None).await.unwrap_err();
         match err.app_detail::<stdobjects::AccountError>() {
             Some(stdobjects::AccountError::InsufficientFunds { balance: 70, requested: 1_000 }) => {}
             other => panic!("{other:?} from {err:?}"),

@@ -1,6 +1,6 @@
 //! Threads across nodes, on a 3-node cluster started with `clouds cluster up`.
 
-use clouds::{CallId, ObjectId};
+use clouds::{CallId, ObjectId, RawRef};
 use objectd::Client;
 use serde_json::json;
 use std::time::Duration;
@@ -86,9 +86,10 @@ fn a_routed_client_goes_straight_to_the_objects_node() {
         (1..=3u16).map(|n| c.clouds(1, &["create", "Counter", "--on", &n.to_string()]).ok().parse().unwrap()).collect();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let client = Client::connect(c.addr(1)).await.unwrap().routed().await.unwrap();
+        let client = c.client(1).await.routed().await.unwrap();
         for (i, id) in ids.iter().enumerate() {
-            let (value, path) = client.invoke_json_traced(*id, "incr", &[json!(i + 1)], None, true).await.unwrap();
+            let target = RawRef::new(*id);
+            let (value, path) = client.invoke_json_traced(&target, "incr", &[json!(i + 1)], None, true).await.unwrap();
             assert_eq!(value, json!(i + 1));
             assert_eq!(path.len(), 1);
             assert_eq!(path[0].node.0 as usize, i + 1, "ran on the object's own node");
@@ -99,10 +100,10 @@ fn a_routed_client_goes_straight_to_the_objects_node() {
     });
     c.kill9(3);
     rt.block_on(async {
-        let client = Client::connect(c.addr(1)).await.unwrap().routed().await.unwrap();
-        let err = client.invoke_json(ids[2], "get", &[], None).await.unwrap_err();
+        let client = c.client(1).await.routed().await.unwrap();
+        let err = client.invoke_json(&RawRef::new(ids[2]), "get", &[], None).await.unwrap_err();
         assert!(matches!(&err, clouds::InvokeError::Unavailable { node, .. } if node.contains("node-3")), "{err:?}");
-        assert_eq!(client.invoke_json(ids[1], "get", &[], None).await.unwrap(), json!(2));
+        assert_eq!(client.invoke_json(&RawRef::new(ids[1]), "get", &[], None).await.unwrap(), json!(2));
     });
 }
 
@@ -180,16 +181,17 @@ fn concurrent_clients_on_every_node() {
     assert_eq!(counter.home().0, 2);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let addrs: Vec<_> = c.nodes.iter().map(|(_, a)| *a).collect();
+    let wallet = c.wallet();
     rt.block_on(async {
         let mut tasks = Vec::new();
         for (n, addr) in addrs.iter().enumerate() {
             for t in 0..4 {
-                let addr = *addr;
+                let (addr, wallet) = (*addr, wallet.clone());
                 tasks.push(tokio::spawn(async move {
-                    let client = Client::connect(addr).await.unwrap();
+                    let client = tests::client_with(addr, &wallet).await;
                     for i in 0..25 {
                         let call = Some(CallId(format!("{n}-{t}-{i}")));
-                        client.invoke_json(counter, "incr", &[json!(1)], call).await.unwrap();
+                        client.invoke_json(&RawRef::new(counter), "incr", &[json!(1)], call).await.unwrap();
                     }
                 }));
             }

@@ -1,10 +1,10 @@
-use clouds::{CallId, ObjectId};
+use clouds::{CallId, RawRef};
 use objectd::Client;
 use serde_json::json;
 use std::time::Duration;
 use tests::Node;
 
-async fn log_entries(client: &Client, log: ObjectId) -> Vec<serde_json::Value> {
+async fn log_entries(client: &Client, log: &RawRef) -> Vec<serde_json::Value> {
     let read = client.invoke_json(log, "read", &[json!(0), json!(10_000)], None).await.unwrap();
     read.as_array().unwrap().clone()
 }
@@ -38,11 +38,12 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
     let (log, acked) = rt.block_on(async {
         let client = Client::connect(addr).await.unwrap().with_deadline(Duration::from_secs(5));
         let log = client.create("Log", objectd::wire::InitialState::Default).await.unwrap();
+        let writing = log.clone();
         let writer = tokio::spawn(async move {
             let mut acked = 0u64;
             for i in 0..100_000u64 {
                 let call = Some(CallId(format!("append-{i}")));
-                match client.invoke_json(log, "append", &[json!(i)], call).await {
+                match client.invoke_json(&writing, "append", &[json!(i)], call).await {
                     Ok(index) => {
                         assert_eq!(index, json!(i));
                         acked = i + 1;
@@ -63,17 +64,18 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
     let node = Node::start(1, &data);
     rt.block_on(async {
         let client = Client::connect(node.addr).await.unwrap();
-        let entries = log_entries(&client, log).await;
+        let entries = log_entries(&client, &log).await;
         let n = entries.len() as u64;
         assert!(n == acked || n == acked + 1, "acknowledged {acked}, found {n} entries");
         for (i, e) in entries.iter().enumerate() {
             assert_eq!(*e, json!(i), "entries are in order with no gap");
         }
+        // Another client: the reference carries its capability.
         // The write in flight at the kill: retrying it with its call id runs it at most once.
         let retry =
-            client.invoke_json(log, "append", &[json!(acked)], Some(CallId(format!("append-{acked}")))).await.unwrap();
+            client.invoke_json(&log, "append", &[json!(acked)], Some(CallId(format!("append-{acked}")))).await.unwrap();
         assert_eq!(retry, json!(acked));
-        let after = log_entries(&client, log).await;
+        let after = log_entries(&client, &log).await;
         assert_eq!(after.len() as u64, acked + 1);
         assert_eq!(after.last(), Some(&json!(acked)));
     });

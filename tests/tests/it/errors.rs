@@ -28,7 +28,8 @@ fn bad_inputs_are_refused_clearly_and_change_nothing() {
     node.clouds(&["create", "Counter", "--name", "bad name"]).fails(2, "contains ` `");
     node.clouds(&["invoke", "noMethod"]).fails(2, "is not TARGET.METHOD");
     node.clouds(&["invoke", "c.add_from", "c"]).fails(1, "re-entrant call");
-    clouds_at("127.0.0.1:1", &["status"]).fails(6, "127.0.0.1:1 is unavailable");
+    let wallet = tempfile::tempdir().unwrap();
+    clouds_at("127.0.0.1:1", wallet.path(), &["status"]).fails(6, "127.0.0.1:1 is unavailable");
 
     assert_eq!(node.clouds(&["--json", "describe", "c"]).json(), before, "the object changed");
     assert_eq!(node.clouds(&["--json", "status"]).json()["objects"], objects, "objects were created");

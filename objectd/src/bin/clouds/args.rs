@@ -23,6 +23,10 @@ pub struct Cli {
     /// Deadline of the thread, in milliseconds.
     #[arg(long, global = true, default_value_t = clouds::thread::DEFAULT_DEADLINE_MS)]
     pub deadline: u64,
+    /// The wallet: your key and capabilities (made on first use, readable by you only).
+    /// Default: ~/.clouds/wallet.
+    #[arg(long, global = true, env = "CLOUDS_WALLET")]
+    pub wallet: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,6 +47,10 @@ pub enum Command {
         /// or a node id (`2` or `node-2`).
         #[arg(long, default_value = "local")]
         on: objectd::placement::Placement,
+        /// With --name: hand a capability with these rights (`read`, `read,write`...) to
+        /// everyone who can read the directory. Default: the name gives the id only.
+        #[arg(long, requires = "name")]
+        share: Option<clouds::Rights>,
     },
     /// Invoke a method: TARGET.METHOD [ARG...]; prints the result as JSON.
     ///
@@ -72,9 +80,70 @@ pub enum Command {
     Status,
     /// List the cluster's nodes: id, address, state, objects, load.
     Nodes,
+    /// Print your public key (the wallet's): what others grant capabilities to.
+    Whoami,
+    /// Capabilities: show, grant, import, revoke.
+    #[command(subcommand)]
+    Cap(CapCommand),
     /// Run a local cluster on 127.0.0.1.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CapCommand {
+    /// The capabilities your wallet holds (for TARGET, or all of them).
+    Show { target: Option<String> },
+    /// Print a capability for TARGET, narrower than yours, to hand to someone.
+    Grant {
+        target: String,
+        /// Rights, comma-separated: read, write, admin, delegate, migrate.
+        #[arg(long)]
+        rights: clouds::Rights,
+        /// Only these methods (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        methods: Option<Vec<String>>,
+        /// Expires after this long: `90s`, `15m`, `1h`, `7d`.
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<u64>,
+        /// The receiver's public key (`clouds whoami`): who may pass it on further, if it
+        /// has `delegate`. Default: you.
+        #[arg(long)]
+        to: Option<capability::PublicKey>,
+    },
+    /// Keep a capability someone granted you (the `cap1.` text).
+    Import { token: String },
+    /// Void every capability for TARGET granted so far; you get a fresh owner capability.
+    Revoke { target: String },
+}
+
+/// `90s`, `15m`, `1h`, `7d` -> seconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let bad = || format!("`{text}` is not a duration (expected a number and s, m, h or d: `90s`, `15m`, `1h`, `7d`)");
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_have_a_unit() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("1h"), Ok(3600));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert!(parse_duration("10").unwrap_err().contains("expected a number and s, m, h or d"));
+        assert!(parse_duration("h").is_err());
+    }
 }
 
 #[derive(Subcommand, Debug)]

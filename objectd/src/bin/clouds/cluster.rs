@@ -6,6 +6,7 @@
 //! seeds from all.
 
 use crate::exit::CliError;
+use capability::PublicKey;
 use clouds::NodeId;
 use objectd::identity::Identity;
 use objectd::membership::PeerState;
@@ -121,7 +122,7 @@ pub fn init(dir: &Path, nodes: u16) -> Result<(), CliError> {
     Ok(())
 }
 
-fn spawn(bin: &Path, dir: &Path, m: &Member, seeds: &str, root: u16) -> Result<Child, CliError> {
+fn spawn(bin: &Path, dir: &Path, m: &Member, seeds: &str, root: u16, admin: &str) -> Result<Child, CliError> {
     let log_path = dir.join(format!("node-{}.log", m.id));
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -134,6 +135,7 @@ fn spawn(bin: &Path, dir: &Path, m: &Member, seeds: &str, root: u16) -> Result<C
         .arg(dir.join(format!("node-{}", m.id)))
         .args(["--seeds", seeds, "--root-node", &root.to_string(), "--identity"])
         .arg(Identity::dir_in(dir, NodeId(m.id)))
+        .args(["--admin", admin])
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err_log)
@@ -146,7 +148,26 @@ fn spawn(bin: &Path, dir: &Path, m: &Member, seeds: &str, root: u16) -> Result<C
     Ok(child)
 }
 
-pub async fn up(nodes: u16, dir: &Path, objectd: Option<PathBuf>, json: bool) -> Result<(), CliError> {
+/// The cluster's administrator: the key in `DIR/admin.pub`, written on the first `up` with
+/// the key of the wallet that ran it.
+fn admin_of(dir: &Path, wallet_key: PublicKey) -> Result<String, CliError> {
+    let path = dir.join("admin.pub");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let key: PublicKey =
+            text.trim().parse().map_err(|e| failed(format!("{} is not a public key: {e}", path.display())))?;
+        return Ok(key.to_string());
+    }
+    std::fs::write(&path, format!("{wallet_key}\n")).map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
+    Ok(wallet_key.to_string())
+}
+
+pub async fn up(
+    nodes: u16,
+    dir: &Path,
+    objectd: Option<PathBuf>,
+    wallet_key: PublicKey,
+    json: bool,
+) -> Result<(), CliError> {
     if nodes == 0 {
         return Err(CliError::Usage("--nodes must be at least 1".into()));
     }
@@ -159,6 +180,7 @@ pub async fn up(nodes: u16, dir: &Path, objectd: Option<PathBuf>, json: bool) ->
     write_nodes(dir, &members)?;
     let ids: Vec<NodeId> = members.iter().map(|m| NodeId(m.id)).collect();
     objectd::identity::init(dir, &ids).map_err(failed)?;
+    let admin = admin_of(dir, wallet_key)?;
     let bin = objectd_binary(objectd)?;
     let seeds: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
     let root = members[0].id;
@@ -166,7 +188,7 @@ pub async fn up(nodes: u16, dir: &Path, objectd: Option<PathBuf>, json: bool) ->
     for m in &members {
         match running_pid(dir, m.id) {
             Some(pid) => eprintln!("node-{} is already running (pid {pid})", m.id),
-            None => started.push((m.id, spawn(&bin, dir, m, &seeds.join(","), root)?)),
+            None => started.push((m.id, spawn(&bin, dir, m, &seeds.join(","), root, &admin)?)),
         }
     }
     wait_ready(dir, &members, &mut started).await?;

@@ -1,29 +1,39 @@
 //! One function per command.
 
-use crate::args::{Cli, ClusterCommand, Command};
-use crate::cluster;
+use crate::args::{CapCommand, Cli, ClusterCommand, Command};
 use crate::exit::CliError;
-use crate::target::{parse_arg, parse_target, resolve, split_call, Target};
-use clouds::{CallId, ClassInfo, ObjectId};
+use crate::target::{parse_arg, parse_target, resolve, root, split_call, Target};
+use crate::{caps, cluster};
+use clouds::{CallId, ClassInfo, RawRef, Rights};
 use naming::{Entry, Path};
 use objectd::placement::Placement;
 use objectd::wire::InitialState;
-use objectd::Client;
+use objectd::{Client, Wallet};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let json = cli.json;
+    let wallet_dir = cli.wallet.clone().unwrap_or_else(Wallet::default_dir);
     let command = match cli.command {
         Command::Cluster(ClusterCommand::Up { nodes, dir, objectd }) => {
-            return cluster::up(nodes, &dir, objectd, json).await
+            let admin = open_wallet(&wallet_dir)?.public();
+            return cluster::up(nodes, &dir, objectd, admin, json).await;
         }
         Command::Cluster(ClusterCommand::Down { dir }) => return cluster::down(&dir),
         Command::Cluster(ClusterCommand::Init { dir, nodes }) => return cluster::init(&dir, nodes),
+        Command::Whoami => return caps::whoami(&open_wallet(&wallet_dir)?, &wallet_dir, json),
+        Command::Cap(CapCommand::Import { token }) => return caps::import(&open_wallet(&wallet_dir)?, &token, json),
         other => other,
     };
-    let client = Client::connect(cli.node).await?.with_deadline(Duration::from_millis(cli.deadline));
+    let wallet = Arc::new(open_wallet(&wallet_dir)?);
+    let client = Client::connect_with(cli.node, objectd::client::CONNECT_TIMEOUT, wallet)
+        .await?
+        .with_deadline(Duration::from_millis(cli.deadline));
     match command {
-        Command::Create { class, name, state, on } => create(&client, json, &class, name.as_deref(), state, on).await,
+        Command::Create { class, name, state, on, share } => {
+            create(&client, json, &class, name.as_deref(), state, on, share).await
+        }
         Command::Invoke { call, args, call_id, trace } => invoke(&client, json, &call, &args, call_id, trace).await,
         Command::Describe { target } => describe(&client, json, &target).await,
         Command::Ls { path } => ls(&client, json, path.as_deref().unwrap_or("/")).await,
@@ -31,15 +41,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Classes => classes(&client, json).await,
         Command::Status => status(&client, json).await,
         Command::Nodes => nodes(&client, json).await,
-        Command::Cluster(_) => unreachable!("handled above"),
+        Command::Cap(c) => caps::run(&client, c, json).await,
+        Command::Cluster(_) | Command::Whoami => unreachable!("handled above"),
     }
 }
 
-async fn root(client: &Client) -> Result<ObjectId, CliError> {
-    Ok(client.status().await?.root)
+fn open_wallet(dir: &std::path::Path) -> Result<Wallet, CliError> {
+    Wallet::open(dir).map_err(CliError::Failed)
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(v).expect("values print as JSON"));
 }
 
@@ -50,28 +61,42 @@ async fn create(
     name: Option<&str>,
     state: Option<String>,
     on: Placement,
+    share: Option<Rights>,
 ) -> Result<(), CliError> {
     let path = name.map(|n| n.parse::<Path>().map_err(CliError::Usage)).transpose()?;
     let ctx = client.ctx();
-    let root = root(client).await?;
-    if let Some(path) = &path {
-        if path.is_root() {
-            return Err(CliError::Usage("the root `/` cannot be bound".into()));
+    let root = match &path {
+        Some(path) => {
+            if path.is_root() {
+                return Err(CliError::Usage("the root `/` cannot be bound".into()));
+            }
+            let root = root(client).await?;
+            // Check first so that a taken name creates nothing.
+            if let Ok(entry) = naming::resolve(&ctx, &root, path).await {
+                return Err(CliError::NameTaken { path: path.to_string(), id: entry.id });
+            }
+            Some(root)
         }
-        // Check first so that a taken name creates nothing.
-        if let Ok(entry) = naming::resolve(&ctx, root, path).await {
-            return Err(CliError::NameTaken { path: path.to_string(), id: entry.id });
-        }
-    }
+        None => None,
+    };
     let initial = match state {
         Some(text) => InitialState::Json(text),
         None => InitialState::Default,
     };
-    let id = client.create_placed(class, initial, on).await?;
-    if let Some(path) = &path {
-        if let Err(e) = naming::bind(&ctx, root, path, Entry { id, class: class.to_string() }).await {
+    let created = client.create_placed(class, initial, on).await?;
+    let id = created.id;
+    if let (Some(path), Some(root)) = (&path, &root) {
+        let bound = async {
+            let cap = match share {
+                Some(rights) => ctx.attenuate_raw(&created, rights)?.cap,
+                None => None,
+            };
+            let entry = Entry { id, class: class.to_string(), cap };
+            naming::bind(&ctx, root, path, entry).await
+        };
+        if let Err(e) = bound.await {
             // Do not leave an unnamed object behind.
-            let _ = client.delete(id).await;
+            let _ = client.delete(created).await;
             return Err(match e {
                 e if naming::resolve::is_already_bound(&e) => CliError::NameTaken { path: path.to_string(), id },
                 e => e.into(),
@@ -95,24 +120,23 @@ async fn invoke(
     trace: bool,
 ) -> Result<(), CliError> {
     let (target, method) = split_call(call)?;
-    let target = parse_target(target)?;
-    let ctx = client.ctx();
-    let root = root(client).await?;
-    let (id, class) = resolve(&ctx, root, &target).await?;
+    let (target, class) = resolve(client, &parse_target(target)?).await?;
     let mut values: Vec<serde_json::Value> = args.iter().map(|a| parse_arg(a)).collect();
-    // Object-reference parameters may be given by name: look up which ones they are.
+    // Object-reference parameters may be given by name or id: they are passed with the
+    // strongest capability this wallet has for them, so the method can use them.
     if values.iter().any(|v| v.is_string()) {
-        let info = class_info(client, id, class).await?;
+        let info = class_info(client, &target, class).await?;
         if let Ok(m) = info.method(method) {
             for (value, param) in values.iter_mut().zip(&m.params) {
                 if let (true, Some(text)) = (param.is_ref(), value.as_str()) {
-                    let (ref_id, _) = resolve(&ctx, root, &parse_target(text)?).await?;
-                    *value = serde_json::Value::String(ref_id.to_string());
+                    let (arg, _) = resolve(client, &parse_target(text)?).await?;
+                    let passed = RawRef { id: arg.id, cap: client.capability_for(&arg) };
+                    *value = serde_json::to_value(&passed).expect("references print as JSON");
                 }
             }
         }
     }
-    let (result, path) = client.invoke_json_traced(id, method, &values, call_id.map(CallId), trace).await?;
+    let (result, path) = client.invoke_json_traced(&target, method, &values, call_id.map(CallId), trace).await?;
     if !trace {
         print_json(&result);
     } else if json {
@@ -139,24 +163,23 @@ async fn invoke(
 }
 
 /// The class metadata of an object: from the class list when the name told the class.
-async fn class_info(client: &Client, id: ObjectId, class: Option<String>) -> Result<ClassInfo, CliError> {
+async fn class_info(client: &Client, target: &RawRef, class: Option<String>) -> Result<ClassInfo, CliError> {
     if let Some(class) = class {
         if let Some(info) = client.classes().await?.into_iter().find(|c| c.name == class) {
             return Ok(info);
         }
     }
-    Ok(client.describe(id).await?.methods)
+    Ok(client.describe(target.clone()).await?.methods)
 }
 
 async fn describe(client: &Client, json: bool, target: &str) -> Result<(), CliError> {
-    let target = parse_target(target)?;
-    let (id, _) = resolve(&client.ctx(), root(client).await?, &target).await?;
-    let info = client.describe(id).await?;
+    let (target, _) = resolve(client, &parse_target(target)?).await?;
+    let info = client.describe(target).await?;
     if json {
         let state: serde_json::Value = serde_json::from_str(&info.state).unwrap_or(serde_json::Value::Null);
         print_json(&serde_json::json!({
             "id": info.id, "class": info.class, "node": info.node, "home": info.home, "version": info.version,
-            "state_bytes": info.state_bytes, "pages": info.pages, "page_bytes": info.page_bytes,
+            "epoch": info.epoch, "state_bytes": info.state_bytes, "pages": info.pages, "page_bytes": info.page_bytes,
             "state": state, "methods": info.methods.methods,
         }));
         return Ok(());
@@ -164,7 +187,7 @@ async fn describe(client: &Client, json: bool, target: &str) -> Result<(), CliEr
     println!("id:       {}", info.id);
     println!("class:    {}", info.class);
     println!("node:     {} (home {})", info.node, info.home);
-    println!("version:  {}", info.version);
+    println!("version:  {} (revocation epoch {})", info.version, info.epoch);
     println!("size:     {} bytes of state, {} pages ({} bytes)", info.state_bytes, info.pages, info.page_bytes);
     println!("state:    {}", info.state);
     println!("methods:");
@@ -176,10 +199,12 @@ async fn describe(client: &Client, json: bool, target: &str) -> Result<(), CliEr
 
 async fn ls(client: &Client, json: bool, path: &str) -> Result<(), CliError> {
     let path: Path = path.parse().map_err(CliError::Usage)?;
-    let entries = naming::list(&client.ctx(), root(client).await?, &path).await?;
+    let entries = naming::list(&client.ctx(), &root(client).await?, &path).await?;
     if json {
-        let rows: Vec<_> =
-            entries.iter().map(|(n, e)| serde_json::json!({ "name": n, "class": e.class, "id": e.id })).collect();
+        let rows: Vec<_> = entries
+            .iter()
+            .map(|(n, e)| serde_json::json!({ "name": n, "class": e.class, "id": e.id, "shared": e.cap.is_some() }))
+            .collect();
         print_json(&rows);
         return Ok(());
     }
@@ -191,19 +216,18 @@ async fn ls(client: &Client, json: bool, path: &str) -> Result<(), CliError> {
 }
 
 async fn rm(client: &Client, target: &str) -> Result<(), CliError> {
-    let ctx = client.ctx();
-    let root = root(client).await?;
-    let target = parse_target(target)?;
-    let (id, _) = resolve(&ctx, root, &target).await?;
-    let info = client.describe(id).await?;
+    let parsed = parse_target(target)?;
+    let (target, _) = resolve(client, &parsed).await?;
+    let info = client.describe(target.clone()).await?;
     if info.class == "Directory" && info.pages > 0 {
         return Err(CliError::Invoke(clouds::InvokeError::invalid(format!(
-            "directory {id} is not empty; remove its entries first"
+            "directory {} is not empty; remove its entries first",
+            info.id
         ))));
     }
-    client.delete(id).await?;
-    if let Target::Name(path) = &target {
-        naming::unbind(&ctx, root, path).await?;
+    client.delete(target).await?;
+    if let Target::Name(path) = &parsed {
+        naming::unbind(&client.ctx(), &root(client).await?, path).await?;
     }
     Ok(())
 }

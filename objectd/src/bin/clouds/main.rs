@@ -5,6 +5,7 @@
 //! processes), `exit` (errors and exit codes).
 
 mod args;
+mod caps;
 mod cluster;
 mod commands;
 mod exit;

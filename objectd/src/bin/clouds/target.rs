@@ -1,8 +1,9 @@
 //! Turning what the user typed into object ids, methods and arguments.
 
 use crate::exit::CliError;
-use clouds::{Ctx, ObjectId};
-use naming::{Entry, Path};
+use clouds::{InvokeError, ObjectId, RawRef};
+use naming::Path;
+use objectd::Client;
 
 /// A target as typed: a UUID or a name.
 pub enum Target {
@@ -30,15 +31,36 @@ pub fn parse_arg(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
 }
 
-/// The id a target names, and its class when the name service knows it.
-pub async fn resolve(ctx: &Ctx, root: ObjectId, target: &Target) -> Result<(ObjectId, Option<String>), CliError> {
+/// The object a target names (with the capability its directory entry hands out, if
+/// any), and its class when the name service knows it.
+pub async fn resolve(client: &Client, target: &Target) -> Result<(RawRef, Option<String>), CliError> {
     match target {
-        Target::Id(id) => Ok((*id, None)),
+        Target::Id(id) => Ok((RawRef::new(*id), None)),
         Target::Name(path) => {
-            let Entry { id, class } = naming::resolve(ctx, root, path).await?;
-            Ok((id, Some(class)))
+            let root = root(client).await?;
+            let entry = naming::resolve(&client.ctx(), &root, path).await?;
+            Ok((entry.raw(), Some(entry.class)))
         }
     }
+}
+
+/// The cluster's root directory. Without a capability for it in the wallet, asks for the
+/// administrator's (which works if the wallet holds the admin key).
+pub async fn root(client: &Client) -> Result<RawRef, CliError> {
+    let id = client.status().await?.root;
+    if client.wallet().best(id).is_none() {
+        client.root_capability().await.map_err(|e| match e {
+            InvokeError::Denied { reason } => InvokeError::Denied {
+                reason: format!(
+                    "your wallet holds no capability for the root directory {id}, so names cannot be used: {reason}. \
+                     Ask the administrator for one (`clouds cap grant / --rights read --to {}`), or use object ids",
+                    client.wallet().public()
+                ),
+            },
+            other => other,
+        })?;
+    }
+    Ok(RawRef::new(id))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Rights: what a capability allows on its object.
 
-use clouds::Access;
+use crate::object::Access;
 use serde::{Deserialize, Serialize};
 
 /// A set of rights on one object.
@@ -27,6 +27,11 @@ impl Rights {
 
     pub fn intersection(self, other: Rights) -> Rights {
         Rights(self.0 & other.0)
+    }
+
+    /// How many rights the set holds.
+    pub fn count(self) -> u32 {
+        self.0.count_ones()
     }
 
     /// The right a method with this access needs.

@@ -1,0 +1,154 @@
+//! Capabilities at the door: the check every invocation passes before anything runs, and
+//! the capabilities this node issues.
+//!
+//! The decisions are the `capability` crate's pure functions (`verify_chain`, `check`);
+//! this adds a cache of verified chains, keyed by the token's exact bytes, so that the
+//! signatures of a token are checked once and each later call costs a map lookup and the
+//! per-call checks (object, epoch, expiry, right, method).
+
+use crate::identity::Identity;
+use capability::verify::{check, verify_chain};
+use capability::{Denied, Grant, PublicKey, Restrict, Token};
+use clouds::{Cap, InvokeError, ObjectId, Rights};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How many verified chains the cache keeps; when full it starts again empty.
+const CACHE_ENTRIES: usize = 4096;
+
+pub struct Guard {
+    identity: Arc<Identity>,
+    /// `false` only in benchmark builds measuring what the checks cost.
+    enforce: bool,
+    /// std `Mutex`: one map operation at a time, never across an `.await`.
+    verified: Mutex<HashMap<Vec<u8>, Grant>>,
+}
+
+/// What a refused capability becomes on the wire.
+pub fn denied(e: Denied) -> InvokeError {
+    InvokeError::Denied { reason: e.to_string() }
+}
+
+/// Unix time in seconds.
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Guard {
+    pub fn new(identity: Arc<Identity>) -> Guard {
+        Guard { identity, enforce: true, verified: Mutex::new(HashMap::new()) }
+    }
+
+    /// A guard that lets every call through: only for measuring the checks' cost.
+    #[cfg(feature = "unchecked")]
+    pub fn unchecked(identity: Arc<Identity>) -> Guard {
+        Guard { enforce: false, ..Guard::new(identity) }
+    }
+
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.identity
+    }
+
+    /// The grant `cap` carries, its chain checked back to this cluster's authority.
+    pub fn grant(&self, cap: Option<&Cap>) -> Result<Grant, Denied> {
+        let cap = cap.ok_or(Denied::Missing)?;
+        if let Some(g) = self.verified.lock().expect("cache mutex").get(cap.as_bytes()) {
+            return Ok(g.clone());
+        }
+        let token = Token::from_cap(cap)?;
+        let grant = verify_chain(&token, &self.identity.authority)?.grant;
+        let mut cache = self.verified.lock().expect("cache mutex");
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(cap.as_bytes().to_vec(), grant.clone());
+        Ok(grant)
+    }
+
+    /// Whether `cap` allows `operation` (a method, or `describe`, `delete`, `revoke`),
+    /// which needs `needed`, on `object` at revocation epoch `epoch`, now.
+    pub fn admit(
+        &self,
+        cap: Option<&Cap>,
+        object: ObjectId,
+        epoch: u64,
+        needed: Rights,
+        operation: &str,
+    ) -> Result<(), InvokeError> {
+        if !self.enforce {
+            return Ok(());
+        }
+        let grant = self.grant(cap).map_err(denied)?;
+        check(&grant, object, epoch, needed, operation, now()).map_err(denied)
+    }
+
+    /// A capability for `object` signed by this node: every right, for `holder`.
+    pub fn issue_owner(&self, object: ObjectId, epoch: u64, holder: PublicKey) -> Cap {
+        let grant = Grant { object, rights: Rights::ALL, methods: None, expires: None, epoch, holder };
+        Token::issue(self.identity.cert.clone(), &self.identity.key, grant).to_cap()
+    }
+
+    /// A capability granting only `rights` of what `cap` grants, signed by this node (for
+    /// code running here, which holds no key). Needs the delegate right in `cap`.
+    pub fn attenuate(&self, cap: Option<&Cap>, rights: Rights) -> Result<Cap, Denied> {
+        let parent = self.grant(cap)?;
+        let restrict = Restrict { rights: Some(rights), ..Restrict::default() };
+        let child = parent.restricted(restrict, self.identity.key.public(), 1)?;
+        Ok(Token::issue(self.identity.cert.clone(), &self.identity.key, child).to_cap())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clouds::NodeId;
+
+    fn guard() -> Guard {
+        Guard::new(Arc::new(Identity::ephemeral(NodeId(1))))
+    }
+
+    #[test]
+    fn owner_capabilities_pass_and_others_are_denied_with_the_reason() {
+        let g = guard();
+        let object = ObjectId::new(NodeId(1));
+        let owner = g.issue_owner(object, 0, KeyHolder::public());
+        g.admit(Some(&owner), object, 0, Rights::WRITE, "incr").unwrap();
+        // Cached now: the same answer, and a tampered copy is not mistaken for it.
+        g.admit(Some(&owner), object, 0, Rights::WRITE, "incr").unwrap();
+        let mut bytes = owner.as_bytes().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let e = g.admit(Some(&Cap::from_bytes(bytes)), object, 0, Rights::WRITE, "incr").unwrap_err();
+        assert!(e.to_string().contains("signature"), "{e}");
+        let e = g.admit(None, object, 0, Rights::READ, "get").unwrap_err();
+        assert!(e.to_string().contains("no capability"), "{e}");
+        let e = g.admit(Some(&owner), object, 1, Rights::READ, "get").unwrap_err();
+        assert!(e.to_string().contains("revoked"), "{e}");
+        let other = ObjectId::new(NodeId(1));
+        let e = g.admit(Some(&owner), other, 0, Rights::READ, "get").unwrap_err();
+        assert!(e.to_string().contains("is for object"), "{e}");
+    }
+
+    #[test]
+    fn attenuation_here_narrows_and_never_widens() {
+        let g = guard();
+        let object = ObjectId::new(NodeId(1));
+        let owner = g.issue_owner(object, 0, KeyHolder::public());
+        let read = g.attenuate(Some(&owner), Rights::READ).unwrap();
+        g.admit(Some(&read), object, 0, Rights::READ, "get").unwrap();
+        let e = g.admit(Some(&read), object, 0, Rights::WRITE, "incr").unwrap_err();
+        assert!(e.to_string().contains("lacks the write right"), "{e}");
+        // `read` has no delegate right: it cannot be passed on, let alone widened.
+        assert!(matches!(g.attenuate(Some(&read), Rights::ALL), Err(Denied::NotDelegable { .. })));
+        let delegable = g.attenuate(Some(&owner), Rights::READ.union(Rights::DELEGATE)).unwrap();
+        assert!(matches!(g.attenuate(Some(&delegable), Rights::WRITE), Err(Denied::Amplified { .. })));
+    }
+
+    /// Some holder's key; who holds it does not matter to these checks.
+    struct KeyHolder;
+    impl KeyHolder {
+        fn public() -> PublicKey {
+            capability::KeyPair::generate().public()
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! A user's wallet: their key and the capabilities they hold.
+//!
+//! On disk it is a directory readable by its owner only (mode 0700) with two files, each
+//! mode 0600: `key` (the secret key, hex) and `caps` (one capability per line, in text
+//! form). The command line keeps it at `--wallet DIR`, `$CLOUDS_WALLET`, or
+//! `~/.clouds/wallet`; library clients get one in memory unless they open one.
+//!
+//! For each object the wallet offers its strongest capability that has not expired.
+
+use capability::{hex, KeyPair, PublicKey, Token};
+use clouds::{Cap, ObjectId, Rights};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub struct Wallet {
+    /// `None`: kept in memory only.
+    dir: Option<PathBuf>,
+    key: KeyPair,
+    /// std `Mutex`: one map operation (and, on disk, one file write) at a time.
+    caps: Mutex<HashMap<ObjectId, Vec<Held>>>,
+}
+
+#[derive(Clone)]
+struct Held {
+    rights: Rights,
+    expires: Option<u64>,
+    cap: Cap,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Wallet {
+    /// A wallet with a fresh key, in memory only.
+    pub fn ephemeral() -> Wallet {
+        Wallet { dir: None, key: KeyPair::generate(), caps: Mutex::new(HashMap::new()) }
+    }
+
+    /// Where the command line keeps the wallet unless told: `~/.clouds/wallet`.
+    pub fn default_dir() -> PathBuf {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        home.join(".clouds").join("wallet")
+    }
+
+    /// Opens the wallet in `dir`, making it (and a key) if there is none.
+    pub fn open(dir: &Path) -> Result<Wallet, String> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("cannot create the wallet {}: {e}", dir.display()))?;
+        }
+        let key_path = dir.join("key");
+        let key = if key_path.exists() {
+            let text = std::fs::read_to_string(&key_path)
+                .map_err(|e| format!("cannot read {}: {e}", key_path.display()))?;
+            let secret = hex::decode(&text)
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| format!("{} does not hold a key (expected 64 hex digits)", key_path.display()))?;
+            KeyPair::from_secret(secret)
+        } else {
+            let key = KeyPair::generate();
+            write_private(&key_path, &format!("{}\n", hex::encode(&key.secret_bytes())))?;
+            key
+        };
+        let wallet = Wallet { dir: Some(dir.to_path_buf()), key, caps: Mutex::new(HashMap::new()) };
+        let caps_path = dir.join("caps");
+        if caps_path.exists() {
+            let text = std::fs::read_to_string(&caps_path)
+                .map_err(|e| format!("cannot read {}: {e}", caps_path.display()))?;
+            let mut caps = wallet.caps.lock().expect("wallet mutex");
+            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let token = Token::from_text(line)
+                    .map_err(|e| format!("{} line {}: not a capability: {e}", caps_path.display(), n + 1))?;
+                insert(&mut caps, &token);
+            }
+        }
+        Ok(wallet)
+    }
+
+    pub fn key(&self) -> &KeyPair {
+        &self.key
+    }
+
+    pub fn public(&self) -> PublicKey {
+        self.key.public()
+    }
+
+    /// Keeps `cap` (once). Refused if it is not a capability of this format.
+    pub fn add(&self, cap: &Cap) -> Result<(), String> {
+        let token = Token::from_cap(cap).map_err(|e| format!("not a capability: {e}"))?;
+        let mut caps = self.caps.lock().expect("wallet mutex");
+        if insert(&mut caps, &token) {
+            self.save(&caps)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every capability for `id` (they were revoked, or the object is gone).
+    pub fn forget(&self, id: ObjectId) -> Result<(), String> {
+        let mut caps = self.caps.lock().expect("wallet mutex");
+        if caps.remove(&id).is_some() {
+            self.save(&caps)?;
+        }
+        Ok(())
+    }
+
+    /// The strongest unexpired capability held for `id`.
+    pub fn best(&self, id: ObjectId) -> Option<Cap> {
+        let now = now();
+        let caps = self.caps.lock().expect("wallet mutex");
+        caps.get(&id)?
+            .iter()
+            .filter(|h| h.expires.is_none_or(|e| e >= now))
+            .max_by_key(|h| h.rights.count())
+            .map(|h| h.cap.clone())
+    }
+
+    /// Every capability held, by object.
+    pub fn all(&self) -> Vec<Token> {
+        let caps = self.caps.lock().expect("wallet mutex");
+        let mut out: Vec<Token> =
+            caps.values().flatten().filter_map(|h| Token::from_cap(&h.cap).ok()).collect();
+        out.sort_by_key(|t| t.grant().object);
+        out
+    }
+
+    fn save(&self, caps: &HashMap<ObjectId, Vec<Held>>) -> Result<(), String> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let mut text = String::new();
+        for held in caps.values().flatten() {
+            text.push_str(&held.cap.to_text());
+            text.push('\n');
+        }
+        // Write aside, then rename: a crash leaves the old file or the new one.
+        let tmp = dir.join("caps.tmp");
+        write_private(&tmp, &text)?;
+        std::fs::rename(&tmp, dir.join("caps")).map_err(|e| format!("cannot update the wallet: {e}"))
+    }
+}
+
+/// Adds `token` unless held already; says whether it was added.
+fn insert(caps: &mut HashMap<ObjectId, Vec<Held>>, token: &Token) -> bool {
+    let grant = token.grant();
+    let cap = token.to_cap();
+    let held = caps.entry(grant.object).or_default();
+    if held.iter().any(|h| h.cap == cap) {
+        return false;
+    }
+    held.push(Held { rights: grant.rights, expires: grant.expires, cap });
+    true
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capability::{Grant, NodeCert};
+    use clouds::NodeId;
+
+    fn token(object: ObjectId, rights: Rights, holder: PublicKey, expires: Option<u64>) -> Token {
+        let (authority, node) = (KeyPair::generate(), KeyPair::generate());
+        let cert = NodeCert::issue(&authority, NodeId(1), node.public());
+        Token::issue(cert, &node, Grant { object, rights, methods: None, expires, epoch: 0, holder })
+    }
+
+    #[test]
+    fn a_wallet_keeps_its_key_and_capabilities_private_and_offers_the_strongest() {
+        let dir = std::env::temp_dir().join(format!("clouds-wallet-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let w = Wallet::open(&dir).unwrap();
+        let object = ObjectId::new(NodeId(1));
+        let read = token(object, Rights::READ, w.public(), None);
+        let all = token(object, Rights::ALL, w.public(), None);
+        let expired = token(object, Rights::ALL, w.public(), Some(1));
+        for t in [&read, &all, &expired] {
+            w.add(&t.to_cap()).unwrap();
+        }
+        w.add(&read.to_cap()).unwrap();
+        assert_eq!(w.best(object), Some(all.to_cap()));
+        assert!(w.add(&Cap::from_bytes(vec![1, 2, 3])).unwrap_err().contains("not a capability"));
+
+        let again = Wallet::open(&dir).unwrap();
+        assert_eq!(again.public(), w.public());
+        assert_eq!(again.all().len(), 3, "each capability kept once");
+        assert_eq!(again.best(object), Some(all.to_cap()));
+        again.forget(object).unwrap();
+        assert_eq!(Wallet::open(&dir).unwrap().best(object), None);
+
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(&dir.join("key")), mode(&dir.join("caps"))), (0o700, 0o600, 0o600));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
