@@ -39,10 +39,10 @@ pub struct ParamInfo {
 }
 
 impl ParamInfo {
-    /// Whether the parameter is an object reference (`Ref<T>`), which the CLI lets users
-    /// write as a path or a UUID.
-    pub fn is_ref(&self) -> bool {
-        self.ty.starts_with("Ref<")
+    /// Whether the parameter holds object references (`Ref<T>`, `Vec<Ref<T>>`,
+    /// `Option<Ref<T>>`...), which the CLI lets users write as paths or UUIDs.
+    pub fn holds_refs(&self) -> bool {
+        self.ty.contains("Ref<")
     }
 }
 

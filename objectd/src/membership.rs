@@ -236,3 +236,24 @@ fn certified(cert: Option<String>, id: NodeId, authority: &capability::PublicKey
     cert.and_then(|text| capability::NodeCert::from_text(&text))
         .is_some_and(|cert| cert.node == id && cert.is_signed_by(authority))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capability::{KeyPair, NodeCert};
+
+    /// A peer counts only with a certificate from this cluster's authority for its own id,
+    /// whatever name it gossips under.
+    #[test]
+    fn only_peers_certified_for_their_id_count() {
+        let (authority, other) = (KeyPair::generate(), KeyPair::generate());
+        let key = KeyPair::generate().public();
+        let ours = NodeCert::issue(&authority, NodeId(2), key).to_text();
+        assert!(certified(Some(ours.clone()), NodeId(2), &authority.public()));
+        assert!(!certified(Some(ours), NodeId(3), &authority.public()), "a certificate for another id");
+        let theirs = NodeCert::issue(&other, NodeId(2), key).to_text();
+        assert!(!certified(Some(theirs), NodeId(2), &authority.public()), "another cluster's authority");
+        assert!(!certified(None, NodeId(2), &authority.public()), "no certificate");
+        assert!(!certified(Some("garbage".into()), NodeId(2), &authority.public()));
+    }
+}

@@ -122,17 +122,19 @@ async fn invoke(
     let (target, method) = split_call(call)?;
     let (target, class) = resolve(client, &parse_target(target)?).await?;
     let mut values: Vec<serde_json::Value> = args.iter().map(|a| parse_arg(a)).collect();
-    // Object-reference parameters may be given by name or id: they are passed with the
-    // strongest capability this wallet has for them, so the method can use them.
-    if values.iter().any(|v| v.is_string()) {
+    // References may be given by name or id, also inside lists: each is passed with the
+    // strongest capability this wallet has for it, so that the method can use it.
+    if values.iter().any(|v| !texts(v).is_empty()) {
         let info = class_info(client, &target, class).await?;
         if let Ok(m) = info.method(method) {
-            for (value, param) in values.iter_mut().zip(&m.params) {
-                if let (true, Some(text)) = (param.is_ref(), value.as_str()) {
-                    let (arg, _) = resolve(client, &parse_target(text)?).await?;
-                    let passed = RawRef { id: arg.id, cap: client.capability_for(&arg) };
-                    *value = serde_json::to_value(&passed).expect("references print as JSON");
+            for (value, _) in values.iter_mut().zip(&m.params).filter(|(_, p)| p.holds_refs()) {
+                let mut passed = std::collections::HashMap::new();
+                for text in texts(value) {
+                    let (arg, _) = resolve(client, &parse_target(&text)?).await?;
+                    let with_cap = RawRef { id: arg.id, cap: client.capability_for(&arg) };
+                    passed.insert(text, serde_json::to_value(&with_cap).expect("references print as JSON"));
                 }
+                replace_texts(value, &passed);
             }
         }
     }
@@ -160,6 +162,33 @@ async fn invoke(
         }
     }
     Ok(())
+}
+
+/// The strings in a JSON value that may name objects: not object keys, not capabilities,
+/// and nothing inside a reference written out in full (`{"id": ..., "cap": ...}`).
+fn texts(value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::String(s) if !s.starts_with(clouds::cap::CAP_TEXT_PREFIX) => vec![s.clone()],
+        serde_json::Value::Array(items) => items.iter().flat_map(texts).collect(),
+        serde_json::Value::Object(fields) if !fields.contains_key("id") => fields.values().flat_map(texts).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Replaces each string found in `with` by what it maps to.
+fn replace_texts(value: &mut serde_json::Value, with: &std::collections::HashMap<String, serde_json::Value>) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let Some(v) = with.get(s.as_str()) {
+                *value = v.clone();
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| replace_texts(v, with)),
+        serde_json::Value::Object(fields) if !fields.contains_key("id") => {
+            fields.values_mut().for_each(|v| replace_texts(v, with))
+        }
+        _ => {}
+    }
 }
 
 /// The class metadata of an object: from the class list when the name told the class.
