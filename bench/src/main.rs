@@ -20,10 +20,10 @@ mod cluster;
 mod stats;
 
 use clouds::{Codec, RawRef, Rights, ThreadCtx};
+use futures::StreamExt;
 use objectd::engine::Guard;
 use objectd::identity::Identity;
 use objectd::placement::Placement;
-use futures::StreamExt;
 use objectd::wire::{InitialState, Invocation};
 use objectd::{Config, Durability, Engine, Registry, SledStore};
 use sled::Transactional;
@@ -36,7 +36,7 @@ use tarpc::server::{BaseChannel, Channel};
 const RUN: Duration = Duration::from_secs(2);
 
 async fn engine(durability: Durability) -> (Engine, tempfile::TempDir) {
-    engine_guarded(durability, |identity| Guard::new(identity)).await
+    engine_guarded(durability, Guard::new).await
 }
 
 async fn engine_guarded(

@@ -28,7 +28,7 @@ pub mod token;
 pub mod verify;
 
 pub use cert::NodeCert;
-pub use keys::{KeyPair, PublicKey};
 pub use clouds::Rights;
+pub use keys::{KeyPair, PublicKey};
 pub use token::{Grant, Link, Restrict, Token, TOKEN_VERSION};
 pub use verify::{Denied, Verified};

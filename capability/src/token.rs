@@ -6,8 +6,8 @@
 
 use crate::cert::NodeCert;
 use crate::keys::{KeyPair, PublicKey};
-use crate::Rights;
 use crate::verify::Denied;
+use crate::Rights;
 use clouds::{Cap, ObjectId};
 use serde::{Deserialize, Serialize};
 

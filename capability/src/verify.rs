@@ -1,8 +1,8 @@
 //! Verification: a token back to the cluster authority, then against one call.
 
 use crate::keys::PublicKey;
-use crate::Rights;
 use crate::token::{link_message, Grant, Token, TOKEN_VERSION};
+use crate::Rights;
 use clouds::{NodeId, ObjectId};
 
 /// Why a capability does not allow a call. Each says which check failed.

@@ -30,8 +30,8 @@ pub mod rights;
 pub mod thread;
 pub mod value;
 
-pub use clouds_macros::{methods, Object};
 pub use cap::Cap;
+pub use clouds_macros::{methods, Object};
 pub use codec::Codec;
 pub use ctx::{Backend, Ctx, Pages, Storage};
 pub use error::InvokeError;

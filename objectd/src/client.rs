@@ -6,19 +6,19 @@
 //! wallet's, or the one a reference carries), and keeps the owner capabilities of the
 //! objects it creates in the wallet.
 
+use crate::engine::guard::denied;
 use crate::engine::WaitEdge;
 use crate::handshake;
+use crate::handshake::Credentials;
 use crate::identity::Identity;
 use crate::membership::Peer;
 use crate::placement::Placement;
 use crate::rpc::{frame_codec, NodeRpcClient};
+use crate::wallet::Wallet;
 use crate::wire::{
     CreateRequest, Hop, InitialState, Invocation, NodeStatus, ObjectInfo, ProbeRequest, Reply, Request, RequestBody,
     Response, ResponseBody,
 };
-use crate::engine::guard::denied;
-use crate::handshake::Credentials;
-use crate::wallet::Wallet;
 use capability::{Denied, PublicKey, Restrict, Token};
 use clouds::{
     Backend, BoxFuture, CallId, Cap, ClassInfo, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights,

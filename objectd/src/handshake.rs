@@ -252,10 +252,8 @@ mod tests {
         let ids = identities("user", &[1]);
         let user = KeyPair::generate();
         let (mut a, mut b) = tokio::io::duplex(4096);
-        let (server, client) = tokio::join!(
-            accept(&mut a, NodeId(1), Some(&ids[0])),
-            connect(&mut b, Credentials::User(&user), None)
-        );
+        let (server, client) =
+            tokio::join!(accept(&mut a, NodeId(1), Some(&ids[0])), connect(&mut b, Credentials::User(&user), None));
         assert_eq!((server, client), (Ok(Peer::User(user.public())), Ok(())));
     }
 

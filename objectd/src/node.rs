@@ -48,8 +48,9 @@ pub async fn run(
         .with_context(|| format!("cannot create data directory {}", config.data.display()))?;
     let store = Arc::new(SledStore::open(&config.data)?);
     let classes: Vec<String> = registry.infos().into_iter().map(|c| c.name).collect();
-    let engine =
-        Engine::start(&config, store, registry, Guard::new(identity.clone())).await.map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
+    let engine = Engine::start(&config, store, registry, Guard::new(identity.clone()))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
     let addr = listener.local_addr()?;
     // Nodes under another authority gossip in another cluster, whatever its name.
     let mut gossip = config.clone();
@@ -66,8 +67,14 @@ pub async fn run(
     };
     tracing::info!(node = %config.id, %addr, data = %config.data.display(), seeds = ?config.seeds, "objectd ready");
 
-    crate::rpc::serve(listener, engine.clone(), Some(identity), shutdown, Duration::from_millis(config.shutdown_grace_ms))
-        .await;
+    crate::rpc::serve(
+        listener,
+        engine.clone(),
+        Some(identity),
+        shutdown,
+        Duration::from_millis(config.shutdown_grace_ms),
+    )
+    .await;
     load.abort();
     prune.abort();
     engine.flush().map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;

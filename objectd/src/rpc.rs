@@ -73,9 +73,7 @@ async fn handle(engine: Engine, body: RequestBody) -> Response {
         RequestBody::Create(req) => {
             engine.create(&req.class, req.state, req.placement, req.owner).await.map(ResponseBody::Created)
         }
-        RequestBody::Describe(target) => {
-            engine.describe(target).await.map(|i| ResponseBody::Described(Box::new(i)))
-        }
+        RequestBody::Describe(target) => engine.describe(target).await.map(|i| ResponseBody::Described(Box::new(i))),
         RequestBody::Delete(target) => engine.delete(target, LIFECYCLE_DEADLINE).await.map(|()| ResponseBody::Deleted),
         RequestBody::Revoke { target, holder } => {
             engine.revoke(target, holder, LIFECYCLE_DEADLINE).await.map(ResponseBody::Capability)
@@ -113,25 +111,6 @@ fn may_have_root(peer: &Peer, holder: &PublicKey, admin: Option<&PublicKey>) -> 
 /// Requests only nodes of the cluster may make.
 fn is_internal(body: &RequestBody) -> bool {
     matches!(body, RequestBody::Probe(_))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use capability::KeyPair;
-    use clouds::NodeId;
-
-    #[test]
-    fn the_root_capability_goes_to_the_proven_admin_or_through_a_node() {
-        let (admin, other) = (KeyPair::generate().public(), KeyPair::generate().public());
-        assert!(may_have_root(&Peer::User(admin), &admin, Some(&admin)).is_ok());
-        assert!(may_have_root(&Peer::Node(NodeId(2)), &other, Some(&admin)).is_ok());
-        let no = |peer: Peer, holder: &PublicKey, admin: Option<&PublicKey>| may_have_root(&peer, holder, admin);
-        assert!(no(Peer::User(other), &other, Some(&admin)).unwrap_err().contains("only the cluster's administrator"));
-        assert!(no(Peer::User(admin), &other, Some(&admin)).unwrap_err().contains("made out only to the key"));
-        assert!(no(Peer::Anonymous, &admin, Some(&admin)).unwrap_err().contains("did not prove"));
-        assert!(no(Peer::User(admin), &admin, None).unwrap_err().contains("no administrator"));
-    }
 }
 
 /// The length-delimited frame codec both ends use.
@@ -194,5 +173,24 @@ pub async fn serve(
     work.close();
     if tokio::time::timeout(grace, work.wait()).await.is_err() {
         tracing::warn!("{} invocations still running after the shutdown grace period", work.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capability::KeyPair;
+    use clouds::NodeId;
+
+    #[test]
+    fn the_root_capability_goes_to_the_proven_admin_or_through_a_node() {
+        let (admin, other) = (KeyPair::generate().public(), KeyPair::generate().public());
+        assert!(may_have_root(&Peer::User(admin), &admin, Some(&admin)).is_ok());
+        assert!(may_have_root(&Peer::Node(NodeId(2)), &other, Some(&admin)).is_ok());
+        let no = |peer: Peer, holder: &PublicKey, admin: Option<&PublicKey>| may_have_root(&peer, holder, admin);
+        assert!(no(Peer::User(other), &other, Some(&admin)).unwrap_err().contains("only the cluster's administrator"));
+        assert!(no(Peer::User(admin), &other, Some(&admin)).unwrap_err().contains("made out only to the key"));
+        assert!(no(Peer::Anonymous, &admin, Some(&admin)).unwrap_err().contains("did not prove"));
+        assert!(no(Peer::User(admin), &admin, None).unwrap_err().contains("no administrator"));
     }
 }

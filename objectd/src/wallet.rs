@@ -56,8 +56,8 @@ impl Wallet {
         }
         let key_path = dir.join("key");
         let key = if key_path.exists() {
-            let text = std::fs::read_to_string(&key_path)
-                .map_err(|e| format!("cannot read {}: {e}", key_path.display()))?;
+            let text =
+                std::fs::read_to_string(&key_path).map_err(|e| format!("cannot read {}: {e}", key_path.display()))?;
             let secret = hex::decode(&text)
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
                 .ok_or_else(|| format!("{} does not hold a key (expected 64 hex digits)", key_path.display()))?;
@@ -70,8 +70,8 @@ impl Wallet {
         let wallet = Wallet { dir: Some(dir.to_path_buf()), key, caps: Mutex::new(HashMap::new()) };
         let caps_path = dir.join("caps");
         if caps_path.exists() {
-            let text = std::fs::read_to_string(&caps_path)
-                .map_err(|e| format!("cannot read {}: {e}", caps_path.display()))?;
+            let text =
+                std::fs::read_to_string(&caps_path).map_err(|e| format!("cannot read {}: {e}", caps_path.display()))?;
             let mut caps = wallet.caps.lock().expect("wallet mutex");
             for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
                 let token = Token::from_text(line)
@@ -123,8 +123,7 @@ impl Wallet {
     /// Every capability held, by object.
     pub fn all(&self) -> Vec<Token> {
         let caps = self.caps.lock().expect("wallet mutex");
-        let mut out: Vec<Token> =
-            caps.values().flatten().filter_map(|h| Token::from_cap(&h.cap).ok()).collect();
+        let mut out: Vec<Token> = caps.values().flatten().filter_map(|h| Token::from_cap(&h.cap).ok()).collect();
         out.sort_by_key(|t| t.grant().object);
         out
     }

@@ -77,10 +77,15 @@ pub enum RequestBody {
     Delete(RawRef),
     /// Moves the object to a new revocation epoch, voiding every capability granted
     /// before; `holder` gets a fresh owner capability. Needs the admin right.
-    Revoke { target: RawRef, holder: PublicKey },
+    Revoke {
+        target: RawRef,
+        holder: PublicKey,
+    },
     /// An owner capability for the root directory, for the cluster's administrator
     /// (a connection that proved it holds the configured admin key) or a node.
-    RootCapability { holder: PublicKey },
+    RootCapability {
+        holder: PublicKey,
+    },
     Classes,
     Status,
     /// The cluster as this node sees it.

@@ -4,10 +4,10 @@
 
 use capability::KeyPair;
 use clouds::{methods, CallId, Cap, Codec, Ctx, InvokeError, Object, ObjectId, RawRef, Ref, ThreadCtx};
-use objectd::placement::Placement;
-use objectd::wire::{InitialState, Invocation};
 use objectd::engine::Guard;
 use objectd::identity::Identity;
+use objectd::placement::Placement;
+use objectd::wire::{InitialState, Invocation};
 use objectd::{Config, Engine, Registry, SledStore};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -265,13 +265,9 @@ async fn nested_calls_inherit_what_is_left_of_the_deadline() {
     assert!(here <= 5_000 && there <= here && there > 0, "here {here} ms, nested {there} ms");
     // A nested call slower than what is left fails the thread at the deadline; the outer
     // or the nested invocation reports it, whichever notices first.
-    let err =
-        h.call_with(ThreadCtx::new(200), a, "nested_slow", json!([h.r(b), 5_000]), None).await.unwrap_err();
+    let err = h.call_with(ThreadCtx::new(200), a, "nested_slow", json!([h.r(b), 5_000]), None).await.unwrap_err();
     assert!(matches!(err, InvokeError::DeadlineExceeded { object, .. } if object == a || object == b), "{err:?}");
-    assert_eq!(
-        h.call_with(ThreadCtx::new(5_000), a, "nested_slow", json!([h.r(b), 1]), None).await.unwrap(),
-        json!(0)
-    );
+    assert_eq!(h.call_with(ThreadCtx::new(5_000), a, "nested_slow", json!([h.r(b), 1]), None).await.unwrap(), json!(0));
 }
 
 #[tokio::test]
@@ -405,12 +401,22 @@ async fn deleted_objects_are_not_found_and_unknown_names_are_clear() {
     assert!(matches!(h.engine.delete(h.raw(id), Duration::from_secs(5)).await, Err(InvokeError::NotFound { .. })));
     let err = h.call(h.create().await, "nope", json!([])).await.unwrap_err();
     assert!(err.to_string().contains("its methods are: get, order, incr"), "{err}");
-    let err = h.engine.create("Nope", InitialState::Default, Placement::Local, KeyPair::generate().public()).await.unwrap_err();
+    let err = h
+        .engine
+        .create("Nope", InitialState::Default, Placement::Local, KeyPair::generate().public())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("unknown class `Nope`"), "{err}");
-    let err =
-        h.engine.create("Probe", InitialState::Json("{\"value\": \"x\"}".into()), Placement::Local, KeyPair::generate().public())
-            .await
-            .unwrap_err();
+    let err = h
+        .engine
+        .create(
+            "Probe",
+            InitialState::Json("{\"value\": \"x\"}".into()),
+            Placement::Local,
+            KeyPair::generate().public(),
+        )
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("does not fit class `Probe`"), "{err}");
 }
 

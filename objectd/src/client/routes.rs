@@ -3,8 +3,8 @@
 //! through the node the client connected to.
 
 use super::Client;
-use crate::wallet::Wallet;
 use crate::membership::{Peer, PeerState};
+use crate::wallet::Wallet;
 use clouds::{NodeId, ObjectId};
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,10 +1,10 @@
 //! `NodeBackend`: what `Ctx` does for a method running on this node.
 
+use super::guard::denied;
 use super::writeset::WriteSet;
 use super::Engine;
 use crate::placement::Placement;
 use crate::wire::{Hop, InitialState, Invocation};
-use super::guard::denied;
 use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
 use std::ops::Bound;
 use std::sync::Mutex;

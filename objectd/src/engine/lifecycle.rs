@@ -1,10 +1,10 @@
 //! An object's life outside its methods: creation (with its owner capability), deletion,
 //! description, revocation; the root directory's capability; and the node's status.
 
+use super::table::{Active, Slot};
 use super::Engine;
 use crate::membership::Load;
 use crate::placement::{self, Placement};
-use super::table::{Active, Slot};
 use crate::store::{Commit, Record};
 use crate::wire::{InitialState, NodeStatus, ObjectInfo};
 use capability::PublicKey;

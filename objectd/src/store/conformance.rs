@@ -269,7 +269,8 @@ pub fn model(seed: u64, steps: usize, open: impl Fn(&Path) -> Result<Box<dyn Sto
                         (key, value)
                     })
                     .collect();
-                let c = Commit { id, base_version: base, state: state.clone(), pages: pages.clone(), call: None, epoch: 0 };
+                let c =
+                    Commit { id, base_version: base, state: state.clone(), pages: pages.clone(), call: None, epoch: 0 };
                 let result = store.commit(&c);
                 if stale {
                     assert!(matches!(result, Err(StoreError::VersionConflict { .. })), "step {step}: {result:?}");

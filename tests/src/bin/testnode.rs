@@ -1,7 +1,7 @@
 //! A node for the integration tests: the standard classes plus `Relay`, which lets a test
 //! send one thread through objects on chosen nodes.
 
-use clouds::{methods, Ctx, InvokeError, Object, Ref};
+use clouds::{methods, Ctx, InvokeError, Object, Ref, Rights};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -59,6 +59,18 @@ impl Relay {
     /// Time left until the thread's deadline, in ms.
     pub fn remaining(&self, ctx: &Ctx) -> u64 {
         ctx.remaining().map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// Narrows `other` to read-only here, reads through the narrowed reference, then tries
+    /// to write through it; returns the visits read and the write's error.
+    pub async fn narrow_then_use(&self, ctx: &Ctx, other: Ref<Relay>) -> Result<(u64, String), InvokeError> {
+        let read_only = ctx.attenuate(&other, Rights::READ)?;
+        let visits = read_only.visits(ctx).await?;
+        let write = match read_only.pass(ctx, Vec::new()).await {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        Ok((visits, write))
     }
 
     pub fn visits(&self) -> u64 {

@@ -5,7 +5,9 @@
 //! - `durability`: kill -9 during a stream of writes loses no acknowledged write.
 //! - `classes`: the standard classes through the client library, blobs of many pages.
 //! - `cluster`: threads across the nodes of a cluster started with `clouds cluster up`.
+//! - `caps`: capabilities end to end: grants, the attack matrix, references, names.
 
+mod caps;
 mod classes;
 mod cli;
 mod cluster;

@@ -19,8 +19,9 @@ pub fn whoami(wallet: &Wallet, dir: &Path, json: bool) -> Result<(), CliError> {
 }
 
 pub fn import(wallet: &Wallet, text: &str, json: bool) -> Result<(), CliError> {
-    let token = Token::from_text(text)
-        .map_err(|e| CliError::Usage(format!("not a capability ({e}); expected the `cap1.` text `cap grant` prints")))?;
+    let token = Token::from_text(text).map_err(|e| {
+        CliError::Usage(format!("not a capability ({e}); expected the `cap1.` text `cap grant` prints"))
+    })?;
     wallet.add(&token.to_cap()).map_err(CliError::Failed)?;
     let g = token.grant();
     if json {
@@ -45,8 +46,8 @@ pub async fn run(client: &Client, command: CapCommand, json: bool) -> Result<(),
         }
         CapCommand::Grant { target, rights, methods, expires, to } => {
             let (target, _) = resolve(client, &parse_target(&target)?).await?;
-            let cap = client.capability_for(&target).ok_or_else(|| {
-                InvokeError::Denied { reason: format!("your wallet holds no capability for {}", target.id) }
+            let cap = client.capability_for(&target).ok_or_else(|| InvokeError::Denied {
+                reason: format!("your wallet holds no capability for {}", target.id),
             })?;
             let token = Token::from_cap(&cap).map_err(deny)?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());

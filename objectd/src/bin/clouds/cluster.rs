@@ -157,7 +157,8 @@ fn admin_of(dir: &Path, wallet_key: PublicKey) -> Result<String, CliError> {
             text.trim().parse().map_err(|e| failed(format!("{} is not a public key: {e}", path.display())))?;
         return Ok(key.to_string());
     }
-    std::fs::write(&path, format!("{wallet_key}\n")).map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::write(&path, format!("{wallet_key}\n"))
+        .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
     Ok(wallet_key.to_string())
 }
 
