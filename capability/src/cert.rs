@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Domain separation for certificate signatures.
 const CERT_DOMAIN: &[u8] = b"clouds node certificate v1";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NodeCert {
     pub node: NodeId,
     pub key: PublicKey,

@@ -111,10 +111,13 @@ impl Client {
     /// The strongest capability this client has for `target.id`: the reference's own or
     /// its wallet's.
     pub fn capability_for(&self, target: &RawRef) -> Option<Cap> {
-        let rights = |c: &Cap| Token::from_cap(c).map(|t| t.grant().rights.count()).unwrap_or(0);
-        match (target.cap.clone(), self.wallet.best(target.id)) {
-            (Some(a), Some(b)) => Some(if rights(&b) > rights(&a) { b } else { a }),
-            (a, b) => a.or(b),
+        match (&target.cap, self.wallet.best_with_rights(target.id)) {
+            (Some(given), Some((held, _))) if *given == held => Some(held),
+            (Some(given), Some((held, rights))) => {
+                let given_rights = Token::from_cap(given).map(|t| t.grant().rights.count()).unwrap_or(0);
+                Some(if rights.count() > given_rights { held } else { given.clone() })
+            }
+            (given, held) => given.clone().or(held.map(|(cap, _)| cap)),
         }
     }
 

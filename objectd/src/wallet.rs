@@ -111,13 +111,18 @@ impl Wallet {
 
     /// The strongest unexpired capability held for `id`.
     pub fn best(&self, id: ObjectId) -> Option<Cap> {
+        self.best_with_rights(id).map(|(cap, _)| cap)
+    }
+
+    /// `best`, with the rights it grants.
+    pub fn best_with_rights(&self, id: ObjectId) -> Option<(Cap, Rights)> {
         let now = now();
         let caps = self.caps.lock().expect("wallet mutex");
         caps.get(&id)?
             .iter()
             .filter(|h| h.expires.is_none_or(|e| e >= now))
             .max_by_key(|h| h.rights.count())
-            .map(|h| h.cap.clone())
+            .map(|h| (h.cap.clone(), h.rights))
     }
 
     /// Every capability held, by object.

@@ -4,13 +4,15 @@
 //! The decisions are the `capability` crate's pure functions (`verify_chain`, `check`);
 //! this adds a cache of verified chains, keyed by the token's exact bytes, so that the
 //! signatures of a token are checked once and each later call costs a map lookup and the
-//! per-call checks (object, epoch, expiry, right, method).
+//! per-call checks (object, epoch, expiry, right, method); and a set of the node
+//! certificates found signed by the authority (one per node), so that a new token costs
+//! only its own links' signatures.
 
 use crate::identity::Identity;
-use capability::verify::{check, verify_chain};
-use capability::{Denied, Grant, PublicKey, Restrict, Token};
+use capability::verify::{check, verify_chain, verify_links};
+use capability::{Denied, Grant, NodeCert, PublicKey, Restrict, Token};
 use clouds::{Cap, InvokeError, ObjectId, Rights};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// How many verified chains the cache keeps; when full it starts again empty.
@@ -20,8 +22,9 @@ pub struct Guard {
     identity: Arc<Identity>,
     /// `false` only in benchmark builds measuring what the checks cost.
     enforce: bool,
-    /// std `Mutex`: one map operation at a time, never across an `.await`.
+    /// std `Mutex`es: one map operation at a time, never across an `.await`.
     verified: Mutex<HashMap<Vec<u8>, Grant>>,
+    certs: Mutex<HashSet<NodeCert>>,
 }
 
 /// What a refused capability becomes on the wire.
@@ -36,7 +39,7 @@ fn now() -> u64 {
 
 impl Guard {
     pub fn new(identity: Arc<Identity>) -> Guard {
-        Guard { identity, enforce: true, verified: Mutex::new(HashMap::new()) }
+        Guard { identity, enforce: true, verified: Mutex::new(HashMap::new()), certs: Mutex::new(HashSet::new()) }
     }
 
     /// A guard that lets every call through: only for measuring the checks' cost.
@@ -56,7 +59,18 @@ impl Guard {
             return Ok(g.clone());
         }
         let token = Token::from_cap(cap)?;
-        let grant = verify_chain(&token, &self.identity.authority)?.grant;
+        let known = self.certs.lock().expect("certs mutex").contains(&token.cert);
+        let grant = if known {
+            verify_links(&token)?.grant
+        } else {
+            let grant = verify_chain(&token, &self.identity.authority)?.grant;
+            let mut certs = self.certs.lock().expect("certs mutex");
+            if certs.len() >= CACHE_ENTRIES {
+                certs.clear();
+            }
+            certs.insert(token.cert.clone());
+            grant
+        };
         let mut cache = self.verified.lock().expect("cache mutex");
         if cache.len() >= CACHE_ENTRIES {
             cache.clear();
