@@ -36,6 +36,13 @@ pub enum Denied {
     Method { method: String, allowed: String },
 }
 
+/// A refusal travels as `InvokeError::Denied`, with the reason.
+impl From<Denied> for clouds::InvokeError {
+    fn from(e: Denied) -> Self {
+        clouds::InvokeError::Denied { reason: e.to_string() }
+    }
+}
+
 /// A token whose chain checked out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {

@@ -6,7 +6,6 @@
 //! wallet's, or the one a reference carries), and keeps the owner capabilities of the
 //! objects it creates in the wallet.
 
-use crate::engine::guard::denied;
 use crate::engine::WaitEdge;
 use crate::handshake;
 use crate::handshake::Credentials;
@@ -463,11 +462,11 @@ impl Backend for ClientBackend {
 
     /// Signs a narrower capability with the wallet's key, which must hold the one given.
     fn attenuate(&self, target: &RawRef, rights: Rights) -> Result<RawRef, InvokeError> {
-        let cap = self.client.capability_for(target).ok_or(Denied::Missing).map_err(denied)?;
-        let token = Token::from_cap(&cap).map_err(denied)?;
+        let cap = self.client.capability_for(target).ok_or(Denied::Missing)?;
+        let token = Token::from_cap(&cap)?;
         let restrict = Restrict { rights: Some(rights), ..Restrict::default() };
         let wallet = &self.client.wallet;
-        let narrower = token.attenuate(wallet.key(), restrict, wallet.public()).map_err(denied)?;
+        let narrower = token.attenuate(wallet.key(), restrict, wallet.public())?;
         Ok(RawRef { id: target.id, cap: Some(narrower.to_cap()) })
     }
 

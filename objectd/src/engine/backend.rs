@@ -1,6 +1,5 @@
 //! `NodeBackend`: what `Ctx` does for a method running on this node.
 
-use super::guard::denied;
 use super::writeset::WriteSet;
 use super::Engine;
 use crate::placement::Placement;
@@ -110,7 +109,7 @@ impl Backend for NodeBackend {
     }
 
     fn attenuate(&self, target: &RawRef, rights: Rights) -> Result<RawRef, InvokeError> {
-        let cap = self.engine.guard().attenuate(target.cap.as_ref(), rights).map_err(denied)?;
+        let cap = self.engine.guard().attenuate(target.cap.as_ref(), rights)?;
         Ok(RawRef { id: target.id, cap: Some(cap) })
     }
 

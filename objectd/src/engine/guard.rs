@@ -27,11 +27,6 @@ pub struct Guard {
     certs: Mutex<HashSet<NodeCert>>,
 }
 
-/// What a refused capability becomes on the wire.
-pub fn denied(e: Denied) -> InvokeError {
-    InvokeError::Denied { reason: e.to_string() }
-}
-
 /// Unix time in seconds.
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -92,8 +87,8 @@ impl Guard {
         if !self.enforce {
             return Ok(());
         }
-        let grant = self.grant(cap).map_err(denied)?;
-        check(&grant, object, epoch, needed, operation, now()).map_err(denied)
+        let grant = self.grant(cap)?;
+        Ok(check(&grant, object, epoch, needed, operation, now())?)
     }
 
     /// A capability for `object` signed by this node: every right, for `holder`.

@@ -77,7 +77,7 @@ pub async fn run(client: &Client, command: CapCommand, json: bool) -> Result<(),
 }
 
 fn deny(e: capability::Denied) -> CliError {
-    CliError::Invoke(InvokeError::Denied { reason: e.to_string() })
+    CliError::Invoke(e.into())
 }
 
 fn show(wallet: &Wallet, tokens: &[Token], json: bool) {
