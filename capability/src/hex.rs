@@ -7,7 +7,7 @@ pub fn encode(bytes: &[u8]) -> String {
 /// `None` unless `text` is an even number of hex digits (surrounding whitespace ignored).
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()

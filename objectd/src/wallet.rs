@@ -1,8 +1,9 @@
 //! A user's wallet: their key and the capabilities they hold.
 //!
-//! On disk it is a directory readable by its owner only (mode 0700) with two files, each
-//! mode 0600: `key` (the secret key, hex) and `caps` (one capability per line, in text
-//! form). The command line keeps it at `--wallet DIR`, `$CLOUDS_WALLET`, or
+//! On disk it is a directory readable by its owner only (mode 0700) with files of mode
+//! 0600: `key` (the secret key, hex), `caps` (one capability per line, in text form) and
+//! `lock`. Changes happen under an exclusive lock on `lock`, to what `caps` holds at that
+//! moment, so several processes using one wallet at once lose nothing. The command line keeps it at `--wallet DIR`, `$CLOUDS_WALLET`, or
 //! `~/.clouds/wallet`; library clients get one in memory unless they open one.
 //!
 //! For each object the wallet offers its strongest capability that has not expired.
@@ -67,19 +68,8 @@ impl Wallet {
             write_private(&key_path, &format!("{}\n", hex::encode(&key.secret_bytes())))?;
             key
         };
-        let wallet = Wallet { dir: Some(dir.to_path_buf()), key, caps: Mutex::new(HashMap::new()) };
-        let caps_path = dir.join("caps");
-        if caps_path.exists() {
-            let text =
-                std::fs::read_to_string(&caps_path).map_err(|e| format!("cannot read {}: {e}", caps_path.display()))?;
-            let mut caps = wallet.caps.lock().expect("wallet mutex");
-            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let token = Token::from_text(line)
-                    .map_err(|e| format!("{} line {}: not a capability: {e}", caps_path.display(), n + 1))?;
-                insert(&mut caps, &token);
-            }
-        }
-        Ok(wallet)
+        let caps = read_caps(&dir.join("caps"))?;
+        Ok(Wallet { dir: Some(dir.to_path_buf()), key, caps: Mutex::new(caps) })
     }
 
     pub fn key(&self) -> &KeyPair {
@@ -93,18 +83,28 @@ impl Wallet {
     /// Keeps `cap` (once). Refused if it is not a capability of this format.
     pub fn add(&self, cap: &Cap) -> Result<(), String> {
         let token = Token::from_cap(cap).map_err(|e| format!("not a capability: {e}"))?;
-        let mut caps = self.caps.lock().expect("wallet mutex");
-        if insert(&mut caps, &token) {
-            self.save(&caps)?;
-        }
-        Ok(())
+        self.update(|caps| insert(caps, &token))
     }
 
     /// Forgets every capability for `id` (they were revoked, or the object is gone).
     pub fn forget(&self, id: ObjectId) -> Result<(), String> {
+        self.update(|caps| caps.remove(&id).is_some())
+    }
+
+    /// Applies `change` (which says whether it changed anything). On disk: under the
+    /// wallet's lock, to the capabilities the file holds now, then saved.
+    fn update(&self, change: impl FnOnce(&mut HashMap<ObjectId, Vec<Held>>) -> bool) -> Result<(), String> {
         let mut caps = self.caps.lock().expect("wallet mutex");
-        if caps.remove(&id).is_some() {
-            self.save(&caps)?;
+        let Some(dir) = &self.dir else {
+            change(&mut caps);
+            return Ok(());
+        };
+        let lock_path = dir.join("lock");
+        let lock = private_file(&lock_path, false)?;
+        lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+        *caps = read_caps(&dir.join("caps"))?;
+        if change(&mut caps) {
+            save(dir, &caps)?;
         }
         Ok(())
     }
@@ -132,19 +132,34 @@ impl Wallet {
         out.sort_by_key(|t| t.grant().object);
         out
     }
+}
 
-    fn save(&self, caps: &HashMap<ObjectId, Vec<Held>>) -> Result<(), String> {
-        let Some(dir) = &self.dir else { return Ok(()) };
-        let mut text = String::new();
-        for held in caps.values().flatten() {
-            text.push_str(&held.cap.to_text());
-            text.push('\n');
-        }
-        // Write aside, then rename: a crash leaves the old file or the new one.
-        let tmp = dir.join("caps.tmp");
-        write_private(&tmp, &text)?;
-        std::fs::rename(&tmp, dir.join("caps")).map_err(|e| format!("cannot update the wallet: {e}"))
+/// The capabilities in a `caps` file (none if there is no file).
+fn read_caps(path: &Path) -> Result<HashMap<ObjectId, Vec<Held>>, String> {
+    let mut caps = HashMap::new();
+    if !path.exists() {
+        return Ok(caps);
     }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let token =
+            Token::from_text(line).map_err(|e| format!("{} line {}: not a capability: {e}", path.display(), n + 1))?;
+        insert(&mut caps, &token);
+    }
+    Ok(caps)
+}
+
+/// Writes `caps` to the wallet in `dir` (its lock held).
+fn save(dir: &Path, caps: &HashMap<ObjectId, Vec<Held>>) -> Result<(), String> {
+    let mut text = String::new();
+    for held in caps.values().flatten() {
+        text.push_str(&held.cap.to_text());
+        text.push('\n');
+    }
+    // Write aside, then rename: a crash leaves the old file or the new one.
+    let tmp = dir.join("caps.tmp");
+    write_private(&tmp, &text)?;
+    std::fs::rename(&tmp, dir.join("caps")).map_err(|e| format!("cannot update the wallet: {e}"))
 }
 
 /// Adds `token` unless held already; says whether it was added.
@@ -159,17 +174,21 @@ fn insert(caps: &mut HashMap<ObjectId, Vec<Held>>, token: &Token) -> bool {
     true
 }
 
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write as _;
+/// Opens (making it if needed) a file readable by its owner only; `truncate` empties it.
+fn private_file(path: &Path, truncate: bool) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(truncate)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    f.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    private_file(path, true)?.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -199,6 +218,16 @@ mod tests {
         w.add(&read.to_cap()).unwrap();
         assert_eq!(w.best(object), Some(all.to_cap()));
         assert!(w.add(&Cap::from_bytes(vec![1, 2, 3])).unwrap_err().contains("not a capability"));
+
+        // A second process adding to the same wallet at the same time loses nothing.
+        let other = Wallet::open(&dir).unwrap();
+        let elsewhere = ObjectId::new(NodeId(1));
+        let (one, two) =
+            (token(elsewhere, Rights::READ, w.public(), None), token(elsewhere, Rights::WRITE, w.public(), None));
+        other.add(&one.to_cap()).unwrap();
+        w.add(&two.to_cap()).unwrap();
+        assert_eq!(Wallet::open(&dir).unwrap().all().iter().filter(|t| t.grant().object == elsewhere).count(), 2);
+        other.forget(elsewhere).unwrap();
 
         let again = Wallet::open(&dir).unwrap();
         assert_eq!(again.public(), w.public());
