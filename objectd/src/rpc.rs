@@ -97,13 +97,13 @@ fn may_have_root(peer: &Peer, holder: &PublicKey, admin: Option<&PublicKey>) -> 
         (Peer::Node(_), _) => Ok(()),
         (Peer::User(key), Some(admin)) if key == admin && holder == admin => Ok(()),
         (_, None) => Err("no administrator is configured for this cluster (objectd --admin KEY), so nobody can \
-             have the root directory's capability this way; ask someone who holds one to grant you access"
+             have the root directory's capability this way"
             .into()),
         (Peer::User(key), Some(_)) if key != holder => {
             Err("the root directory's capability is made out only to the key the connection proved".into())
         }
         _ => Err("only the cluster's administrator may have the root directory's capability this way \
-             (the connection did not prove the admin key); ask them to grant you access"
+             (the connection did not prove the admin key)"
             .into()),
     }
 }
