@@ -2,9 +2,9 @@
 //! stubs (`counter.incr(&ctx, 1).await`) work from code outside any object.
 //!
 //! A client acts for the holder of a `Wallet`: it proves the wallet's key when it
-//! connects, presents the strongest capability it has for each object it calls (its
-//! wallet's, or the one a reference carries), and keeps the owner capabilities of the
-//! objects it creates in the wallet.
+//! connects, presents the capability that suits each call best (its wallet's, or the one
+//! a reference carries), and keeps the owner capabilities of the objects it creates in
+//! the wallet.
 
 use crate::engine::WaitEdge;
 use crate::handshake;
@@ -13,7 +13,7 @@ use crate::identity::Identity;
 use crate::membership::Peer;
 use crate::placement::Placement;
 use crate::rpc::{frame_codec, NodeRpcClient};
-use crate::wallet::Wallet;
+use crate::wallet::{suitability, Wallet};
 use crate::wire::{
     CreateRequest, Hop, InitialState, Invocation, NodeStatus, ObjectInfo, ProbeRequest, Reply, Request, RequestBody,
     Response, ResponseBody,
@@ -107,21 +107,28 @@ impl Client {
         &self.wallet
     }
 
-    /// The strongest capability this client has for `target.id`: the reference's own or
-    /// its wallet's.
+    /// The capability this client presents for `target.id`: the reference's own or its
+    /// wallet's, whichever suits a method call better.
     pub fn capability_for(&self, target: &RawRef) -> Option<Cap> {
-        match (&target.cap, self.wallet.best_with_rights(target.id)) {
+        self.capability_needing(target, Rights::NONE)
+    }
+
+    /// The reference's capability or the wallet's, whichever suits a call needing
+    /// `needed` better (`wallet::suitability`); the reference's on a tie.
+    pub fn capability_needing(&self, target: &RawRef, needed: Rights) -> Option<Cap> {
+        match (&target.cap, self.wallet.best_for(target.id, needed)) {
             (Some(given), Some((held, _))) if *given == held => Some(held),
             (Some(given), Some((held, rights))) => {
-                let given_rights = Token::from_cap(given).map(|t| t.grant().rights.count()).unwrap_or(0);
-                Some(if rights.count() > given_rights { held } else { given.clone() })
+                let given_rights = Token::from_cap(given).map(|t| t.grant().rights).unwrap_or(Rights::NONE);
+                let better = suitability(rights, needed) > suitability(given_rights, needed);
+                Some(if better { held } else { given.clone() })
             }
             (given, held) => given.clone().or(held.map(|(cap, _)| cap)),
         }
     }
 
-    fn with_cap(&self, target: &RawRef) -> RawRef {
-        RawRef { id: target.id, cap: self.capability_for(target) }
+    fn with_cap(&self, target: &RawRef, needed: Rights) -> RawRef {
+        RawRef { id: target.id, cap: self.capability_needing(target, needed) }
     }
 
     /// Sends invocations straight to the node that has the object, over pooled
@@ -305,7 +312,7 @@ impl Client {
 
     /// Needs the read right.
     pub async fn describe(&self, target: RawRef) -> Result<ObjectInfo, InvokeError> {
-        match self.call(RequestBody::Describe(self.with_cap(&target))).await? {
+        match self.call(RequestBody::Describe(self.with_cap(&target, Rights::READ))).await? {
             ResponseBody::Described(info) => Ok(*info),
             other => Err(unexpected(other)),
         }
@@ -313,7 +320,7 @@ impl Client {
 
     /// Needs the admin right.
     pub async fn delete(&self, target: RawRef) -> Result<(), InvokeError> {
-        match self.call(RequestBody::Delete(self.with_cap(&target))).await? {
+        match self.call(RequestBody::Delete(self.with_cap(&target, Rights::ADMIN))).await? {
             ResponseBody::Deleted => {
                 self.wallet.forget(target.id).map_err(InvokeError::storage)?;
                 Ok(())
@@ -327,7 +334,7 @@ impl Client {
     /// wallet's key). Needs the admin right.
     pub async fn revoke(&self, target: RawRef, holder: PublicKey) -> Result<Cap, InvokeError> {
         let id = target.id;
-        match self.call(RequestBody::Revoke { target: self.with_cap(&target), holder }).await? {
+        match self.call(RequestBody::Revoke { target: self.with_cap(&target, Rights::ADMIN), holder }).await? {
             ResponseBody::Capability(cap) => {
                 if holder == self.wallet.public() {
                     self.wallet.forget(id).and_then(|()| self.wallet.add(&cap)).map_err(InvokeError::storage)?;
@@ -462,7 +469,7 @@ impl Backend for ClientBackend {
 
     /// Signs a narrower capability with the wallet's key, which must hold the one given.
     fn attenuate(&self, target: &RawRef, rights: Rights) -> Result<RawRef, InvokeError> {
-        let cap = self.client.capability_for(target).ok_or(Denied::Missing)?;
+        let cap = self.client.capability_needing(target, Rights::DELEGATE).ok_or(Denied::Missing)?;
         let token = Token::from_cap(&cap)?;
         let restrict = Restrict { rights: Some(rights), ..Restrict::default() };
         let wallet = &self.client.wallet;

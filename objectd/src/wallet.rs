@@ -6,7 +6,8 @@
 //! moment, so several processes using one wallet at once lose nothing. The command line keeps it at `--wallet DIR`, `$CLOUDS_WALLET`, or
 //! `~/.clouds/wallet`; library clients get one in memory unless they open one.
 //!
-//! For each object the wallet offers its strongest capability that has not expired.
+//! For each object the wallet offers, of the capabilities that have not expired, the one
+//! that suits the call best (see [`suitability`]).
 
 use capability::{hex, KeyPair, PublicKey, Token};
 use clouds::{Cap, ObjectId, Rights};
@@ -109,19 +110,21 @@ impl Wallet {
         Ok(())
     }
 
-    /// The strongest unexpired capability held for `id`.
+    /// The unexpired capability held for `id` that suits a call needing nothing in
+    /// particular best.
     pub fn best(&self, id: ObjectId) -> Option<Cap> {
-        self.best_with_rights(id).map(|(cap, _)| cap)
+        self.best_for(id, Rights::NONE).map(|(cap, _)| cap)
     }
 
-    /// `best`, with the rights it grants.
-    pub fn best_with_rights(&self, id: ObjectId) -> Option<(Cap, Rights)> {
+    /// The unexpired capability held for `id` that suits a call needing `needed` best, with
+    /// the rights it grants.
+    pub fn best_for(&self, id: ObjectId, needed: Rights) -> Option<(Cap, Rights)> {
         let now = now();
         let caps = self.caps.lock().expect("wallet mutex");
         caps.get(&id)?
             .iter()
             .filter(|h| h.expires.is_none_or(|e| e >= now))
-            .max_by_key(|h| h.rights.count())
+            .max_by_key(|h| suitability(h.rights, needed))
             .map(|h| (h.cap.clone(), h.rights))
     }
 
@@ -160,6 +163,14 @@ fn save(dir: &Path, caps: &HashMap<ObjectId, Vec<Held>>) -> Result<(), String> {
     let tmp = dir.join("caps.tmp");
     write_private(&tmp, &text)?;
     std::fs::rename(&tmp, dir.join("caps")).map_err(|e| format!("cannot update the wallet: {e}"))
+}
+
+/// How well a capability granting `rights` suits a call needing `needed` (greater is
+/// better): one that has the right first; then one with more of `read` and `write`, what
+/// methods need (an invocation's need is not known before the node looks the method up);
+/// then one with more rights.
+pub fn suitability(rights: Rights, needed: Rights) -> (bool, u32, u32) {
+    (rights.contains(needed), rights.intersection(Rights::READ.union(Rights::WRITE)).count(), rights.count())
 }
 
 /// Adds `token` unless held already; says whether it was added.
@@ -204,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wallet_keeps_its_key_and_capabilities_private_and_offers_the_strongest() {
+    fn a_wallet_keeps_its_key_and_capabilities_private_and_offers_the_best_suited() {
         let dir = std::env::temp_dir().join(format!("clouds-wallet-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let w = Wallet::open(&dir).unwrap();
@@ -217,6 +228,16 @@ mod tests {
         }
         w.add(&read.to_cap()).unwrap();
         assert_eq!(w.best(object), Some(all.to_cap()));
+        let admin = token(object, Rights::ADMIN, w.public(), None);
+        w.add(&admin.to_cap()).unwrap();
+        w.forget(object).unwrap();
+        for t in [&read, &admin] {
+            w.add(&t.to_cap()).unwrap();
+        }
+        assert_eq!(w.best(object), Some(read.to_cap()), "methods need read or write");
+        assert_eq!(w.best_for(object, Rights::ADMIN).map(|(c, _)| c), Some(admin.to_cap()));
+        w.add(&all.to_cap()).unwrap();
+        w.add(&expired.to_cap()).unwrap();
         assert!(w.add(&Cap::from_bytes(vec![1, 2, 3])).unwrap_err().contains("not a capability"));
 
         // A second process adding to the same wallet at the same time loses nothing.
@@ -231,7 +252,7 @@ mod tests {
 
         let again = Wallet::open(&dir).unwrap();
         assert_eq!(again.public(), w.public());
-        assert_eq!(again.all().len(), 3, "each capability kept once");
+        assert_eq!(again.all().len(), 4, "each capability kept once");
         assert_eq!(again.best(object), Some(all.to_cap()));
         again.forget(object).unwrap();
         assert_eq!(Wallet::open(&dir).unwrap().best(object), None);

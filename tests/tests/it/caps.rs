@@ -199,4 +199,19 @@ fn names_hand_out_what_the_binder_shared() {
     node.clouds_as(&bob, &["invoke", "priv/d.get"]).fails(5, "no capability was presented");
     node.clouds_as(&bob, &["create", "Counter", "--name", "pub/x"]).fails(5, "lacks the write right");
     assert_eq!(node.clouds(&["--json", "ls", "pub"]).json().as_array().unwrap().len(), 1, "nothing was bound");
+
+    // Bob may delete pub/c (admin) but not change pub: the name and the object both stay.
+    // Given delete rights alone on pub/d, he deletes it by id.
+    let token = node.clouds(&["cap", "grant", "pub/c", "--rights", "admin", "--to", &bob_key]).ok().to_string();
+    node.clouds_as(&bob, &["cap", "import", &token]).ok();
+    node.clouds_as(&bob, &["rm", "pub/c"]).fails(5, "lacks the write right");
+    assert_eq!(node.clouds_as(&bob, &["invoke", "pub/c.get"]).json(), json!(0), "reads present the read one");
+    let d = node.clouds(&["create", "Counter", "--name", "pub/d", "--share", "read"]).ok().to_string();
+    let token = node.clouds(&["cap", "grant", "pub/d", "--rights", "admin", "--to", &bob_key]).ok().to_string();
+    node.clouds_as(&bob, &["cap", "import", &token]).ok();
+    node.clouds_as(&bob, &["rm", &d]).ok();
+    node.clouds(&["invoke", &format!("{d}.get")]).fails(3, "not found");
+    assert_eq!(node.clouds(&["invoke", "pub/c.get"]).json(), json!(0));
+    node.clouds(&["rm", "pub/c"]).ok();
+    node.clouds(&["invoke", "pub/c.get"]).fails(3, "pub/c");
 }

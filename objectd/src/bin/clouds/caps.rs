@@ -46,8 +46,8 @@ pub async fn run(client: &Client, command: CapCommand, json: bool) -> Result<(),
         }
         CapCommand::Grant { target, rights, methods, expires, to } => {
             let (target, _) = resolve(client, &parse_target(&target)?).await?;
-            let cap = client.capability_for(&target).ok_or_else(|| InvokeError::Denied {
-                reason: format!("your wallet holds no capability for {}", target.id),
+            let cap = client.capability_needing(&target, clouds::Rights::DELEGATE).ok_or_else(|| {
+                InvokeError::Denied { reason: format!("your wallet holds no capability for {}", target.id) }
             })?;
             let token = Token::from_cap(&cap).map_err(deny)?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());

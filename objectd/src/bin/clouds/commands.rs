@@ -123,7 +123,7 @@ async fn invoke(
     let (target, class) = resolve(client, &parse_target(target)?).await?;
     let mut values: Vec<serde_json::Value> = args.iter().map(|a| parse_arg(a)).collect();
     // References may be given by name or id, also inside lists: each is passed with the
-    // strongest capability this wallet has for it, so that the method can use it.
+    // capability this wallet has for it that suits methods best, so that the method can use it.
     if values.iter().any(|v| !texts(v).is_empty()) {
         let info = class_info(client, &target, class).await?;
         if let Ok(m) = info.method(method) {
@@ -244,19 +244,33 @@ async fn ls(client: &Client, json: bool, path: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Deletes the object; given by name, unbinds it first (so a refused unbind deletes
+/// nothing), and binds it again if the delete is refused.
 async fn rm(client: &Client, target: &str) -> Result<(), CliError> {
     let parsed = parse_target(target)?;
-    let (target, _) = resolve(client, &parsed).await?;
-    let info = client.describe(target.clone()).await?;
-    if info.class == "Directory" && info.pages > 0 {
-        return Err(CliError::Invoke(clouds::InvokeError::invalid(format!(
-            "directory {} is not empty; remove its entries first",
-            info.id
-        ))));
+    let (target, class) = resolve(client, &parsed).await?;
+    // A directory must be empty. An object the wallet may delete but not read is no
+    // directory it could have filled: the node decides about the delete.
+    if class.as_deref().is_none_or(|c| c == "Directory") {
+        match client.describe(target.clone()).await {
+            Ok(info) if info.class == "Directory" && info.pages > 0 => {
+                return Err(CliError::Invoke(clouds::InvokeError::invalid(format!(
+                    "directory {} is not empty; remove its entries first",
+                    info.id
+                ))))
+            }
+            Ok(_) | Err(clouds::InvokeError::Denied { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    client.delete(target).await?;
-    if let Target::Name(path) = &parsed {
-        naming::unbind(&client.ctx(), &root(client).await?, path).await?;
+    let Target::Name(path) = &parsed else {
+        return Ok(client.delete(target).await?);
+    };
+    let (ctx, root) = (client.ctx(), root(client).await?);
+    let entry = naming::unbind(&ctx, &root, path).await?;
+    if let Err(e) = client.delete(target).await {
+        naming::bind(&ctx, &root, path, entry).await?;
+        return Err(e.into());
     }
     Ok(())
 }
