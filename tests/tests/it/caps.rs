@@ -49,6 +49,11 @@ fn a_second_user_reads_with_a_read_grant_until_it_is_revoked() {
     node.clouds_as(&bob, &["invoke", &get]).fails(5, "was revoked (granted at epoch 0, the object is at epoch 1)");
     assert_eq!(node.clouds(&["invoke", "c.incr", "2"]).json(), json!(2), "the owner got a fresh capability");
     assert_eq!(node.clouds(&["--json", "describe", "c"]).json()["epoch"], json!(1));
+
+    // The revocation was committed: it survives kill -9.
+    let node = Node::start(1, &node.kill9());
+    node.clouds_as(&bob, &["invoke", &get]).fails(5, "was revoked");
+    assert_eq!(node.clouds(&["invoke", "c.get"]).json(), json!(2));
 }
 
 /// The attack matrix through the client library: each bad capability is refused with the
