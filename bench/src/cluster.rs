@@ -4,9 +4,9 @@
 
 use crate::stats::{measure_concurrent, Figures};
 use clouds::{Codec, RawRef, ThreadCtx};
-use objectd::placement::Placement;
-use objectd::wire::InitialState;
-use objectd::Client;
+use protocol::Placement;
+use protocol::wire::InitialState;
+use client::Client;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;

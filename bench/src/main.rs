@@ -22,9 +22,10 @@ mod stats;
 use clouds::{Codec, RawRef, Rights, ThreadCtx};
 use futures::StreamExt;
 use objectd::engine::Guard;
-use objectd::identity::Identity;
-use objectd::placement::Placement;
-use objectd::wire::{InitialState, Invocation};
+use protocol::identity::Identity;
+use protocol::Placement;
+use protocol::wire::{InitialState, Invocation};
+use objectd::engine::peers::Alone;
 use objectd::{Config, Durability, Engine, Registry, SledStore};
 use sled::Transactional;
 use stats::{measure_concurrent, measure_latency, Figures};
@@ -48,7 +49,7 @@ async fn engine_guarded(
     config.durability = durability;
     let store = Arc::new(SledStore::open(dir.path()).expect("store"));
     let identity = Arc::new(Identity::ephemeral(config.id));
-    (Engine::start(&config, store, Registry::standard(), guard(identity)).await.expect("engine"), dir)
+    (Engine::start(&config, store, Registry::standard(), guard(identity), Arc::new(Alone(config.id))).await.expect("engine"), dir)
 }
 
 /// A new object of `class` on `engine`, with its owner capability.
@@ -206,7 +207,7 @@ async fn echo_pair(nodelay: bool) -> EchoClient {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             stream.set_nodelay(nodelay).unwrap();
-            let framed = tarpc::tokio_util::codec::Framed::new(stream, objectd::rpc::frame_codec());
+            let framed = tarpc::tokio_util::codec::Framed::new(stream, protocol::service::frame_codec());
             let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
             tokio::spawn(BaseChannel::with_defaults(transport).execute(EchoServer.serve()).for_each(|r| async move {
                 tokio::spawn(r);
@@ -215,7 +216,7 @@ async fn echo_pair(nodelay: bool) -> EchoClient {
     });
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(nodelay).unwrap();
-    let framed = tarpc::tokio_util::codec::Framed::new(stream, objectd::rpc::frame_codec());
+    let framed = tarpc::tokio_util::codec::Framed::new(stream, protocol::service::frame_codec());
     let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
     EchoClient::new(tarpc::client::Config::default(), transport).spawn()
 }
@@ -269,8 +270,8 @@ async fn big_blob() {
     let (engine, _dir) = engine(Durability::ProcessCrash).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), None, std::future::pending(), Duration::from_secs(1)));
-    let client = objectd::Client::connect(addr).await.unwrap();
+    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
+    let client = client::Client::connect(addr).await.unwrap();
     let ctx = client.ctx();
     let blob: clouds::Ref<stdobjects::Blob> = ctx.create(&stdobjects::Blob::default()).await.unwrap();
     const CHUNK: u64 = 4 << 20;
@@ -364,8 +365,8 @@ async fn over_tarpc() {
     let (engine, _dir) = engine(Durability::Buffered).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), None, std::future::pending(), Duration::from_secs(1)));
-    let client = objectd::Client::connect(addr).await.unwrap();
+    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
+    let client = client::Client::connect(addr).await.unwrap();
     let id = client.create("Counter", InitialState::Default).await.unwrap();
 
     let echo = echo_pair(true).await;

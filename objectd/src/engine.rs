@@ -12,7 +12,9 @@
 //! - `outcome`: deadline and panic handling, replies recorded under a call id.
 //! - `guard`: the capability check at the door, with its cache of verified chains.
 //! - `lifecycle`: create, delete, describe, revoke, status.
-//! - `route`: where an object is, and forwarding invocations to the node that has it.
+//! - `route`: where an object is, and taking each request there (the one routing path).
+//! - `peers`: the trait through which the engine reaches other nodes.
+//! - `serve`: one request served on this node, by kind.
 //!
 //! An invocation: route (another node's object: forward it there, the thread continues
 //! there) -> deadline and hop checks -> activate (table) -> method lookup -> capability
@@ -31,18 +33,24 @@ mod deadlock;
 pub use deadlock::WaitEdge;
 pub mod guard;
 pub use guard::Guard;
+pub use lifecycle::prepare_root;
+pub use peers::Peers;
+pub use route::Origin;
 mod lifecycle;
 mod locks;
 mod outcome;
+pub mod peers;
 mod reentrancy;
 mod route;
+mod serve;
 mod table;
 mod writeset;
 
 use crate::config::{Config, Durability};
 use crate::registry::Registry;
 use crate::store::{Commit, Record, Store};
-use crate::wire::{Hop, Invocation, Reply};
+use protocol::wire::Hop;
+use protocol::{Invocation, Locations, Reply, RequestBody, ResponseBody};
 use backend::NodeBackend;
 use clouds::{Access, BoxFuture, ClassInfo, Ctx, Frame, InvokeError, MethodInfo, NodeId, ObjectId, ThreadId};
 use outcome::{guarded, record_reply, replay};
@@ -52,9 +60,6 @@ use table::{Active, ObjectTable, Slot};
 use tokio::sync::OwnedRwLockReadGuard;
 use tokio::time::{Duration, Instant};
 use tracing::Instrument;
-
-/// Node metadata key of the root directory's id.
-const ROOT_KEY: &str = "root";
 
 type ReadHold = Arc<OwnedRwLockReadGuard<Active>>;
 
@@ -77,11 +82,10 @@ struct Inner {
     local_root: Option<ObjectId>,
     /// The node keeping the cluster's root directory.
     root_node: NodeId,
-    /// Membership and links to other nodes; unset for an engine on its own (tests).
-    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// The other nodes (`peers::Alone` for an engine on its own).
+    peers: Arc<dyn Peers>,
     /// Where objects are known to be when not at their home (learned from `Moved`).
-    /// std `Mutex`: one map operation at a time.
-    locations: Mutex<HashMap<ObjectId, NodeId>>,
+    locations: Locations,
     /// Invocations running on this node: part of the published load.
     inflight: std::sync::atomic::AtomicU64,
     /// Read holds by thread, so that a thread re-entering an object it holds for reading
@@ -97,30 +101,18 @@ struct Inner {
 }
 
 impl Engine {
-    /// Builds the engine on an open store; creates the root directory on first start.
-    /// Must run inside a tokio runtime (it starts the flusher task).
+    /// Builds the engine on an open store, reaching other nodes through `peers`; creates
+    /// the root directory on first start of the root node. Must run inside a tokio runtime
+    /// (it starts the flusher task).
     pub async fn start(
         config: &Config,
         store: Arc<dyn Store>,
         registry: Registry,
         guard: Guard,
+        peers: Arc<dyn Peers>,
     ) -> Result<Engine, InvokeError> {
+        let root = prepare_root(config, store.as_ref(), &registry)?;
         let commits = commit::GroupCommit::start(config.durability, store.clone());
-        let root = match store.meta_get(ROOT_KEY)? {
-            Some(bytes) => Some(ObjectId::from_bytes(
-                bytes.try_into().map_err(|_| InvokeError::storage("root id is not 16 bytes"))?,
-            )),
-            // Only the root node keeps a root directory.
-            None if config.root_node() != config.id => None,
-            None => {
-                let id = ObjectId::new(config.id);
-                let dir = registry.get("Directory")?;
-                store.create(id, "Directory", &dir.initial_state(None)?)?;
-                store.meta_put(ROOT_KEY, id.as_bytes())?;
-                store.flush()?;
-                Some(id)
-            }
-        };
         Ok(Engine {
             inner: Arc::new(Inner {
                 node: config.id,
@@ -134,8 +126,8 @@ impl Engine {
                 local_root: root,
                 root_node: config.root_node(),
                 admin: config.admin.as_deref().map(str::parse).transpose().map_err(InvokeError::invalid)?,
-                cluster: std::sync::OnceLock::new(),
-                locations: Mutex::new(HashMap::new()),
+                peers,
+                locations: Locations::default(),
                 inflight: std::sync::atomic::AtomicU64::new(0),
                 reads_held: Mutex::new(HashMap::new()),
                 waits: Mutex::new(deadlock::WaitGraph::default()),
@@ -173,8 +165,17 @@ impl Engine {
         self.inner.registry.infos()
     }
 
-    /// Runs one invocation to its reply.
-    pub fn invoke(&self, inv: Invocation) -> BoxFuture<'static, Result<Reply, InvokeError>> {
+    /// Runs one invocation to its reply, wherever its object is (a thread of this node,
+    /// or a client's request).
+    pub async fn invoke(&self, inv: Invocation) -> Result<Reply, InvokeError> {
+        match self.handle(Origin::Caller, RequestBody::Invoke(inv)).await? {
+            ResponseBody::Invoked(reply) => Ok(reply),
+            other => Err(InvokeError::storage(format!("an invocation was answered with {other:?}"))),
+        }
+    }
+
+    /// Runs an invocation of an object believed to be here.
+    fn invoke_here(&self, inv: Invocation) -> BoxFuture<'static, Result<Reply, InvokeError>> {
         let engine = self.clone();
         Box::pin(async move {
             let lamport = engine.inner.clock.receive(inv.thread.lamport);
@@ -193,10 +194,6 @@ impl Engine {
 
     /// `lamport`: the node's Lamport time when the invocation arrived.
     async fn run(&self, inv: Invocation, lamport: u64) -> Result<Reply, InvokeError> {
-        let at = self.location(inv.target);
-        if at != self.inner.node {
-            return self.forward(at, inv).await;
-        }
         let started = Instant::now();
         let deadline = started + Duration::from_millis(inv.thread.remaining_ms);
         if inv.thread.remaining_ms == 0 {

@@ -3,17 +3,16 @@
 //! failure detection) on UDP, on the same port number as the node's RPC address.
 //!
 //! Each node publishes its own keys; nobody else writes them:
-//! `addr` (RPC address), `classes`, `labels`, `root` (its root directory), `objects`,
-//! `active`, `inflight` (the load vector), and `cert` (its certificate, with an identity).
+//! `addr` (RPC address), `classes`, `labels`, `root` (its root directory), `load`
+//! (the load vector, versioned), and `cert` (its certificate, with an identity).
 //! A node with an identity counts as members only the nodes whose certificate its
 //! authority signed for that node id: gossip from anyone else is heard but ignored.
 
 use crate::config::Config;
-use crate::identity::Identity;
 use chitchat::transport::UdpTransport;
 use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
 use clouds::{NodeId, ObjectId};
-use serde::{Deserialize, Serialize};
+use protocol::{Identity, Liveness, Load, NodeView};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -24,56 +23,10 @@ const KEY_CLASSES: &str = "classes";
 const KEY_LABELS: &str = "labels";
 const KEY_CERT: &str = "cert";
 const KEY_ROOT: &str = "root";
-const KEY_OBJECTS: &str = "objects";
-const KEY_ACTIVE: &str = "active";
-const KEY_INFLIGHT: &str = "inflight";
+const KEY_LOAD: &str = "load";
 
 /// How long a failed direct contact keeps a node `Suspect` while gossip still says alive.
 const SUSPECT_FOR: Duration = Duration::from_secs(10);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PeerState {
-    /// Gossip hears its heartbeat and direct contact works.
-    Alive,
-    /// Gossip still hears it, but a direct call failed in the last few seconds.
-    Suspect,
-    /// The failure detector stopped hearing its heartbeat.
-    Dead,
-}
-
-impl std::fmt::Display for PeerState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PeerState::Alive => "alive",
-            PeerState::Suspect => "suspect",
-            PeerState::Dead => "dead",
-        })
-    }
-}
-
-/// One node as this node sees it (itself included).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Peer {
-    pub id: NodeId,
-    /// The incarnation: a new one each time the node starts.
-    pub generation: u64,
-    pub addr: SocketAddr,
-    pub state: PeerState,
-    pub classes: Vec<String>,
-    pub labels: Vec<String>,
-    pub root: Option<ObjectId>,
-    pub objects: u64,
-    pub active: u64,
-    pub inflight: u64,
-}
-
-/// The load vector a node publishes.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Load {
-    pub objects: u64,
-    pub active: u64,
-    pub inflight: u64,
-}
 
 pub struct Membership {
     handle: ChitchatHandle,
@@ -133,18 +86,17 @@ impl Membership {
     }
 
     /// Every node this node knows of, itself included, by id; the newest incarnation of each.
-    pub async fn peers(&self) -> Vec<Peer> {
+    pub async fn peers(&self) -> Vec<NodeView> {
         let chitchat = self.handle.chitchat();
         let chitchat = chitchat.lock().await;
         let live: Vec<ChitchatId> = chitchat.live_nodes().cloned().collect();
         let dead: Vec<ChitchatId> = chitchat.dead_nodes().cloned().collect();
-        let mut newest: BTreeMap<NodeId, (u64, Peer)> = BTreeMap::new();
+        let mut newest: BTreeMap<NodeId, (u64, NodeView)> = BTreeMap::new();
         let unreachable = self.unreachable.lock().expect("unreachable mutex").clone();
         for (cid, is_live) in live.iter().map(|c| (c, true)).chain(dead.iter().map(|c| (c, false))) {
             let Ok(id) = cid.node_id.parse::<u16>().map(NodeId) else { continue };
             let Some(state) = chitchat.node_state(cid) else { continue };
             let get = |k: &str| state.get(k).map(str::to_string);
-            let num = |k: &str| get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
             let Some(addr) = get(KEY_ADDR).and_then(|a| a.parse().ok()) else { continue };
             if let Some(authority) = &self.authority {
                 if !certified(get(KEY_CERT), id, authority) {
@@ -152,24 +104,22 @@ impl Membership {
                 }
             }
             let suspect = id != self.id && unreachable.get(&id).is_some_and(|t| t.elapsed() < SUSPECT_FOR);
-            let peer = Peer {
+            let peer = NodeView {
                 id,
                 generation: cid.generation_id,
                 addr,
                 state: match (is_live, suspect) {
-                    (false, _) => PeerState::Dead,
-                    (true, true) => PeerState::Suspect,
-                    (true, false) => PeerState::Alive,
+                    (false, _) => Liveness::Dead,
+                    (true, true) => Liveness::Suspect,
+                    (true, false) => Liveness::Alive,
                 },
                 classes: list(get(KEY_CLASSES)),
                 labels: list(get(KEY_LABELS)),
                 root: get(KEY_ROOT).and_then(|r| r.parse().ok()),
-                objects: num(KEY_OBJECTS),
-                active: num(KEY_ACTIVE),
-                inflight: num(KEY_INFLIGHT),
+                load: get(KEY_LOAD).as_deref().and_then(Load::decode),
             };
             let keep = newest.get(&id).is_none_or(|(g, p)| {
-                cid.generation_id > *g || (cid.generation_id == *g && is_live && p.state == PeerState::Dead)
+                cid.generation_id > *g || (cid.generation_id == *g && is_live && p.state == Liveness::Dead)
             });
             if keep {
                 newest.insert(id, (cid.generation_id, peer));
@@ -191,8 +141,8 @@ impl Membership {
     }
 
     /// The newest incarnation of a node, if it is known and not dead.
-    pub async fn peer(&self, node: NodeId) -> Option<Peer> {
-        self.peers().await.into_iter().find(|p| p.id == node && p.state != PeerState::Dead)
+    pub async fn peer(&self, node: NodeId) -> Option<NodeView> {
+        self.peers().await.into_iter().find(|p| p.id == node && p.state != Liveness::Dead)
     }
 
     /// Changes of the set of live incarnations, as `(node, generation)` pairs.
@@ -205,9 +155,7 @@ impl Membership {
         let chitchat = self.handle.chitchat();
         let mut chitchat = chitchat.lock().await;
         let me = chitchat.self_node_state();
-        me.set(KEY_OBJECTS, load.objects);
-        me.set(KEY_ACTIVE, load.active);
-        me.set(KEY_INFLIGHT, load.inflight);
+        me.set(KEY_LOAD, load.encode());
     }
 
     /// A direct call to `node` failed: show it as suspect for a while.

@@ -1,16 +1,14 @@
 //! A whole node: open the store, start the engine, join the cluster, serve until
 //! shutdown, then drain, leave and flush.
 
-use crate::client::Client;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::engine::Engine;
-use crate::engine::Guard;
-use crate::identity::Identity;
+use crate::engine::{prepare_root, Engine, Guard};
 use crate::membership::Membership;
 use crate::registry::Registry;
 use crate::store::SledStore;
 use anyhow::Context as _;
+use protocol::{Connection, Credentials, Identity, RequestBody, ResponseBody};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +29,7 @@ pub async fn run(
         None => {
             // A cluster of one: an authority of its own, kept with the data.
             let own = config.data.join("identity");
-            crate::identity::init(&own, &[config.id]).map_err(|e| anyhow::anyhow!("identity: {e}"))?;
+            protocol::identity::init(&own, &[config.id]).map_err(|e| anyhow::anyhow!("identity: {e}"))?;
             Identity::dir_in(&own, config.id)
         }
     };
@@ -48,17 +46,17 @@ pub async fn run(
         .with_context(|| format!("cannot create data directory {}", config.data.display()))?;
     let store = Arc::new(SledStore::open(&config.data)?);
     let classes: Vec<String> = registry.infos().into_iter().map(|c| c.name).collect();
-    let engine = Engine::start(&config, store, registry, Guard::new(identity.clone()))
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
+    let root = prepare_root(&config, store.as_ref(), &registry).map_err(|e| anyhow::anyhow!("root directory: {e}"))?;
     let addr = listener.local_addr()?;
     // Nodes under another authority gossip in another cluster, whatever its name.
     let mut gossip = config.clone();
     gossip.cluster = format!("{}-{}", config.cluster, &identity.authority.to_string()[..16]);
-    let membership = Membership::start(&gossip, addr, &classes, engine.local_root(), Some(&identity)).await?;
+    let membership = Membership::start(&gossip, addr, &classes, root, Some(&identity)).await?;
     refuse_duplicate_id(&config, &membership).await?;
-    let cluster = Arc::new(Cluster::new(membership, Some(identity.clone())));
-    engine.join(cluster.clone());
+    let cluster = Arc::new(Cluster::new(membership, identity.clone()));
+    let engine = Engine::start(&config, store, registry, Guard::new(identity.clone()), cluster.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the engine: {e}"))?;
     let load =
         tokio::spawn(publish_load(engine.clone(), cluster.clone(), Duration::from_millis(config.gossip_interval_ms)));
     let prune = {
@@ -70,7 +68,6 @@ pub async fn run(
     crate::rpc::serve(
         listener,
         engine.clone(),
-        Some(identity),
         shutdown,
         Duration::from_millis(config.shutdown_grace_ms),
     )
@@ -90,8 +87,9 @@ async fn refuse_duplicate_id(config: &Config, membership: &Membership) -> anyhow
     }
     tokio::time::sleep(Duration::from_millis(config.gossip_interval_ms * 4)).await;
     for other in membership.same_id_elsewhere().await {
-        if let Ok(client) = Client::connect_within(other, Duration::from_secs(2)).await {
-            if client.status().await.is_ok_and(|s| s.node == config.id) {
+        if let Ok(conn) = Connection::open(other, Duration::from_secs(2), Credentials::Anonymous, None).await {
+            let answer = conn.call(None, RequestBody::Status, Duration::from_secs(2)).await;
+            if matches!(answer, Ok(ResponseBody::Status(s)) if s.node == config.id) {
                 anyhow::bail!(
                     "node id {} is already used by the node at {other}; every node of a cluster needs its own --id",
                     config.id.0

@@ -1,38 +1,12 @@
 //! Where a new object goes: a pure decision from the policy, this node, and the members as
 //! gossip reports them.
 
-use crate::membership::{Peer, PeerState};
 use clouds::{InvokeError, NodeId};
-use serde::{Deserialize, Serialize};
-
-/// How to place a new object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Placement {
-    /// On the node that handles the request.
-    Local,
-    /// On this node.
-    On(NodeId),
-    /// On a node chosen at random among the live nodes that have the class.
-    Random,
-}
-
-impl std::str::FromStr for Placement {
-    type Err = String;
-    /// `local`, `random`, or a node id (`3` or `node-3`).
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "local" => Ok(Placement::Local),
-            "random" => Ok(Placement::Random),
-            other => other.parse::<NodeId>().map(Placement::On).map_err(|_| {
-                format!("`{other}` is not a placement; expected `local`, `random` or a node id such as `2` or `node-2`")
-            }),
-        }
-    }
-}
+use protocol::{Liveness, NodeView, Placement};
 
 /// Picks the node for a new object of `class`. `random` is any random number (the caller's
 /// dice), so that the choice is deterministic under test.
-pub fn choose(policy: Placement, me: NodeId, peers: &[Peer], class: &str, random: u64) -> Result<NodeId, InvokeError> {
+pub fn choose(policy: Placement, me: NodeId, peers: &[NodeView], class: &str, random: u64) -> Result<NodeId, InvokeError> {
     let members = || peers.iter().map(|p| format!("{} ({})", p.id, p.state)).collect::<Vec<_>>().join(", ");
     match policy {
         Placement::Local => Ok(me),
@@ -42,7 +16,7 @@ pub fn choose(policy: Placement, me: NodeId, peers: &[Peer], class: &str, random
                 node: node.to_string(),
                 reason: format!("not a member of the cluster; members: {}", members()),
             }),
-            Some(p) if p.state == PeerState::Dead => {
+            Some(p) if p.state == Liveness::Dead => {
                 Err(InvokeError::Unavailable { node: node.to_string(), reason: "the node is down".into() })
             }
             Some(p) if !p.classes.iter().any(|c| c == class) => {
@@ -53,7 +27,7 @@ pub fn choose(policy: Placement, me: NodeId, peers: &[Peer], class: &str, random
         Placement::Random => {
             let candidates: Vec<NodeId> = peers
                 .iter()
-                .filter(|p| p.state == PeerState::Alive && p.classes.iter().any(|c| c == class))
+                .filter(|p| p.state == Liveness::Alive && p.classes.iter().any(|c| c == class))
                 .map(|p| p.id)
                 .collect();
             if candidates.is_empty() {
@@ -71,8 +45,8 @@ pub fn choose(policy: Placement, me: NodeId, peers: &[Peer], class: &str, random
 mod tests {
     use super::*;
 
-    fn peer(id: u16, state: PeerState, classes: &[&str]) -> Peer {
-        Peer {
+    fn peer(id: u16, state: Liveness, classes: &[&str]) -> NodeView {
+        NodeView {
             id: NodeId(id),
             generation: 1,
             addr: format!("127.0.0.1:{}", 7000 + id).parse().unwrap(),
@@ -80,18 +54,16 @@ mod tests {
             classes: classes.iter().map(|c| c.to_string()).collect(),
             labels: Vec::new(),
             root: None,
-            objects: 0,
-            active: 0,
-            inflight: 0,
+            load: None,
         }
     }
 
     #[test]
     fn local_and_explicit_nodes() {
         let peers = [
-            peer(1, PeerState::Alive, &["Counter"]),
-            peer(2, PeerState::Alive, &["Counter"]),
-            peer(3, PeerState::Dead, &["Counter"]),
+            peer(1, Liveness::Alive, &["Counter"]),
+            peer(2, Liveness::Alive, &["Counter"]),
+            peer(3, Liveness::Dead, &["Counter"]),
         ];
         assert_eq!(choose(Placement::Local, NodeId(1), &peers, "Counter", 0), Ok(NodeId(1)));
         assert_eq!(choose(Placement::On(NodeId(2)), NodeId(1), &peers, "Counter", 0), Ok(NodeId(2)));
@@ -111,10 +83,10 @@ mod tests {
     #[test]
     fn random_picks_only_live_nodes_with_the_class() {
         let peers = [
-            peer(1, PeerState::Alive, &["Counter"]),
-            peer(2, PeerState::Alive, &["Counter", "Gpu"]),
-            peer(3, PeerState::Suspect, &["Gpu"]),
-            peer(4, PeerState::Dead, &["Gpu"]),
+            peer(1, Liveness::Alive, &["Counter"]),
+            peer(2, Liveness::Alive, &["Counter", "Gpu"]),
+            peer(3, Liveness::Suspect, &["Gpu"]),
+            peer(4, Liveness::Dead, &["Gpu"]),
         ];
         let picks: Vec<NodeId> =
             (0..10).map(|r| choose(Placement::Random, NodeId(1), &peers, "Gpu", r).unwrap()).collect();
@@ -126,12 +98,5 @@ mod tests {
             choose(Placement::Random, NodeId(1), &peers, "Nope", 0),
             Err(InvokeError::NoSuchClass { .. })
         ));
-    }
-
-    #[test]
-    fn placements_parse() {
-        assert_eq!("local".parse::<Placement>(), Ok(Placement::Local));
-        assert_eq!("node-2".parse::<Placement>(), Ok(Placement::On(NodeId(2))));
-        assert!("somewhere".parse::<Placement>().unwrap_err().contains("expected `local`, `random`"));
     }
 }

@@ -5,31 +5,21 @@
 //! and a method must never be left half-applied, so the engine's work runs to its end
 //! whatever happens to the connection.
 
-use crate::engine::Engine;
-use crate::handshake::{self, Peer};
-use crate::identity::Identity;
-use crate::wire::{Request, RequestBody, Response, ResponseBody, WIRE_VERSION};
+use crate::engine::{Engine, Origin};
 use capability::PublicKey;
 use clouds::InvokeError;
 use futures::StreamExt;
+use protocol::handshake::{self, Peer};
+use protocol::service::{frame_codec, NodeRpc};
+use protocol::wire::WIRE_VERSION;
+use protocol::{Request, RequestBody, Response};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
-use tarpc::tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tarpc::tokio_util::codec::Framed;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
-
-/// Largest RPC frame: enough for the largest single-call payload (4 MiB of blob data)
-/// with room for the envelope.
-pub const MAX_FRAME: usize = 8 * 1024 * 1024;
-
-#[tarpc::service]
-pub trait NodeRpc {
-    /// Every request: versioned, typed by `RequestBody`.
-    async fn call(req: Request) -> Response;
-}
 
 #[derive(Clone)]
 struct Server {
@@ -38,8 +28,6 @@ struct Server {
     work: TaskTracker,
     /// Who is at the other end of this connection, as the handshake established.
     peer: Peer,
-    /// Whether this node has an identity, and so tells nodes from everyone else.
-    secured: bool,
 }
 
 impl NodeRpc for Server {
@@ -50,7 +38,7 @@ impl NodeRpc for Server {
                 req.version
             )));
         }
-        if self.secured && is_internal(&req.body) && !matches!(self.peer, Peer::Node(_)) {
+        if is_internal(&req.body) && !matches!(self.peer, Peer::Node(_)) {
             return Err(InvokeError::Denied {
                 reason: "this request is for nodes of the cluster; the connection did not present a node certificate"
                     .into(),
@@ -60,34 +48,13 @@ impl NodeRpc for Server {
             may_have_root(&self.peer, holder, self.engine.admin()).map_err(|reason| InvokeError::Denied { reason })?;
         }
         let engine = self.engine.clone();
-        match self.work.spawn(handle(engine, req.body)).await {
+        let origin = if matches!(self.peer, Peer::Node(_)) { Origin::Node } else { Origin::Caller };
+        match self.work.spawn(async move { engine.handle(origin, req.body).await }).await {
             Ok(response) => response,
             Err(e) => Err(InvokeError::Panicked { method: "request".into(), message: e.to_string() }),
         }
     }
 }
-
-async fn handle(engine: Engine, body: RequestBody) -> Response {
-    match body {
-        RequestBody::Invoke(inv) => engine.invoke(inv).await.map(ResponseBody::Invoked),
-        RequestBody::Create(req) => {
-            engine.create(&req.class, req.state, req.placement, req.owner).await.map(ResponseBody::Created)
-        }
-        RequestBody::Describe(target) => engine.describe(target).await.map(|i| ResponseBody::Described(Box::new(i))),
-        RequestBody::Delete(target) => engine.delete(target, LIFECYCLE_DEADLINE).await.map(|()| ResponseBody::Deleted),
-        RequestBody::Revoke { target, holder } => {
-            engine.revoke(target, holder, LIFECYCLE_DEADLINE).await.map(ResponseBody::Capability)
-        }
-        RequestBody::RootCapability { holder } => engine.root_capability(holder).await.map(ResponseBody::Capability),
-        RequestBody::Classes => Ok(ResponseBody::Classes(engine.classes())),
-        RequestBody::Status => engine.status().await.map(ResponseBody::Status),
-        RequestBody::Nodes => Ok(ResponseBody::Nodes(engine.cluster()?.membership.peers().await)),
-        RequestBody::Probe(p) => Ok(ResponseBody::Probed(engine.probe(p.initiator, p.object, p.path).await)),
-    }
-}
-
-/// How long a delete or revoke waits for the methods running on its object.
-const LIFECYCLE_DEADLINE: Duration = Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS);
 
 /// Whether `peer` may have the root directory's owner capability made out to `holder`:
 /// a node may (it passes on a request it checked), and so may the administrator for
@@ -113,24 +80,18 @@ fn is_internal(body: &RequestBody) -> bool {
     matches!(body, RequestBody::Probe(_))
 }
 
-/// The length-delimited frame codec both ends use.
-pub fn frame_codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME).new_codec()
-}
-
 /// How long a peer may take over the handshake.
 const HANDSHAKE_WITHIN: Duration = Duration::from_secs(5);
 
 /// Serves `listener` until `shutdown` resolves, then waits up to `grace` for engine work
-/// in flight to finish. Every connection opens with the handshake (`identity`: this node's,
-/// if it has one).
+/// in flight to finish. Every connection opens with the handshake (as the node the engine's identity names).
 pub async fn serve(
     listener: TcpListener,
     engine: Engine,
-    identity: Option<Arc<Identity>>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
+    let identity = engine.guard().identity().clone();
     let work = TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
@@ -152,13 +113,13 @@ pub async fn serve(
                 // The handshake runs in the connection's own task: a slow peer delays nobody.
                 tokio::spawn(async move {
                     let mut stream = stream;
-                    let shake = handshake::accept(&mut stream, engine.node(), identity.as_deref());
+                    let shake = handshake::accept(&mut stream, engine.node(), Some(&identity));
                     let peer = match tokio::time::timeout(HANDSHAKE_WITHIN, shake).await {
                         Ok(Ok(peer)) => peer,
                         Ok(Err(reason)) => return tracing::info!("refused a connection: {reason}"),
                         Err(_) => return tracing::info!("a peer did not finish the handshake in time"),
                     };
-                    let server = Server { engine, work, peer, secured: identity.is_some() };
+                    let server = Server { engine, work, peer };
                     let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
                     BaseChannel::with_defaults(transport)
                         .execute(server.serve())

@@ -5,9 +5,10 @@
 use capability::KeyPair;
 use clouds::{methods, CallId, Cap, Codec, Ctx, InvokeError, Object, ObjectId, RawRef, Ref, ThreadCtx};
 use objectd::engine::Guard;
-use objectd::identity::Identity;
-use objectd::placement::Placement;
-use objectd::wire::{InitialState, Invocation};
+use protocol::identity::Identity;
+use protocol::Placement;
+use protocol::wire::{InitialState, Invocation};
+use objectd::engine::peers::Alone;
 use objectd::{Config, Engine, Registry, SledStore};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -168,7 +169,7 @@ async fn harness(tune: impl FnOnce(&mut Config)) -> Harness {
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let registry = Registry::standard().with::<Probe>().unwrap();
     let guard = Guard::new(Arc::new(Identity::ephemeral(config.id)));
-    let engine = Engine::start(&config, store, registry, guard).await.unwrap();
+    let engine = Engine::start(&config, store, registry, guard, Arc::new(Alone(config.id))).await.unwrap();
     Harness { engine, caps: Mutex::new(HashMap::new()), _dir: dir }
 }
 
@@ -429,14 +430,13 @@ async fn methods_create_objects_and_typed_stubs_work_from_client_code() {
     let server = tokio::spawn(objectd::rpc::serve(
         listener,
         h.engine.clone(),
-        None,
         async move {
             let _ = stopped.await;
         },
         Duration::from_secs(1),
     ));
 
-    let client = objectd::Client::connect(addr).await.unwrap();
+    let client = client::Client::connect(addr).await.unwrap();
     let ctx = client.ctx();
     let parent: Ref<Probe> = ctx.create(&Probe::default()).await.unwrap();
     let child = parent.spawn_child(&ctx, 40).await.unwrap();

@@ -52,13 +52,13 @@ fn wallet_beside(data: &Path) -> PathBuf {
 
 /// The public key of the wallet in `dir` (made if missing).
 pub fn wallet_key(dir: &Path) -> String {
-    objectd::Wallet::open(dir).expect("open wallet").public().to_string()
+    client::Wallet::open(dir).expect("open wallet").public().to_string()
 }
 
 /// A client acting for the wallet in `dir`.
-pub async fn client_with(addr: SocketAddr, wallet: &Path) -> objectd::Client {
-    let wallet = std::sync::Arc::new(objectd::Wallet::open(wallet).expect("open wallet"));
-    objectd::Client::connect_with(addr, objectd::client::CONNECT_TIMEOUT, wallet).await.expect("connect")
+pub async fn client_with(addr: SocketAddr, wallet: &Path) -> client::Client {
+    let wallet = std::sync::Arc::new(client::Wallet::open(wallet).expect("open wallet"));
+    client::Client::connect_with(addr, client::CONNECT_TIMEOUT, wallet).await.expect("connect")
 }
 
 impl Node {
@@ -104,7 +104,7 @@ impl Node {
     }
 
     /// A library client acting for the administrator's wallet.
-    pub async fn client(&self) -> objectd::Client {
+    pub async fn client(&self) -> client::Client {
         client_with(self.addr, &self.wallet).await
     }
 
@@ -201,7 +201,7 @@ impl LocalCluster {
     }
 
     /// A library client at node `id`, acting for the administrator's wallet.
-    pub async fn client(&self, id: u16) -> objectd::Client {
+    pub async fn client(&self, id: u16) -> client::Client {
         client_with(self.addr(id), &self.wallet()).await
     }
 

@@ -13,10 +13,10 @@
 use clap::Parser;
 use clouds::{InvokeError, RawRef, Ref, Rights};
 use naming::{Entry, Path};
-use objectd::client::CONNECT_TIMEOUT;
-use objectd::placement::Placement;
-use objectd::wire::InitialState;
-use objectd::{Client, Wallet};
+use client::CONNECT_TIMEOUT;
+use protocol::Placement;
+use protocol::wire::InitialState;
+use client::{Client, Wallet};
 use std::sync::Arc;
 use stdobjects::Account;
 

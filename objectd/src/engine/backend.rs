@@ -2,8 +2,8 @@
 
 use super::writeset::WriteSet;
 use super::Engine;
-use crate::placement::Placement;
-use crate::wire::{Hop, InitialState, Invocation};
+use protocol::wire::Hop;
+use protocol::{InitialState, Invocation, Placement};
 use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
 use std::ops::Bound;
 use std::sync::Mutex;

@@ -12,7 +12,7 @@
 //! while probes run, and fails if one comes back with a cycle.
 
 use clouds::{NodeId, ObjectId, ThreadId};
-use serde::{Deserialize, Serialize};
+pub use protocol::WaitEdge;
 use std::collections::{HashMap, HashSet};
 
 /// The longest chain of waits a search follows (the hop limit bounds real ones).
@@ -33,13 +33,6 @@ pub struct WaitGraph {
     /// thread -> what it waits for, innermost last. A thread waiting in a call to another
     /// node may come back here and wait again inside that call.
     waiting: HashMap<ThreadId, Vec<Wait>>,
-}
-
-/// One step of a cycle: `thread` waits for `object`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WaitEdge {
-    pub thread: ThreadId,
-    pub object: ObjectId,
 }
 
 /// A search to continue on another node: from the holders of `object` there.

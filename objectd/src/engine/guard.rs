@@ -8,7 +8,7 @@
 //! certificates found signed by the authority (one per node), so that a new token costs
 //! only its own links' signatures.
 
-use crate::identity::Identity;
+use protocol::Identity;
 use capability::verify::{check, verify_chain, verify_links};
 use capability::{Denied, Grant, NodeCert, PublicKey, Restrict, Token};
 use clouds::{Cap, InvokeError, ObjectId, Rights};

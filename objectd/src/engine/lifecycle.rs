@@ -3,15 +3,45 @@
 
 use super::table::{Active, Slot};
 use super::Engine;
-use crate::membership::Load;
-use crate::placement::{self, Placement};
-use crate::store::{Commit, Record};
-use crate::wire::{InitialState, NodeStatus, ObjectInfo};
+use crate::config::Config;
+use crate::placement;
+use crate::registry::Registry;
+use crate::store::{Commit, Record, Store};
 use capability::PublicKey;
 use clouds::{Cap, InvokeError, ObjectId, RawRef, Rights};
+use protocol::wire::{CreateRequest, NodeStatus, ObjectInfo};
+use protocol::{InitialState, Load, Placement, RequestBody, ResponseBody};
 use std::sync::atomic::Ordering;
 use tokio::sync::OwnedRwLockWriteGuard;
 use tokio::time::Duration;
+
+/// Node metadata key of the root directory's id.
+const ROOT_KEY: &str = "root";
+
+/// The root directory this node keeps, if it is the root node: read from the store, or
+/// created there on the first start. Other nodes keep none.
+pub fn prepare_root(config: &Config, store: &dyn Store, registry: &Registry) -> Result<Option<ObjectId>, InvokeError> {
+    if let Some(bytes) = store.meta_get(ROOT_KEY)? {
+        let id = bytes.try_into().map_err(|_| InvokeError::storage("root id is not 16 bytes"))?;
+        return Ok(Some(ObjectId::from_bytes(id)));
+    }
+    if config.root_node() != config.id {
+        return Ok(None);
+    }
+    let id = ObjectId::new(config.id);
+    let dir = registry.get("Directory")?;
+    store.create(id, "Directory", &dir.initial_state(None)?)?;
+    store.meta_put(ROOT_KEY, id.as_bytes())?;
+    store.flush()?;
+    Ok(Some(id))
+}
+
+/// What a node answering `body` is expected to send back, or the error it sent.
+fn expect<T>(answer: protocol::Response, pick: impl FnOnce(ResponseBody) -> Option<T>) -> Result<T, InvokeError> {
+    let body = answer?;
+    let text = format!("{body:?}");
+    pick(body).ok_or_else(|| InvokeError::storage(format!("the node answered with an unexpected message: {text}")))
+}
 
 /// The object's write lock, waiting at most `deadline` (for `operation`).
 async fn write_within(
@@ -38,19 +68,22 @@ impl Engine {
         owner: PublicKey,
     ) -> Result<RawRef, InvokeError> {
         let me = self.inner.node;
-        let node = match (placement, self.cluster()) {
-            (Placement::Local, _) => me,
-            (Placement::On(n), _) if n == me => me,
-            (policy, Ok(cluster)) => {
-                let peers = cluster.membership.peers().await;
+        let node = match placement {
+            Placement::Local => me,
+            Placement::On(n) if n == me => me,
+            policy => {
+                let nodes = self.inner.peers.nodes().await;
                 let dice = u64::from_le_bytes(clouds::ThreadId::new().0.as_bytes()[..8].try_into().expect("8 bytes"));
-                placement::choose(policy, me, &peers, class, dice)?
+                placement::choose(policy, me, &nodes, class, dice)?
             }
-            (_, Err(e)) => return Err(e),
         };
         if node != me {
-            let client = self.cluster()?.client(node, Duration::from_secs(3)).await?;
-            return client.create_for(class, state, Placement::Local, owner).await;
+            let req = CreateRequest { class: class.to_string(), state, placement: Placement::Local, owner };
+            let answer = self.inner.peers.send(node, RequestBody::Create(req), super::route::LIFECYCLE_DEADLINE).await;
+            return expect(answer, |b| match b {
+                ResponseBody::Created(raw) => Some(raw),
+                _ => None,
+            });
         }
         let c = self.inner.registry.get(class)?;
         let state = match state {
@@ -78,10 +111,6 @@ impl Engine {
     /// Needs the admin right.
     pub async fn delete(&self, target: RawRef, deadline: Duration) -> Result<(), InvokeError> {
         let id = target.id;
-        let at = self.location(id);
-        if at != self.inner.node {
-            return self.cluster()?.client(at, Duration::from_secs(3)).await?.delete(target).await;
-        }
         let slot = self.inner.table.get_or_load(id, || self.activate(id))?;
         self.inner.guard.admit(target.cap.as_ref(), id, slot.epoch.load(Ordering::Acquire), Rights::ADMIN, "delete")?;
         if Some(id) == self.inner.local_root {
@@ -101,10 +130,6 @@ impl Engine {
     /// stops working. Returns a fresh owner capability for `holder`. Needs the admin right.
     pub async fn revoke(&self, target: RawRef, holder: PublicKey, deadline: Duration) -> Result<Cap, InvokeError> {
         let id = target.id;
-        let at = self.location(id);
-        if at != self.inner.node {
-            return self.cluster()?.client(at, Duration::from_secs(3)).await?.revoke(target, holder).await;
-        }
         let slot = self.inner.table.get_or_load(id, || self.activate(id))?;
         self.inner.guard.admit(target.cap.as_ref(), id, slot.epoch.load(Ordering::Acquire), Rights::ADMIN, "revoke")?;
         let mut active = write_within(&slot, deadline, "revoke").await?;
@@ -132,7 +157,11 @@ impl Engine {
     pub async fn root_capability(&self, holder: PublicKey) -> Result<Cap, InvokeError> {
         let Some(root) = self.inner.local_root else {
             let node = self.inner.root_node;
-            return self.cluster()?.client(node, Duration::from_secs(3)).await?.root_capability_for(holder).await;
+            let answer = self.inner.peers.send(node, RequestBody::RootCapability { holder }, Duration::from_secs(3)).await;
+            return expect(answer, |b| match b {
+                ResponseBody::Capability(cap) => Some(cap),
+                _ => None,
+            });
         };
         let slot = self.inner.table.get_or_load(root, || self.activate(root))?;
         Ok(self.inner.guard.issue_owner(root, slot.epoch.load(Ordering::Acquire), holder))
@@ -142,10 +171,6 @@ impl Engine {
     /// the read right.
     pub async fn describe(&self, target: RawRef) -> Result<ObjectInfo, InvokeError> {
         let id = target.id;
-        let at = self.location(id);
-        if at != self.inner.node {
-            return self.cluster()?.client(at, Duration::from_secs(3)).await?.describe(target).await;
-        }
         let (class, version, epoch, state) = match self.inner.store.get(id)? {
             None => return Err(InvokeError::NotFound { id }),
             Some(Record::Forward { to, .. }) => return Err(InvokeError::Moved { id, to }),
@@ -180,7 +205,6 @@ impl Engine {
         })
     }
 
-    /// Flushes the store (at shutdown).
     /// The load vector this node publishes.
     pub fn load(&self) -> Result<Load, InvokeError> {
         Ok(Load {
@@ -190,6 +214,7 @@ impl Engine {
         })
     }
 
+    /// Flushes the store (at shutdown).
     pub fn flush(&self) -> Result<(), InvokeError> {
         Ok(self.inner.store.flush()?)
     }

@@ -6,7 +6,8 @@ use super::deadlock::{Probe, Search, WaitEdge, WaitGraph, MAX_PATH};
 use super::outcome::deadline_error;
 use super::table::{Active, Slot};
 use super::{Engine, Inner, ReadHold};
-use crate::wire::Invocation;
+use protocol::wire::ProbeRequest;
+use protocol::{Invocation, RequestBody, ResponseBody};
 use clouds::{BoxFuture, InvokeError, ObjectId, ThreadId};
 use std::time::Duration;
 
@@ -115,12 +116,10 @@ impl Engine {
             let found = if p.node == self.node() {
                 self.probe(initiator, p.object, p.path).await
             } else {
-                match self.cluster() {
-                    Ok(cluster) => match cluster.client(p.node, PROBE_WITHIN).await {
-                        Ok(client) => client.probe(initiator, p.object, p.path, PROBE_WITHIN).await.ok().flatten(),
-                        Err(_) => None,
-                    },
-                    Err(_) => None,
+                let request = ProbeRequest { initiator, object: p.object, path: p.path };
+                match self.inner.peers.send(p.node, RequestBody::Probe(request), PROBE_WITHIN).await {
+                    Ok(ResponseBody::Probed(cycle)) => cycle,
+                    _ => None,
                 }
             };
             if found.is_some() {

@@ -1,7 +1,7 @@
 //! How a method's run becomes a reply: deadline and panic handling, and replies recorded
 //! under a call id.
 
-use crate::wire::Invocation;
+use protocol::Invocation;
 use clouds::{BoxFuture, Codec, InvokeError, MethodInfo};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;

@@ -1,89 +1,84 @@
-//! Where an object is, and taking the thread there.
+//! Where an object is, and taking the request there.
 //!
-//! An object's home (encoded in its id) keeps its authoritative record: the object itself,
-//! or a forwarding entry once it has moved. An invocation for an object elsewhere is
-//! forwarded to the node it is believed to be on, with the whole thread context, so the
-//! thread continues there; `Moved` answers are followed (and remembered) a bounded number
-//! of times. A node that cannot be reached gives `Unavailable` naming it, within the
-//! thread's deadline.
+//! Every request that names an object passes through [`Engine::handle`]. A request from a
+//! client, or from a thread running on this node, is sent where the object is believed to
+//! be (`protocol::route::follow`: served here, or forwarded over `Peers` with the whole
+//! thread context, so the thread continues there; `Moved` answers followed and
+//! remembered). A request forwarded by another node is served here if the object is
+//! believed to be here, and otherwise answered with `Moved`, so that the forwarding node
+//! learns the route itself. A node that cannot be reached gives `Unavailable` naming it,
+//! within the request's deadline.
 
 use super::Engine;
-use crate::cluster::Cluster;
-use crate::wire::{Invocation, Reply};
+use protocol::route;
+use protocol::{Invocation, RequestBody, Response};
 use clouds::{InvokeError, NodeId, ObjectId};
-use std::sync::Arc;
 use tokio::time::{Duration, Instant};
 
-/// How many `Moved` answers one invocation follows before giving up.
-const MAX_REDIRECTS: usize = 4;
-/// The longest a connection attempt to another node may take.
-const CONNECT: Duration = Duration::from_secs(3);
+/// Who sent a request, as far as routing cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A client, or a thread running on this node: the request is taken to the object.
+    Caller,
+    /// Another node, which chose this node for the object: it is served here or answered
+    /// with `Moved`.
+    Node,
+}
+
+/// The longest a request about an object's life (describe, delete, revoke) may take.
+pub(super) const LIFECYCLE_DEADLINE: Duration = Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS);
 
 impl Engine {
-    /// Links the engine to the cluster; before this it serves only its own objects.
-    pub fn join(&self, cluster: Arc<Cluster>) {
-        let _ = self.inner.cluster.set(cluster);
-    }
-
-    pub fn cluster(&self) -> Result<&Arc<Cluster>, InvokeError> {
-        self.inner.cluster.get().ok_or_else(|| InvokeError::Unavailable {
-            node: "the cluster".into(),
-            reason: format!("{} is not part of a cluster", self.inner.node),
-        })
-    }
-
     /// The node an object is believed to be on: where it was last seen moving to, or its home.
     pub(super) fn location(&self, id: ObjectId) -> NodeId {
-        self.inner.locations.lock().expect("locations mutex").get(&id).copied().unwrap_or_else(|| id.home())
+        self.inner.locations.get(id)
     }
 
-    fn remember(&self, id: ObjectId, at: NodeId) {
-        let mut locations = self.inner.locations.lock().expect("locations mutex");
-        if at == id.home() {
-            locations.remove(&id);
-        } else {
-            locations.insert(id, at);
+    /// Serves one request from `origin`: about an object, where the object is.
+    pub async fn handle(&self, origin: Origin, body: RequestBody) -> Response {
+        let Some(target) = body.target() else {
+            return self.serve(body).await;
+        };
+        let me = self.inner.node;
+        if origin == Origin::Node {
+            let at = self.location(target);
+            return if at == me { self.serve(body).await } else { Err(InvokeError::Moved { id: target, to: at }) };
         }
-    }
-
-    /// Passes the invocation to `node`, following `Moved`.
-    pub(super) async fn forward(&self, node: NodeId, mut inv: Invocation) -> Result<Reply, InvokeError> {
-        let cluster = self.cluster()?;
-        let deadline = Instant::now() + Duration::from_millis(inv.thread.remaining_ms);
-        let mut to = node;
-        for _ in 0..MAX_REDIRECTS {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(InvokeError::DeadlineExceeded { object: inv.target, method: inv.method, elapsed_ms: 0 });
-            }
-            let client = cluster.client(to, left.min(CONNECT)).await?;
-            inv.thread.remaining_ms = left.as_millis() as u64;
-            inv.thread.lamport = self.tick();
-            // While the call is out, the thread waits for it: an edge for deadlock searches.
-            let _waiting = RemoteWait::start(self, inv.thread.id, inv.target, to);
-            match client.forward(inv.clone(), left).await {
-                Err(transport) => {
-                    cluster.failed(to);
-                    return Err(InvokeError::Unavailable {
-                        node: format!("{to} at {}", client.addr()),
-                        reason: transport,
-                    });
-                }
-                Ok(Err(InvokeError::Moved { to: next, .. })) => {
-                    cluster.worked(to);
-                    self.remember(inv.target, next);
-                    to = next;
-                }
-                Ok(result) => {
-                    cluster.worked(to);
-                    return result;
+        let deadline = Instant::now() + deadline_of(&body);
+        route::follow(target, body.operation(), &self.inner.locations, deadline, |node, left| {
+            let body = body.clone();
+            async move {
+                if node == me {
+                    self.serve(body).await
+                } else {
+                    self.send_to(node, body, left).await
                 }
             }
-        }
-        Err(InvokeError::Unavailable {
-            node: to.to_string(),
-            reason: format!("object {} moved more than {MAX_REDIRECTS} times while being called", inv.target),
         })
+        .await
+    }
+
+    /// Sends a request to another node; an invocation carries what is left of the
+    /// thread's deadline and the Lamport time, and while it is out the thread waits for it
+    /// (an edge for deadlock searches).
+    async fn send_to(&self, node: NodeId, mut body: RequestBody, left: Duration) -> Response {
+        let _waiting = match &mut body {
+            RequestBody::Invoke(inv) => {
+                inv.thread.remaining_ms = left.as_millis() as u64;
+                inv.thread.lamport = self.tick();
+                Some(RemoteWait::start(self, inv, node))
+            }
+            _ => None,
+        };
+        self.inner.peers.send(node, body, left).await
+    }
+}
+
+/// How long a request may take: an invocation, what is left of its thread's deadline.
+fn deadline_of(body: &RequestBody) -> Duration {
+    match body {
+        RequestBody::Invoke(inv) => Duration::from_millis(inv.thread.remaining_ms),
+        _ => LIFECYCLE_DEADLINE,
     }
 }
 
@@ -94,9 +89,9 @@ struct RemoteWait<'a> {
 }
 
 impl<'a> RemoteWait<'a> {
-    fn start(engine: &'a Engine, thread: clouds::ThreadId, object: ObjectId, node: NodeId) -> Self {
-        engine.inner.waits.lock().expect("wait graph mutex").wait_remote(thread, object, node);
-        RemoteWait { engine, thread }
+    fn start(engine: &'a Engine, inv: &Invocation, node: NodeId) -> Self {
+        engine.inner.waits.lock().expect("wait graph mutex").wait_remote(inv.thread.id, inv.target, node);
+        RemoteWait { engine, thread: inv.thread.id }
     }
 }
 
@@ -113,8 +108,8 @@ impl Engine {
             return Ok(root);
         }
         let root_node = self.inner.root_node;
-        let peers = self.cluster()?.membership.peers().await;
-        peers.iter().find(|p| p.id == root_node).and_then(|p| p.root).ok_or_else(|| InvokeError::Unavailable {
+        let nodes = self.inner.peers.nodes().await;
+        nodes.iter().find(|p| p.id == root_node).and_then(|p| p.root).ok_or_else(|| InvokeError::Unavailable {
             node: root_node.to_string(),
             reason: "it keeps the root directory and has not been heard from yet".into(),
         })

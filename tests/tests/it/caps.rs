@@ -3,7 +3,7 @@
 
 use capability::{Grant, KeyPair, Link, Restrict, Rights, Token};
 use clouds::{Cap, RawRef};
-use objectd::wire::InitialState;
+use protocol::wire::InitialState;
 use serde_json::json;
 use tests::{LocalCluster, Node};
 
@@ -65,7 +65,7 @@ fn forged_tampered_expired_and_foreign_capabilities_are_denied_with_the_reason()
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let admin = node.client().await;
-        let wallet = objectd::Wallet::open(&node.wallet).unwrap();
+        let wallet = client::Wallet::open(&node.wallet).unwrap();
         let counter = admin.create("Counter", InitialState::Default).await.unwrap();
         let other = admin.create("Counter", InitialState::Default).await.unwrap();
         let owner = Token::from_cap(counter.cap.as_ref().unwrap()).unwrap();
@@ -85,7 +85,7 @@ fn forged_tampered_expired_and_foreign_capabilities_are_denied_with_the_reason()
         let mut more = child.grant().clone();
         more.rights = Rights::ALL;
         amplified.links.push(Link { grant: more, signature: child.links[2].signature.clone() });
-        let stranger = objectd::identity::Identity::ephemeral(clouds::NodeId(1));
+        let stranger = protocol::identity::Identity::ephemeral(clouds::NodeId(1));
         let foreign = Token::issue(
             stranger.cert.clone(),
             &stranger.key,
@@ -118,7 +118,7 @@ fn forged_tampered_expired_and_foreign_capabilities_are_denied_with_the_reason()
             ("amplified", with(counter.id, amplified.to_cap()), "grants more than the link before it"),
             ("another cluster", with(counter.id, foreign.to_cap()), "not signed by this cluster's authority"),
         ];
-        let stranger_client = objectd::Client::connect(node.addr).await.unwrap();
+        let stranger_client = client::Client::connect(node.addr).await.unwrap();
         for (case, target, reason) in cases {
             match stranger_client.invoke_json(&target, "incr", &[json!(1)], None).await {
                 Err(clouds::InvokeError::Denied { reason: got }) => assert!(got.contains(reason), "{case}: {got}"),
@@ -149,7 +149,7 @@ fn references_pass_access_through_nested_calls_attenuated() {
     rt.block_on(async {
         let client = c.client(1).await;
         let ctx = client.ctx();
-        let on = |n: u16| objectd::placement::Placement::On(clouds::NodeId(n));
+        let on = |n: u16| protocol::Placement::On(clouds::NodeId(n));
         let a = client.create_placed("Relay", InitialState::Default, on(1)).await.unwrap();
         let b = client.create_placed("Relay", InitialState::Default, on(2)).await.unwrap();
         let call = |arg: RawRef| {

@@ -1,5 +1,5 @@
 use clouds::Ref;
-use objectd::Client;
+use client::Client;
 use serde_json::json;
 use stdobjects::{Blob, Log, Map, Queue, Register};
 use tests::Node;

@@ -1,7 +1,7 @@
 //! Threads across nodes, on a 3-node cluster started with `clouds cluster up`.
 
 use clouds::{CallId, ObjectId, RawRef};
-use objectd::Client;
+use client::Client;
 use serde_json::json;
 use std::time::Duration;
 use tests::LocalCluster;
@@ -116,13 +116,12 @@ fn uncertified_processes_cannot_join_or_make_internal_requests() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let anonymous = Client::connect(c.addr(1)).await.unwrap();
-        let probe = anonymous.probe(
-            clouds::ThreadId::new(),
-            ObjectId::new(clouds::NodeId(1)),
-            Vec::new(),
-            Duration::from_secs(2),
-        );
-        match probe.await {
+        let probe = protocol::wire::ProbeRequest {
+            initiator: clouds::ThreadId::new(),
+            object: ObjectId::new(clouds::NodeId(1)),
+            path: Vec::new(),
+        };
+        match anonymous.request(protocol::RequestBody::Probe(probe)).await {
             Err(clouds::InvokeError::Denied { reason }) => assert!(reason.contains("node certificate"), "{reason}"),
             other => panic!("an anonymous probe was not denied: {other:?}"),
         }

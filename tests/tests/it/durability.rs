@@ -1,5 +1,5 @@
 use clouds::{CallId, RawRef};
-use objectd::Client;
+use client::Client;
 use serde_json::json;
 use std::time::Duration;
 use tests::Node;
@@ -37,7 +37,7 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
     let addr = node.addr;
     let (log, acked) = rt.block_on(async {
         let client = Client::connect(addr).await.unwrap().with_deadline(Duration::from_secs(5));
-        let log = client.create("Log", objectd::wire::InitialState::Default).await.unwrap();
+        let log = client.create("Log", protocol::wire::InitialState::Default).await.unwrap();
         let writing = log.clone();
         let writer = tokio::spawn(async move {
             let mut acked = 0u64;

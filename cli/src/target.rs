@@ -3,7 +3,7 @@
 use crate::exit::CliError;
 use clouds::{InvokeError, ObjectId, RawRef};
 use naming::Path;
-use objectd::Client;
+use client::Client;
 
 /// A target as typed: a UUID or a name.
 pub enum Target {

@@ -1,4 +1,5 @@
-//! `clouds`: the command line for a Clouds cluster.
+//! The `clouds` command line for a Clouds cluster, as a library: the `clouds` binary is
+//! `cli::main()`. Its logs have the target `cli`, apart from the `clouds` library crate.
 //!
 //! Layout: `args` (clap definitions), `target` (names, UUIDs, `TARGET.METHOD`, argument
 //! parsing), `commands` (one function per command), `cluster` (a local cluster of
@@ -14,7 +15,8 @@ mod target;
 use clap::Parser;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
+/// Parses argv, runs the command, prints an error once, and maps it to an exit code.
+pub fn main() -> ExitCode {
     let cli = args::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))

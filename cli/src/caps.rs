@@ -6,7 +6,7 @@ use crate::exit::CliError;
 use crate::target::{parse_target, resolve};
 use capability::{Restrict, Token};
 use clouds::InvokeError;
-use objectd::{Client, Wallet};
+use client::{Client, Wallet};
 use std::path::Path;
 
 pub fn whoami(wallet: &Wallet, dir: &Path, json: bool) -> Result<(), CliError> {

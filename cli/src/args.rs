@@ -46,7 +46,7 @@ pub enum Command {
         /// Where: `local` (the node asked, default), `random` (a live node with the class),
         /// or a node id (`2` or `node-2`).
         #[arg(long, default_value = "local")]
-        on: objectd::placement::Placement,
+        on: protocol::Placement,
         /// With --name: hand a capability with these rights (`read`, `read,write`...) to
         /// everyone who can read the directory. Default: the name gives the id only.
         #[arg(long, requires = "name")]

@@ -6,9 +6,9 @@ use crate::target::{parse_arg, parse_target, resolve, root, split_call, Target};
 use crate::{caps, cluster};
 use clouds::{CallId, ClassInfo, RawRef, Rights};
 use naming::{Entry, Path};
-use objectd::placement::Placement;
-use objectd::wire::InitialState;
-use objectd::{Client, Wallet};
+use protocol::Placement;
+use protocol::wire::InitialState;
+use client::{Client, Wallet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         other => other,
     };
     let wallet = Arc::new(open_wallet(&wallet_dir)?);
-    let client = Client::connect_with(cli.node, objectd::client::CONNECT_TIMEOUT, wallet)
+    let client = Client::connect_with(cli.node, client::CONNECT_TIMEOUT, wallet)
         .await?
         .with_deadline(Duration::from_millis(cli.deadline));
     match command {
@@ -299,14 +299,19 @@ async fn nodes(client: &Client, json: bool) -> Result<(), CliError> {
     println!("{:<8} {:<22} {:<8} {:>8} {:>8} {:>9}  LABELS", "ID", "ADDRESS", "STATE", "OBJECTS", "ACTIVE", "INFLIGHT");
     for n in nodes {
         let labels = if n.labels.is_empty() { "-".to_string() } else { n.labels.join(",") };
+        // A node whose load vector this build cannot read shows dashes.
+        let [objects, active, inflight] = match n.load {
+            Some(l) => [l.objects, l.active, l.inflight].map(|v| v.to_string()),
+            None => ["-", "-", "-"].map(String::from),
+        };
         println!(
             "{:<8} {:<22} {:<8} {:>8} {:>8} {:>9}  {labels}",
             n.id.to_string(),
             n.addr,
             n.state,
-            n.objects,
-            n.active,
-            n.inflight
+            objects,
+            active,
+            inflight
         );
     }
     Ok(())

@@ -1,14 +1,14 @@
 //! The messages between clients and nodes. Every request carries `WIRE_VERSION`; a node
 //! refuses a version it does not speak with a clear error instead of misreading it.
 
-use crate::engine::WaitEdge;
-use crate::membership::Peer;
 use crate::placement::Placement;
+use crate::view::NodeView;
 use capability::PublicKey;
 use clouds::{CallId, Cap, ClassInfo, Codec, InvokeError, NodeId, ObjectId, RawRef, ThreadCtx, ThreadId};
 use serde::{Deserialize, Serialize};
 
-pub const WIRE_VERSION: u16 = 2;
+/// 3: the node view carries a versioned load vector; invocations may name their target by path.
+pub const WIRE_VERSION: u16 = 3;
 
 /// One method call by one thread.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -94,6 +94,40 @@ pub enum RequestBody {
     Probe(ProbeRequest),
 }
 
+impl RequestBody {
+    /// The object the request is about, for those that go to the node that has it.
+    pub fn target(&self) -> Option<ObjectId> {
+        match self {
+            RequestBody::Invoke(inv) => Some(inv.target),
+            RequestBody::Describe(r) | RequestBody::Delete(r) | RequestBody::Revoke { target: r, .. } => Some(r.id),
+            _ => None,
+        }
+    }
+
+    /// What the request does, for messages (`incr`, `describe`).
+    pub fn operation(&self) -> &str {
+        match self {
+            RequestBody::Invoke(inv) => &inv.method,
+            RequestBody::Create(_) => "create",
+            RequestBody::Describe(_) => "describe",
+            RequestBody::Delete(_) => "delete",
+            RequestBody::Revoke { .. } => "revoke",
+            RequestBody::RootCapability { .. } => "root capability",
+            RequestBody::Classes => "classes",
+            RequestBody::Status => "status",
+            RequestBody::Nodes => "nodes",
+            RequestBody::Probe(_) => "probe",
+        }
+    }
+}
+
+/// One step of a deadlock cycle: `thread` waits for `object`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitEdge {
+    pub thread: ThreadId,
+    pub object: ObjectId,
+}
+
 /// A deadlock search arriving from another node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProbeRequest {
@@ -157,7 +191,7 @@ pub enum ResponseBody {
     Deleted,
     Classes(Vec<ClassInfo>),
     Status(NodeStatus),
-    Nodes(Vec<Peer>),
+    Nodes(Vec<NodeView>),
     /// The cycle the probe found, if any.
     Probed(Option<Vec<WaitEdge>>),
 }

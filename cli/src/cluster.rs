@@ -8,9 +8,9 @@
 use crate::exit::CliError;
 use capability::PublicKey;
 use clouds::NodeId;
-use objectd::identity::Identity;
-use objectd::membership::PeerState;
-use objectd::Client;
+use protocol::identity::Identity;
+use protocol::Liveness;
+use client::Client;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
@@ -114,7 +114,7 @@ fn objectd_binary(explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
 /// `clouds cluster init DIR --nodes N`
 pub fn init(dir: &Path, nodes: u16) -> Result<(), CliError> {
     let ids: Vec<NodeId> = (1..=nodes).map(NodeId).collect();
-    let authority = objectd::identity::init(dir, &ids).map_err(failed)?;
+    let authority = protocol::identity::init(dir, &ids).map_err(failed)?;
     println!("authority {authority}");
     for id in ids {
         println!("{} {}", id.0, Identity::dir_in(dir, id).display());
@@ -180,7 +180,7 @@ pub async fn up(
     }
     write_nodes(dir, &members)?;
     let ids: Vec<NodeId> = members.iter().map(|m| NodeId(m.id)).collect();
-    objectd::identity::init(dir, &ids).map_err(failed)?;
+    protocol::identity::init(dir, &ids).map_err(failed)?;
     let admin = admin_of(dir, wallet_key)?;
     let bin = objectd_binary(objectd)?;
     let seeds: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
@@ -243,7 +243,7 @@ async fn wait_ready(dir: &Path, members: &[Member], started: &mut [(u16, Child)]
         let mut all_see_all = true;
         for client in &clients {
             let peers = client.nodes().await?;
-            all_see_all &= members.iter().all(|m| peers.iter().any(|p| p.id.0 == m.id && p.state == PeerState::Alive));
+            all_see_all &= members.iter().all(|m| peers.iter().any(|p| p.id.0 == m.id && p.state == Liveness::Alive));
         }
         if all_see_all {
             return Ok(());

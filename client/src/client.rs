@@ -1,0 +1,319 @@
+//! [`Client`]: talks to a node for the holder of a [`Wallet`].
+//!
+//! A client proves the wallet's key when it connects, presents the capability that suits
+//! each call best (its wallet's, or the one a reference carries), and keeps the owner
+//! capabilities of the objects it creates in the wallet. Every request about an object
+//! goes through `protocol::route::follow`, so a `Moved` answer is followed the same way
+//! here as on a node.
+
+use crate::backend::ClientBackend;
+use crate::routes::Routes;
+use crate::wallet::{suitability, Wallet};
+use capability::{PublicKey, Token};
+use clouds::{CallId, Cap, ClassInfo, Codec, Ctx, InvokeError, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
+use protocol::route::{self, Locations};
+use protocol::service::CONNECT_TIMEOUT;
+use protocol::wire::{CreateRequest, Hop, NodeStatus, ObjectInfo};
+use protocol::{
+    Connection, Credentials, InitialState, Invocation, NodeView, Placement, Reply, RequestBody, Response, ResponseBody,
+};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A connection to one node (the entry node). Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct Client {
+    entry: Connection,
+    /// Deadline of the threads this client starts.
+    deadline: Duration,
+    /// Where objects were seen away from their home: used by `routed` clients.
+    locations: Arc<Locations>,
+    /// With `routed`: node addresses and connections to them.
+    routes: Option<Arc<Routes>>,
+    wallet: Arc<Wallet>,
+    /// The cluster's root directory, once a status answer named it.
+    root: Arc<OnceLock<ObjectId>>,
+}
+
+impl Client {
+    /// Connects with a wallet of its own, in memory: it holds what this client creates.
+    pub async fn connect(addr: SocketAddr) -> Result<Client, InvokeError> {
+        Client::connect_within(addr, CONNECT_TIMEOUT).await
+    }
+
+    /// `connect`, giving up after `within`.
+    pub async fn connect_within(addr: SocketAddr, within: Duration) -> Result<Client, InvokeError> {
+        Client::connect_with(addr, within, Arc::new(Wallet::ephemeral())).await
+    }
+
+    /// Connects for the holder of `wallet`.
+    pub async fn connect_with(addr: SocketAddr, within: Duration, wallet: Arc<Wallet>) -> Result<Client, InvokeError> {
+        let entry = Connection::open(addr, within, Credentials::User(wallet.key()), None).await?;
+        Ok(Client {
+            entry,
+            deadline: Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS),
+            locations: Arc::new(Locations::default()),
+            routes: None,
+            wallet,
+            root: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// The wallet this client acts for.
+    pub fn wallet(&self) -> &Arc<Wallet> {
+        &self.wallet
+    }
+
+    /// The capability this client presents for `target.id`: the reference's own or its
+    /// wallet's, whichever suits a method call better.
+    pub fn capability_for(&self, target: &RawRef) -> Option<Cap> {
+        self.capability_needing(target, Rights::NONE)
+    }
+
+    /// The reference's capability or the wallet's, whichever suits a call needing
+    /// `needed` better (`wallet::suitability`); the reference's on a tie.
+    pub fn capability_needing(&self, target: &RawRef, needed: Rights) -> Option<Cap> {
+        match (&target.cap, self.wallet.best_for(target.id, needed)) {
+            (Some(given), Some((held, _))) if *given == held => Some(held),
+            (Some(given), Some((held, rights))) => {
+                let given_rights = Token::from_cap(given).map(|t| t.grant().rights).unwrap_or(Rights::NONE);
+                let better = suitability(rights, needed) > suitability(given_rights, needed);
+                Some(if better { held } else { given.clone() })
+            }
+            (given, held) => given.clone().or(held.map(|(cap, _)| cap)),
+        }
+    }
+
+    fn with_cap(&self, target: &RawRef, needed: Rights) -> RawRef {
+        RawRef { id: target.id, cap: self.capability_needing(target, needed) }
+    }
+
+    /// Sends requests straight to the node that has the object, over pooled connections,
+    /// rather than through the entry node (which then forwards them): one network round
+    /// trip instead of two. Node addresses come from the cluster's membership now; objects
+    /// that moved are followed and remembered. A node that refuses the connection is
+    /// reached through the entry node instead; a call whose connection breaks after it was
+    /// sent fails with `Unavailable` (with a call id, it is retried once on a fresh
+    /// connection).
+    pub async fn routed(mut self) -> Result<Client, InvokeError> {
+        let nodes = self.nodes().await?;
+        self.routes = Some(Arc::new(Routes::new(&nodes)));
+        Ok(self)
+    }
+
+    /// Threads started by this client get `deadline` instead of the default 30 s.
+    pub fn with_deadline(mut self, deadline: Duration) -> Client {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The entry node's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.entry.addr()
+    }
+
+    /// Sends one request to the entry node as it is, without following `Moved`: the
+    /// protocol's raw form, for tools and tests.
+    pub async fn request(&self, body: RequestBody) -> Response {
+        self.entry.call(None, body, self.deadline).await
+    }
+
+    /// Sends a request: about an object, where the object is (following `Moved`); any
+    /// other, to the entry node.
+    async fn call(&self, body: RequestBody) -> Response {
+        let Some(target) = body.target() else {
+            return self.request(body).await;
+        };
+        let deadline = Instant::now() + self.deadline;
+        route::follow(target, body.operation(), &self.locations, deadline, |node, left| {
+            let body = body.clone();
+            async move {
+                match &self.routes {
+                    Some(routes) => routes.send(node, body, left, &self.entry, &self.wallet).await,
+                    None => self.entry.call(None, body, left).await,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Invokes a method with arguments already encoded in `codec`, on the given thread.
+    pub async fn invoke_reply(
+        &self,
+        thread: ThreadCtx,
+        target: &RawRef,
+        method: &str,
+        codec: Codec,
+        args: Vec<u8>,
+        call_id: Option<CallId>,
+    ) -> Result<Reply, InvokeError> {
+        let capability = self.capability_for(target);
+        let inv =
+            Invocation { thread, target: target.id, method: method.to_string(), codec, args, call_id, capability };
+        match self.call(RequestBody::Invoke(inv)).await? {
+            ResponseBody::Invoked(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `invoke_reply`, keeping only the value.
+    pub async fn invoke_on(
+        &self,
+        thread: ThreadCtx,
+        target: &RawRef,
+        method: &str,
+        codec: Codec,
+        args: Vec<u8>,
+        call_id: Option<CallId>,
+    ) -> Result<Vec<u8>, InvokeError> {
+        Ok(self.invoke_reply(thread, target, method, codec, args, call_id).await?.value)
+    }
+
+    /// Invokes a method with JSON arguments on a new thread; returns the JSON result.
+    pub async fn invoke_json(
+        &self,
+        target: &RawRef,
+        method: &str,
+        args: &[serde_json::Value],
+        call_id: Option<CallId>,
+    ) -> Result<serde_json::Value, InvokeError> {
+        Ok(self.invoke_json_traced(target, method, args, call_id, false).await?.0)
+    }
+
+    /// `invoke_json`; with `trace`, also the path the thread took, one hop per object entered.
+    pub async fn invoke_json_traced(
+        &self,
+        target: &RawRef,
+        method: &str,
+        args: &[serde_json::Value],
+        call_id: Option<CallId>,
+        trace: bool,
+    ) -> Result<(serde_json::Value, Vec<Hop>), InvokeError> {
+        let bytes = serde_json::to_vec(args).map_err(|e| InvokeError::invalid(e.to_string()))?;
+        let mut thread = self.new_thread();
+        thread.record_path = trace;
+        let reply = self.invoke_reply(thread, target, method, Codec::Json, bytes, call_id).await?;
+        let value = serde_json::from_slice(&reply.value)
+            .map_err(|e| InvokeError::storage(format!("reply is not JSON: {e}")))?;
+        Ok((value, reply.hops))
+    }
+
+    /// Creates an object on the node this client talks to.
+    pub async fn create(&self, class: &str, state: InitialState) -> Result<RawRef, InvokeError> {
+        self.create_placed(class, state, Placement::Local).await
+    }
+
+    /// Creates an object where `placement` says; its owner capability goes into the
+    /// wallet (and comes back in the reference).
+    pub async fn create_placed(
+        &self,
+        class: &str,
+        state: InitialState,
+        placement: Placement,
+    ) -> Result<RawRef, InvokeError> {
+        let req = CreateRequest { class: class.to_string(), state, placement, owner: self.wallet.public() };
+        let created = match self.call(RequestBody::Create(req)).await? {
+            ResponseBody::Created(raw) => raw,
+            other => return Err(unexpected(other)),
+        };
+        if let Some(cap) = &created.cap {
+            self.wallet.add(cap).map_err(InvokeError::storage)?;
+        }
+        Ok(created)
+    }
+
+    /// Needs the read right.
+    pub async fn describe(&self, target: RawRef) -> Result<ObjectInfo, InvokeError> {
+        match self.call(RequestBody::Describe(self.with_cap(&target, Rights::READ))).await? {
+            ResponseBody::Described(info) => Ok(*info),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Needs the admin right.
+    pub async fn delete(&self, target: RawRef) -> Result<(), InvokeError> {
+        match self.call(RequestBody::Delete(self.with_cap(&target, Rights::ADMIN))).await? {
+            ResponseBody::Deleted => {
+                self.wallet.forget(target.id).map_err(InvokeError::storage)?;
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Voids every capability for the object granted so far, this client's included, and
+    /// returns a fresh owner capability for `holder` (kept in the wallet if it is the
+    /// wallet's key). Needs the admin right.
+    pub async fn revoke(&self, target: RawRef, holder: PublicKey) -> Result<Cap, InvokeError> {
+        let id = target.id;
+        match self.call(RequestBody::Revoke { target: self.with_cap(&target, Rights::ADMIN), holder }).await? {
+            ResponseBody::Capability(cap) => {
+                if holder == self.wallet.public() {
+                    self.wallet.forget(id).and_then(|()| self.wallet.add(&cap)).map_err(InvokeError::storage)?;
+                }
+                Ok(cap)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The root directory's owner capability, if this client's wallet holds the
+    /// cluster's admin key; kept in the wallet.
+    pub async fn root_capability(&self) -> Result<Cap, InvokeError> {
+        let holder = self.wallet.public();
+        let cap = match self.call(RequestBody::RootCapability { holder }).await? {
+            ResponseBody::Capability(cap) => cap,
+            other => return Err(unexpected(other)),
+        };
+        self.wallet.add(&cap).map_err(InvokeError::storage)?;
+        Ok(cap)
+    }
+
+    /// The cluster's root directory: asked of the entry node once, then remembered.
+    pub async fn root(&self) -> Result<ObjectId, InvokeError> {
+        if let Some(root) = self.root.get() {
+            return Ok(*root);
+        }
+        Ok(self.status().await?.root)
+    }
+
+    pub async fn classes(&self) -> Result<Vec<ClassInfo>, InvokeError> {
+        match self.call(RequestBody::Classes).await? {
+            ResponseBody::Classes(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn status(&self) -> Result<NodeStatus, InvokeError> {
+        match self.call(RequestBody::Status).await? {
+            ResponseBody::Status(s) => {
+                let _ = self.root.set(s.root);
+                Ok(s)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The cluster as the node sees it.
+    pub async fn nodes(&self) -> Result<Vec<NodeView>, InvokeError> {
+        match self.call(RequestBody::Nodes).await? {
+            ResponseBody::Nodes(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(crate) fn new_thread(&self) -> ThreadCtx {
+        ThreadCtx::new(self.deadline.as_millis() as u64)
+    }
+
+    /// A new thread, as a `Ctx` for typed stubs.
+    pub fn ctx(&self) -> Ctx {
+        Ctx::new(Arc::new(ClientBackend { client: self.clone(), thread: ThreadId::new() }))
+    }
+}
+
+fn unexpected(body: ResponseBody) -> InvokeError {
+    InvokeError::storage(format!("the node answered with an unexpected message: {body:?}"))
+}

@@ -1,0 +1,28 @@
+//! One request served on this node, by kind: the table from a typed request to the engine
+//! operation that answers it. Routing has happened (`route`): an object named here is
+//! believed to be on this node.
+
+use super::route::LIFECYCLE_DEADLINE;
+use super::Engine;
+use protocol::{RequestBody, Response, ResponseBody};
+
+impl Engine {
+    pub(super) async fn serve(&self, body: RequestBody) -> Response {
+        match body {
+            RequestBody::Invoke(inv) => self.invoke_here(inv).await.map(ResponseBody::Invoked),
+            RequestBody::Create(req) => {
+                self.create(&req.class, req.state, req.placement, req.owner).await.map(ResponseBody::Created)
+            }
+            RequestBody::Describe(target) => self.describe(target).await.map(|i| ResponseBody::Described(Box::new(i))),
+            RequestBody::Delete(target) => self.delete(target, LIFECYCLE_DEADLINE).await.map(|()| ResponseBody::Deleted),
+            RequestBody::Revoke { target, holder } => {
+                self.revoke(target, holder, LIFECYCLE_DEADLINE).await.map(ResponseBody::Capability)
+            }
+            RequestBody::RootCapability { holder } => self.root_capability(holder).await.map(ResponseBody::Capability),
+            RequestBody::Classes => Ok(ResponseBody::Classes(self.classes())),
+            RequestBody::Status => self.status().await.map(ResponseBody::Status),
+            RequestBody::Nodes => Ok(ResponseBody::Nodes(self.inner.peers.nodes().await)),
+            RequestBody::Probe(p) => Ok(ResponseBody::Probed(self.probe(p.initiator, p.object, p.path).await)),
+        }
+    }
+}

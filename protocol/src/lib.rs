@@ -1,0 +1,34 @@
+//! The Clouds wire protocol: everything two ends of a connection must agree on.
+//!
+//! Layout:
+//! - [`wire`]: the versioned request and response messages (`WIRE_VERSION`).
+//! - [`service`]: the tarpc service trait, the frame codec, and [`Connection`]: a connection
+//!   opened with the handshake, sending one typed request at a time.
+//! - [`handshake`]: the signed exchange that opens every connection.
+//! - [`identity`]: a node's key and certificate files; `init` makes a cluster's authority.
+//! - [`pool`]: connections to nodes, one per node incarnation.
+//! - [`route`]: where an object is believed to be ([`Locations`]) and the one loop that
+//!   follows `Moved` ([`route::follow`]), for clients and nodes alike.
+//! - [`view`]: a node as membership reports it ([`NodeView`]) and its versioned load vector.
+//! - [`placement`]: the placement policies a creation may ask for.
+//!
+//! Both the client library and the node depend on this crate; it holds no storage and no
+//! gossip, so a program that only calls objects does not build them.
+
+pub mod handshake;
+pub mod identity;
+pub mod placement;
+pub mod pool;
+pub mod route;
+pub mod service;
+pub mod view;
+pub mod wire;
+
+pub use handshake::Credentials;
+pub use identity::Identity;
+pub use placement::Placement;
+pub use pool::{Endpoint, Pool};
+pub use route::Locations;
+pub use service::Connection;
+pub use view::{Liveness, Load, NodeView};
+pub use wire::{InitialState, Invocation, Reply, Request, RequestBody, Response, ResponseBody, WaitEdge};

@@ -1,0 +1,172 @@
+//! Where an object is, and the one loop that follows `Moved` to it.
+//!
+//! An object's home (the node named in its id) keeps its authoritative record: the object
+//! itself, or a forwarding entry once it has moved. A node or a client that sends a request
+//! for an object sends it where the object is believed to be ([`Locations`]); an answer
+//! `Moved { to }` is remembered and followed, a bounded number of times ([`follow`]). Every
+//! request kind that names an object (invoke, describe, delete, revoke, and those to come)
+//! goes through `follow`, on clients and nodes alike.
+
+use crate::wire::Response;
+use clouds::{InvokeError, NodeId, ObjectId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use tokio::time::{Duration, Instant};
+
+/// How many `Moved` answers one request follows before giving up.
+pub const MAX_REDIRECTS: usize = 4;
+
+/// How many objects seen away from their home a process remembers. Beyond it an arbitrary
+/// entry is forgotten: the object's home still knows, so forgetting costs a redirect.
+const CAPACITY: usize = 1 << 16;
+
+/// The error when an object keeps moving faster than a request can follow it.
+pub fn moved_too_often(id: ObjectId, last: NodeId) -> InvokeError {
+    InvokeError::Unavailable {
+        node: last.to_string(),
+        reason: format!("object {id} moved more than {MAX_REDIRECTS} times while being called"),
+    }
+}
+
+/// Objects seen away from their home, and where. One per process; the rule: an object is
+/// believed to be where it was last seen, or at its home.
+#[derive(Default)]
+pub struct Locations {
+    /// std `Mutex`: one map operation at a time, never across an `.await`.
+    away: Mutex<HashMap<ObjectId, NodeId>>,
+}
+
+impl Locations {
+    /// The node `id` is believed to be on.
+    pub fn get(&self, id: ObjectId) -> NodeId {
+        self.away.lock().expect("locations mutex").get(&id).copied().unwrap_or_else(|| id.home())
+    }
+
+    /// `id` was seen on `at` (a `Moved` answer named it).
+    pub fn remember(&self, id: ObjectId, at: NodeId) {
+        let mut away = self.away.lock().expect("locations mutex");
+        if at == id.home() {
+            away.remove(&id);
+            return;
+        }
+        if away.len() >= CAPACITY && !away.contains_key(&id) {
+            if let Some(any) = away.keys().next().copied() {
+                away.remove(&any);
+            }
+        }
+        away.insert(id, at);
+    }
+
+    pub fn len(&self) -> usize {
+        self.away.lock().expect("locations mutex").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Sends a request about `target` where it is believed to be, following `Moved` answers
+/// (and remembering them) until a node answers otherwise, the deadline passes, or
+/// `MAX_REDIRECTS` moves were followed. `attempt(node, left)` sends the request to `node`
+/// with `left` of the deadline; `what` names the operation in a `DeadlineExceeded`.
+pub async fn follow<F, Fut>(target: ObjectId, what: &str, locations: &Locations, deadline: Instant, mut attempt: F) -> Response
+where
+    F: FnMut(NodeId, Duration) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let started = Instant::now();
+    let mut to = locations.get(target);
+    for _ in 0..MAX_REDIRECTS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(InvokeError::DeadlineExceeded {
+                object: target,
+                method: what.to_string(),
+                elapsed_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        match attempt(to, left).await {
+            Err(InvokeError::Moved { to: next, .. }) => {
+                locations.remember(target, next);
+                to = next;
+            }
+            answer => return answer,
+        }
+    }
+    Err(moved_too_often(target, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ResponseBody;
+    use std::cell::RefCell;
+
+    fn at(home: u16) -> ObjectId {
+        ObjectId::new(NodeId(home))
+    }
+
+    #[test]
+    fn an_object_is_where_it_was_last_seen_or_at_home() {
+        let locations = Locations::default();
+        let id = at(1);
+        assert_eq!(locations.get(id), NodeId(1));
+        locations.remember(id, NodeId(3));
+        assert_eq!(locations.get(id), NodeId(3));
+        locations.remember(id, NodeId(1));
+        assert_eq!(locations.get(id), NodeId(1));
+        assert!(locations.is_empty(), "back home: nothing to remember");
+    }
+
+    #[tokio::test]
+    async fn moved_answers_are_followed_and_remembered() {
+        let (locations, id) = (Locations::default(), at(1));
+        let sent = RefCell::new(Vec::new());
+        let answer = follow(id, "get", &locations, Instant::now() + Duration::from_secs(1), |node, _| {
+            sent.borrow_mut().push(node);
+            let answer = match node.0 {
+                1 => Err(InvokeError::Moved { id, to: NodeId(2) }),
+                2 => Err(InvokeError::Moved { id, to: NodeId(3) }),
+                _ => Ok(ResponseBody::Deleted),
+            };
+            async move { answer }
+        })
+        .await;
+        assert!(matches!(answer, Ok(ResponseBody::Deleted)));
+        assert_eq!(*sent.borrow(), [NodeId(1), NodeId(2), NodeId(3)]);
+        assert_eq!(locations.get(id), NodeId(3), "the next request goes straight there");
+    }
+
+    #[tokio::test]
+    async fn an_object_that_keeps_moving_is_given_up_on_with_one_message() {
+        let (locations, id) = (Locations::default(), at(1));
+        let answer = follow(id, "get", &locations, Instant::now() + Duration::from_secs(1), |node, _| async move {
+            Err(InvokeError::Moved { id, to: NodeId(node.0 % 2 + 1) })
+        })
+        .await;
+        let e = answer.unwrap_err();
+        assert!(e.to_string().contains("moved more than 4 times"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn other_errors_end_the_loop_at_once() {
+        let (locations, id) = (Locations::default(), at(1));
+        let mut calls = 0;
+        let answer = follow(id, "get", &locations, Instant::now() + Duration::from_secs(1), |_, _| {
+            calls += 1;
+            async move { Err(InvokeError::NotFound { id }) }
+        })
+        .await;
+        assert!(matches!(answer, Err(InvokeError::NotFound { .. })));
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_sends_nothing() {
+        let (locations, id) = (Locations::default(), at(1));
+        let answer = follow(id, "get", &locations, Instant::now(), |_, _| async { panic!("sent") }).await;
+        assert!(matches!(answer, Err(InvokeError::DeadlineExceeded { .. })));
+    }
+}

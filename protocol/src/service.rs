@@ -1,0 +1,89 @@
+//! The tarpc service every node serves, its frame codec, and [`Connection`]: one connection
+//! to a node, opened with the handshake, carrying typed requests.
+
+use crate::handshake::{self, Credentials};
+use crate::wire::{Request, RequestBody, Response};
+use clouds::{InvokeError, NodeId};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// Largest RPC frame: enough for the largest single-call payload (4 MiB of blob data)
+/// with room for the envelope.
+pub const MAX_FRAME: usize = 8 * 1024 * 1024;
+
+/// How long connecting to a node may take, unless the caller has less time.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The margin the transport's deadline gives beyond the thread's own, so that the node
+/// can report a `DeadlineExceeded` of its own before the transport gives up.
+const TRANSPORT_MARGIN: Duration = Duration::from_secs(2);
+
+#[tarpc::service]
+pub trait NodeRpc {
+    /// Every request: versioned, typed by `RequestBody`.
+    async fn call(req: Request) -> Response;
+}
+
+/// The length-delimited frame codec both ends use.
+pub fn frame_codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME).new_codec()
+}
+
+/// A connection to one node. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct Connection {
+    rpc: NodeRpcClient,
+    addr: SocketAddr,
+}
+
+impl Connection {
+    /// Connects to `addr` and runs the handshake as `credentials`, checking that the server
+    /// is node `expect` of the same cluster if given; gives up after `within`.
+    pub async fn open(
+        addr: SocketAddr,
+        within: Duration,
+        credentials: Credentials<'_>,
+        expect: Option<NodeId>,
+    ) -> Result<Connection, InvokeError> {
+        let unavailable = |reason: String| InvokeError::Unavailable { node: addr.to_string(), reason };
+        let connected = tokio::time::timeout(within, async {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
+            // Small request/reply messages: do not wait to coalesce them.
+            let _ = stream.set_nodelay(true);
+            handshake::connect(&mut stream, credentials, expect)
+                .await
+                .map_err(|reason| InvokeError::Denied { reason })?;
+            Ok::<_, InvokeError>(stream)
+        });
+        let stream =
+            connected.await.map_err(|_| unavailable(format!("no answer within {} ms", within.as_millis())))??;
+        let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
+        let rpc = NodeRpcClient::new(tarpc::client::Config::default(), transport).spawn();
+        Ok(Connection { rpc, addr })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends one request that may take up to `deadline`. `Err` is a transport failure: the
+    /// node could not be reached or went away, and the request may or may not have run.
+    pub async fn send(&self, body: RequestBody, deadline: Duration) -> Result<Response, String> {
+        let mut ctx = tarpc::context::current();
+        ctx.deadline = Instant::now() + deadline + TRANSPORT_MARGIN;
+        self.rpc.call(ctx, Request::new(body)).await.map_err(|e| e.to_string())
+    }
+
+    /// `send`, with a transport failure as `Unavailable` naming `node` (or the address).
+    pub async fn call(&self, node: Option<NodeId>, body: RequestBody, deadline: Duration) -> Response {
+        self.send(body, deadline).await.map_err(|reason| InvokeError::Unavailable {
+            node: match node {
+                Some(n) => format!("{n} at {}", self.addr),
+                None => self.addr.to_string(),
+            },
+            reason,
+        })?
+    }
+}
