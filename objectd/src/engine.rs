@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - `table`: activated objects and their readers-writer locks (bounded cache).
+//! - `slot`: an activated object's state and the pure rule admitting a request to it.
 //! - `reentrancy`: the pure rule for a thread entering an object it already holds.
 //! - `writeset`: a running write method's page writes (read-your-writes, merge).
 //! - `commit`: group commit, many writers per flush.
@@ -43,6 +44,7 @@ pub mod peers;
 mod reentrancy;
 mod route;
 mod serve;
+mod slot;
 mod table;
 mod writeset;
 
@@ -56,6 +58,7 @@ use clouds::{Access, BoxFuture, ClassInfo, Ctx, Frame, InvokeError, MethodInfo, 
 use outcome::{guarded, record_reply, replay};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use slot::{admit, Admission, SlotState, Want};
 use table::{Active, ObjectTable, Slot};
 use tokio::sync::OwnedRwLockReadGuard;
 use tokio::time::{Duration, Instant};
@@ -243,7 +246,7 @@ impl Engine {
             Some(Record::Live { class, version, epoch, state }) => {
                 let class = self.inner.registry.get(&class)?.clone();
                 let instance = class.instantiate(&state)?;
-                Ok((class, Active { instance, version, stale: false, deleted: false, epoch }))
+                Ok((class, Active { instance, version, state: SlotState::Live, epoch }))
             }
         }
     }
@@ -306,8 +309,8 @@ impl Engine {
                 (hold, true)
             }
         };
-        let result = if hold.deleted {
-            Err(InvokeError::NotFound { id: slot.id })
+        let result = if let Admission::Refuse(e) = admit(hold.state, slot.id, Want::Read) {
+            Err(e)
         } else {
             let backend = Arc::new(self.backend(slot, method, inv, deadline));
             let ctx = Ctx::new(backend.clone());
@@ -332,18 +335,23 @@ impl Engine {
         // Declared after the guard: dropped before it, so the graph never shows a hold
         // that the lock no longer has.
         let _held = self.held(slot, inv);
-        if active.deleted {
-            return Err(InvokeError::NotFound { id: slot.id });
-        }
-        if active.stale {
-            self.reload(slot, &mut active)?;
-        }
-        if let Some(call) = &inv.call_id {
-            if let Some(recorded) = self.inner.store.call_reply(slot.id, &call.0)? {
-                return replay(recorded, inv.codec, &call.0).map(|value| (value, Vec::new()));
+        let recorded = match &inv.call_id {
+            Some(call) => self.inner.store.call_reply(slot.id, &call.0)?,
+            None => None,
+        };
+        loop {
+            match admit(active.state, slot.id, Want::Write { recorded: recorded.is_some() }) {
+                Admission::Run => break,
+                Admission::Reload => self.reload(slot, &mut active)?,
+                Admission::Replay => {
+                    let (recorded, call) = (recorded.expect("a recorded reply"), inv.call_id.as_ref().expect("a call id"));
+                    return replay(recorded, inv.codec, &call.0).map(|value| (value, Vec::new()));
+                }
+                Admission::Refuse(e) => return Err(e),
             }
         }
-        active.stale = true;
+        // Until the commit, memory may differ from the store.
+        active.state = SlotState::Stale;
         let backend = Arc::new(self.backend(slot, method, inv, deadline));
         let ctx = Ctx::new(backend.clone());
         let outcome = guarded(active.instance.write(&ctx, method, inv.codec, &inv.args), inv, method, deadline).await;
@@ -379,7 +387,7 @@ impl Engine {
             return Err(e.into());
         }
         active.version += 1;
-        active.stale = false;
+        active.state = SlotState::Live;
         let ticket = self.inner.commits.record();
         // Keep the write lock until the commit is durable: nobody may read a state that
         // a crash could still take back.

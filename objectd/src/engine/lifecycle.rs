@@ -1,6 +1,7 @@
 //! An object's life outside its methods: creation (with its owner capability), deletion,
 //! description, revocation; the root directory's capability; and the node's status.
 
+use super::slot::{admit, Admission, SlotState, Want};
 use super::table::{Active, Slot};
 use super::Engine;
 use crate::config::Config;
@@ -117,10 +118,14 @@ impl Engine {
             return Err(InvokeError::invalid("the root directory cannot be deleted"));
         }
         let mut active = write_within(&slot, deadline, "delete").await?;
-        if active.deleted || !self.inner.store.delete(id)? {
+        if let Admission::Refuse(e) = admit(active.state, id, Want::Delete) {
+            return Err(e);
+        }
+        // A stale slot needs no reload to be deleted: nothing of it is kept.
+        if !self.inner.store.delete(id)? {
             return Err(InvokeError::NotFound { id });
         }
-        active.deleted = true;
+        active.state = SlotState::Deleted;
         self.inner.table.remove(&slot);
         let ticket = self.inner.commits.record();
         self.inner.commits.durable(ticket).await
@@ -133,11 +138,12 @@ impl Engine {
         let slot = self.inner.table.get_or_load(id, || self.activate(id))?;
         self.inner.guard.admit(target.cap.as_ref(), id, slot.epoch.load(Ordering::Acquire), Rights::ADMIN, "revoke")?;
         let mut active = write_within(&slot, deadline, "revoke").await?;
-        if active.deleted {
-            return Err(InvokeError::NotFound { id });
-        }
-        if active.stale {
-            self.reload(&slot, &mut active)?;
+        loop {
+            match admit(active.state, id, Want::Revoke) {
+                Admission::Run | Admission::Replay => break,
+                Admission::Reload => self.reload(&slot, &mut active)?,
+                Admission::Refuse(e) => return Err(e),
+            }
         }
         let epoch = active.epoch + 1;
         let state = active.instance.encode()?;

@@ -4,6 +4,7 @@
 
 use super::deadlock::{Probe, Search, WaitEdge, WaitGraph, MAX_PATH};
 use super::outcome::deadline_error;
+use super::slot::{admit, Admission, Want};
 use super::table::{Active, Slot};
 use super::{Engine, Inner, ReadHold};
 use protocol::wire::ProbeRequest;
@@ -145,13 +146,14 @@ impl Engine {
                 Ok(g) => g,
                 Err(_) => self.wait_for(slot, inv, deadline, slot.lock.clone().read_owned()).await?,
             };
-            if !guard.stale {
+            // Deleted: the read method refuses, holding the lock.
+            if admit(guard.state, slot.id, Want::Read) != Admission::Reload {
                 return Ok(Arc::new(guard));
             }
             // A write was cut short (cancelled) and left uncommitted changes: reload.
             drop(guard);
             let mut w = self.acquire_write(slot, inv, deadline).await?;
-            if w.stale {
+            if admit(w.state, slot.id, Want::Read) == Admission::Reload {
                 self.reload(slot, &mut w)?;
             }
         }

@@ -4,6 +4,7 @@
 //! `capacity`, idle slots (nobody holds them) are dropped least recently used first, so
 //! an idle object costs nothing but its bytes on disk.
 
+use super::slot::SlotState;
 use clouds::{Class, Instance, InvokeError, ObjectId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,11 +15,8 @@ pub struct Active {
     pub instance: Box<dyn Instance>,
     /// The committed version `instance` was loaded at or last committed as.
     pub version: u64,
-    /// `instance` may hold uncommitted changes (a write was cut short); reload it from
-    /// the store before use.
-    pub stale: bool,
-    /// The object was deleted while callers waited for the lock.
-    pub deleted: bool,
+    /// Live, stale (reload before use) or deleted (`slot::admit` decides what that means).
+    pub state: SlotState,
     /// The revocation epoch of the committed record.
     pub epoch: u64,
 }
