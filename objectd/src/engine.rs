@@ -14,6 +14,7 @@
 //! - `guard`: the capability check at the door, with its cache of verified chains.
 //! - `lifecycle`: create, delete, describe, revoke, status.
 //! - `route`: where an object is, and taking each request there (the one routing path).
+//! - `pages`: where a method's committed pages are read from (a page source).
 //! - `peers`: the trait through which the engine reaches other nodes.
 //! - `serve`: one request served on this node, by kind.
 //!
@@ -40,6 +41,7 @@ pub use route::Origin;
 mod lifecycle;
 mod locks;
 mod outcome;
+pub mod pages;
 pub mod peers;
 mod reentrancy;
 mod route;
@@ -85,6 +87,8 @@ struct Inner {
     local_root: Option<ObjectId>,
     /// The node keeping the cluster's root directory.
     root_node: NodeId,
+    /// Where methods read committed pages from.
+    pages: Arc<dyn pages::PageSource>,
     /// The other nodes (`peers::Alone` for an engine on its own).
     peers: Arc<dyn Peers>,
     /// Where objects are known to be when not at their home (learned from `Moved`).
@@ -119,6 +123,7 @@ impl Engine {
         Ok(Engine {
             inner: Arc::new(Inner {
                 node: config.id,
+                pages: Arc::new(pages::Local(store.clone())),
                 store,
                 registry,
                 table: ObjectTable::new(config.cache_objects),
@@ -279,6 +284,7 @@ impl Engine {
             epoch: slot.epoch.load(std::sync::atomic::Ordering::Acquire),
             method: method.name.clone(),
             writes: (method.access == Access::Write).then(Default::default),
+            pages: self.inner.pages.clone(),
             hops: Mutex::new(Vec::new()),
         }
     }

@@ -4,6 +4,7 @@
 //! - `record`: what is stored per object (`Record`: live state, or a forwarding entry
 //!   for a migrated object) and its versioned on-disk encoding.
 //! - `sled_store`: `SledStore`, the default implementation.
+//! - `transfer`: an object exported in chunks and installed elsewhere (migration's seam).
 //! - `conformance`: the suite every implementation must pass, plus a model test.
 //!
 //! Invariants: a commit applies the struct state, its page writes and its call record as
@@ -14,11 +15,13 @@
 pub mod conformance;
 pub mod record;
 pub mod sled_store;
+pub mod transfer;
 
 pub use record::{Record, FORMAT_VERSION};
 pub use sled_store::SledStore;
+pub use transfer::{Chunk, Cursor};
 
-use clouds::ObjectId;
+use clouds::{NodeId, ObjectId};
 use std::ops::Bound;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,4 +96,27 @@ pub trait Store: Send + Sync + 'static {
     fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Blocks until everything committed so far survives a process crash.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// The next chunk of object `id` from `cursor`, at most about `max_bytes` of payload
+    /// (at least one page or call record), and where the export goes on; `None` once
+    /// `cursor` is `Done`. Pages and call records are read as they are now: commits
+    /// between chunks are the caller's to track.
+    fn export(&self, id: ObjectId, cursor: &Cursor, max_bytes: usize) -> Result<Option<(Chunk, Cursor)>, StoreError>;
+    /// Installs an exported chunk. Pages and call records stay invisible until the
+    /// `Record` chunk makes the object live at its version and epoch; that fails with
+    /// `AlreadyExists` over a live record (it replaces a forwarding entry).
+    fn install(&self, id: ObjectId, chunk: &Chunk) -> Result<(), StoreError>;
+    /// Turns the record of `id` into a forwarding entry to `to` (keeping its revocation
+    /// epoch) and drops its pages and call records, which now live at `to`.
+    fn forward(&self, id: ObjectId, to: NodeId) -> Result<(), StoreError>;
+    /// Drops what an install cut short left of `id` (pages, call records) when it has no
+    /// live record here; a live object is left alone.
+    fn discard(&self, id: ObjectId) -> Result<(), StoreError>;
+
+    /// Records an intent of a protocol that must outlive a crash (durable at the next
+    /// flush), under a key of the protocol's choosing; replaces an earlier one.
+    fn intent_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    fn intent_remove(&self, key: &[u8]) -> Result<(), StoreError>;
+    /// Every intent, in key order: what a restart resumes.
+    fn intents(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
 }

@@ -1,12 +1,13 @@
 //! `NodeBackend`: what `Ctx` does for a method running on this node.
 
+use super::pages::PageSource;
 use super::writeset::WriteSet;
 use super::Engine;
 use protocol::wire::Hop;
 use protocol::{InitialState, Invocation, Placement};
 use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
 use std::ops::Bound;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 pub struct NodeBackend {
@@ -21,6 +22,8 @@ pub struct NodeBackend {
     /// Page writes of a write method; `None` in a read method. std `Mutex`: held only for
     /// one map operation, never across an `.await`.
     pub writes: Option<Mutex<WriteSet>>,
+    /// Where committed pages are read from.
+    pub pages: Arc<dyn PageSource>,
     /// Path of the nested invocations, when the thread records it. std `Mutex`: one push
     /// at a time, never across an `.await`.
     pub hops: Mutex<Vec<Hop>>,
@@ -119,7 +122,7 @@ impl Backend for NodeBackend {
                 return Ok(change.map(<[u8]>::to_vec));
             }
         }
-        Ok(self.engine.store().page_get(self.this, key)?)
+        self.pages.get(self.this, key)
     }
 
     fn page_put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError> {
@@ -138,10 +141,9 @@ impl Backend for NodeBackend {
         end: Bound<Vec<u8>>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError> {
-        let store = self.engine.store();
-        let fetch = |n: usize| store.page_range(self.this, as_ref(&start), as_ref(&end), n);
+        let fetch = |n: usize| self.pages.range(self.this, as_ref(&start), as_ref(&end), n);
         match &self.writes {
-            None => Ok(fetch(limit)?),
+            None => fetch(limit),
             Some(w) => {
                 let w = w.lock().expect("write set mutex");
                 let committed = fetch(w.fetch_limit(&start, &end, limit))?;

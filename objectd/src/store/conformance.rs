@@ -4,7 +4,7 @@
 //! random operations, restarts included, and after every step compares the store with a
 //! plain in-memory model. `open(dir)` opens (or reopens) a store in `dir`.
 
-use super::{Commit, Record, Store, StoreError};
+use super::{Chunk, Commit, Cursor, Record, Store, StoreError};
 use clouds::{NodeId, ObjectId};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -46,6 +46,10 @@ pub fn run(open: impl Fn(&Path) -> Result<Box<dyn Store>, StoreError>) {
         ("survives_reopen", survives_reopen),
         ("epochs_start_at_zero_and_follow_commits", epochs_start_at_zero_and_follow_commits),
         ("list_count_and_meta", list_count_and_meta),
+        ("export_and_install_move_everything", export_and_install_move_everything),
+        ("install_never_replaces_a_live_object", install_never_replaces_a_live_object),
+        ("forward_and_discard", forward_and_discard),
+        ("intents_are_kept_across_restarts", intents_are_kept_across_restarts),
     ];
     for (name, check) in checks {
         eprintln!("store conformance: {name}");
@@ -204,6 +208,109 @@ fn list_count_and_meta(open: Open) {
     s.delete(ids[0]).unwrap();
     assert_eq!(s.count().unwrap(), 4);
     assert_eq!(s.meta_get("nothing").unwrap(), None);
+}
+
+/// Every chunk of `id` from `from`, exported `max_bytes` at a time.
+fn export_all(from: &dyn Store, id: ObjectId, max_bytes: usize) -> Vec<Chunk> {
+    let (mut chunks, mut cursor) = (Vec::new(), Cursor::start());
+    while let Some((chunk, next)) = from.export(id, &cursor, max_bytes).unwrap() {
+        chunks.push(chunk);
+        cursor = next;
+        assert!(chunks.len() < 10_000, "the export ends");
+    }
+    chunks
+}
+
+fn export_and_install_move_everything(open: Open) {
+    let (a, b) = (Scratch::new(), Scratch::new());
+    let (from, to) = (open(&a.0).unwrap(), open(&b.0).unwrap());
+    let id = ObjectId::new(NodeId(1));
+    from.create(id, "Blob", b"s").unwrap();
+    let page = vec![7u8; 100];
+    let pages: Vec<(Vec<u8>, Vec<u8>)> = (0..50u32).map(|i| (i.to_be_bytes().to_vec(), page.clone())).collect();
+    let writes: Vec<(&[u8], Option<&[u8]>)> = pages.iter().map(|(k, v)| (k.as_slice(), Some(v.as_slice()))).collect();
+    let mut c = commit(id, 1, b"s2", &writes);
+    c.call = Some(("call-1".into(), b"reply".to_vec()));
+    c.epoch = 3;
+    from.commit(&c).unwrap();
+
+    let chunks = export_all(&*from, id, 300);
+    assert!(matches!(chunks.last(), Some(Chunk::Record { version: 2, epoch: 3, .. })), "the record comes last");
+    assert!(chunks.len() > 10, "300-byte chunks: {} of them", chunks.len());
+    assert!(chunks.iter().all(|c| c.bytes() <= 300 + 104), "a chunk stays within its budget and one item");
+    let (last, rest) = chunks.split_last().unwrap();
+    for chunk in rest {
+        to.install(id, chunk).unwrap();
+    }
+    assert!(to.get(id).unwrap().is_none(), "nothing is live before the record is installed");
+    to.install(id, last).unwrap();
+    assert_eq!(to.get(id).unwrap(), from.get(id).unwrap(), "same record, version and epoch");
+    assert_eq!(to.page_range(id, Bound::Unbounded, Bound::Unbounded, 100).unwrap(), pages);
+    assert_eq!(to.call_reply(id, "call-1").unwrap().as_deref(), Some(&b"reply"[..]));
+    assert_eq!(to.count().unwrap(), 1);
+
+    let empty = ObjectId::new(NodeId(1));
+    from.create(empty, "Counter", b"0").unwrap();
+    let chunks = export_all(&*from, empty, 300);
+    assert!(matches!(chunks.last(), Some(Chunk::Record { version: 1, .. })));
+    assert!(matches!(from.export(ObjectId::new(NodeId(1)), &Cursor::Record, 300), Err(StoreError::NotFound(_))));
+}
+
+fn install_never_replaces_a_live_object(open: Open) {
+    let dir = Scratch::new();
+    let s = open(&dir.0).unwrap();
+    let id = ObjectId::new(NodeId(1));
+    s.create(id, "C", b"mine").unwrap();
+    let record = Chunk::Record { class: "C".into(), version: 9, epoch: 0, state: b"theirs".to_vec() };
+    assert!(matches!(s.install(id, &record), Err(StoreError::AlreadyExists(_))));
+    assert_eq!(live(&*s, id), ("C".into(), 1, b"mine".to_vec()));
+    s.forward(id, NodeId(2)).unwrap();
+    s.install(id, &record).unwrap();
+    assert_eq!(live(&*s, id), ("C".into(), 9, b"theirs".to_vec()), "an object may come back to a node it left");
+}
+
+fn forward_and_discard(open: Open) {
+    let dir = Scratch::new();
+    let s = open(&dir.0).unwrap();
+    let id = ObjectId::new(NodeId(1));
+    s.create(id, "C", b"a").unwrap();
+    let mut c = commit(id, 1, b"b", &[(b"p", Some(b"1"))]);
+    c.call = Some(("k".into(), b"r".to_vec()));
+    c.epoch = 2;
+    s.commit(&c).unwrap();
+    s.forward(id, NodeId(3)).unwrap();
+    assert_eq!(s.get(id).unwrap(), Some(Record::Forward { to: NodeId(3), epoch: 2 }));
+    assert_eq!(s.page_get(id, b"p").unwrap(), None, "pages went with the object");
+    assert_eq!(s.call_reply(id, "k").unwrap(), None);
+    assert!(matches!(s.commit(&commit(id, 2, b"c", &[])), Err(StoreError::Forwarded(_))));
+    assert!(matches!(s.forward(ObjectId::new(NodeId(1)), NodeId(2)), Err(StoreError::NotFound(_))));
+
+    let other = ObjectId::new(NodeId(1));
+    s.install(other, &Chunk::Pages(vec![(b"x".to_vec(), b"1".to_vec())])).unwrap();
+    s.discard(other).unwrap();
+    assert_eq!(s.page_get(other, b"x").unwrap(), None, "an install cut short leaves nothing");
+    let kept = ObjectId::new(NodeId(1));
+    s.create(kept, "C", b"").unwrap();
+    s.commit(&commit(kept, 1, b"", &[(b"x", Some(b"1"))])).unwrap();
+    s.discard(kept).unwrap();
+    assert_eq!(s.page_get(kept, b"x").unwrap().as_deref(), Some(&b"1"[..]), "a live object is left alone");
+}
+
+fn intents_are_kept_across_restarts(open: Open) {
+    let dir = Scratch::new();
+    {
+        let s = open(&dir.0).unwrap();
+        assert!(s.intents().unwrap().is_empty());
+        s.intent_put(b"migrate/b", b"2").unwrap();
+        s.intent_put(b"migrate/a", b"1").unwrap();
+        s.intent_put(b"migrate/c", b"3").unwrap();
+        s.intent_put(b"migrate/a", b"1'").unwrap();
+        s.intent_remove(b"migrate/c").unwrap();
+        s.flush().unwrap();
+    }
+    let s = reopen(open, &dir.0);
+    let expected = vec![(b"migrate/a".to_vec(), b"1'".to_vec()), (b"migrate/b".to_vec(), b"2".to_vec())];
+    assert_eq!(s.intents().unwrap(), expected, "in key order, the last value of each");
 }
 
 /// A tiny deterministic generator, so that a failing seed replays exactly.

@@ -4,13 +4,14 @@
 //! - `pages`:   object id ++ page key  -> page bytes
 //! - `calls`:   object id ++ call id   -> recorded reply
 //! - `meta`:    name -> bytes (node metadata)
+//! - `intents`: key -> bytes (protocol intents that outlive a crash)
 //!
 //! A commit is one sled transaction over `objects`, `pages` and `calls`. sled's `flush()`
 //! writes to the OS but does not fsync (see `Durability`).
 
 use super::record::{self, Record};
-use super::{Commit, Store, StoreError};
-use clouds::ObjectId;
+use super::{Chunk, Commit, Cursor, Store, StoreError};
+use clouds::{NodeId, ObjectId};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use std::ops::Bound;
@@ -23,6 +24,7 @@ pub struct SledStore {
     pages: sled::Tree,
     calls: sled::Tree,
     meta: sled::Tree,
+    intent_tree: sled::Tree,
     /// Number of records in `objects`; counted once at open because sled's `len` scans.
     count: AtomicU64,
 }
@@ -59,6 +61,7 @@ impl SledStore {
             pages: tree("pages")?,
             calls: tree("calls")?,
             meta: tree("meta")?,
+            intent_tree: tree("intents")?,
             objects,
             db,
         };
@@ -236,6 +239,135 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(io)
+    }
+
+    fn export(&self, id: ObjectId, cursor: &Cursor, max_bytes: usize) -> Result<Option<(Chunk, Cursor)>, StoreError> {
+        let after = |key: &Option<Vec<u8>>| match key {
+            Some(k) => Bound::Excluded(prefixed(id, k)),
+            None => Bound::Included(id.as_bytes().to_vec()),
+        };
+        let chunk = match cursor {
+            Cursor::Done => return Ok(None),
+            Cursor::Record => match self.get(id)? {
+                None => return Err(StoreError::NotFound(id)),
+                Some(Record::Forward { .. }) => return Err(StoreError::Forwarded(id)),
+                Some(Record::Live { class, version, epoch, state }) => {
+                    return Ok(Some((Chunk::Record { class, version, epoch, state }, Cursor::Done)))
+                }
+            },
+            Cursor::Pages(key) => {
+                let (items, full) = self.read_prefix(&self.pages, after(key), id, max_bytes)?;
+                let next = match items.last() {
+                    Some((k, _)) if full => Cursor::Pages(Some(k.clone())),
+                    _ => Cursor::Calls(None),
+                };
+                (Chunk::Pages(items), next)
+            }
+            Cursor::Calls(call) => {
+                let (items, full) = self.read_prefix(&self.calls, after(&call.clone().map(String::into_bytes)), id, max_bytes)?;
+                let calls = items
+                    .into_iter()
+                    .map(|(k, v)| String::from_utf8(k).map(|k| (k, v)).map_err(|_| StoreError::Corrupt("call id is not UTF-8".into())))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let next = match calls.last() {
+                    Some((k, _)) if full => Cursor::Calls(Some(k.clone())),
+                    _ => Cursor::Record,
+                };
+                (Chunk::Calls(calls), next)
+            }
+        };
+        Ok(Some(chunk))
+    }
+
+    fn install(&self, id: ObjectId, chunk: &Chunk) -> Result<(), StoreError> {
+        match chunk {
+            Chunk::Pages(pages) => self.insert_all(&self.pages, id, pages.iter().map(|(k, v)| (k.as_slice(), v))),
+            Chunk::Calls(calls) => self.insert_all(&self.calls, id, calls.iter().map(|(k, v)| (k.as_bytes(), v))),
+            Chunk::Record { class, version, epoch, state } => {
+                let rec = Record::Live { class: class.clone(), version: *version, epoch: *epoch, state: state.clone() };
+                let current = self.objects.get(id.as_bytes()).map_err(io)?;
+                if let Some(bytes) = &current {
+                    if let Record::Live { .. } = record::decode(bytes).map_err(StoreError::Corrupt)? {
+                        return Err(StoreError::AlreadyExists(id));
+                    }
+                }
+                match self.objects.compare_and_swap(id.as_bytes(), current.clone(), Some(record::encode(&rec))).map_err(io)? {
+                    Ok(()) if current.is_none() => {
+                        self.count.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Ok(()) => Ok(()),
+                    Err(_) => Err(StoreError::AlreadyExists(id)),
+                }
+            }
+        }
+    }
+
+    fn forward(&self, id: ObjectId, to: NodeId) -> Result<(), StoreError> {
+        let epoch = match self.get(id)? {
+            None => return Err(StoreError::NotFound(id)),
+            Some(Record::Live { epoch, .. } | Record::Forward { epoch, .. }) => epoch,
+        };
+        self.objects.insert(id.as_bytes(), record::encode(&Record::Forward { to, epoch })).map_err(io)?;
+        self.remove_prefix(&self.pages, id)?;
+        self.remove_prefix(&self.calls, id)
+    }
+
+    fn discard(&self, id: ObjectId) -> Result<(), StoreError> {
+        if let Some(Record::Live { .. }) = self.get(id)? {
+            return Ok(());
+        }
+        self.remove_prefix(&self.pages, id)?;
+        self.remove_prefix(&self.calls, id)
+    }
+
+    fn intent_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.intent_tree.insert(key, value).map_err(io).map(|_| ())
+    }
+
+    fn intent_remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.intent_tree.remove(key).map_err(io).map(|_| ())
+    }
+
+    fn intents(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.intent_tree.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io)).collect()
+    }
+}
+
+impl SledStore {
+    /// Entries of `id` in `tree` from `start`, up to about `max_bytes` (at least one);
+    /// `true` if the budget cut the read short (more may follow).
+    fn read_prefix(
+        &self,
+        tree: &sled::Tree,
+        start: Bound<Vec<u8>>,
+        id: ObjectId,
+        max_bytes: usize,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), StoreError> {
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        for kv in tree.range::<Vec<u8>, _>((start, prefix_end(id))) {
+            if bytes >= max_bytes && !items.is_empty() {
+                return Ok((items, true));
+            }
+            let (k, v) = kv.map_err(io)?;
+            bytes += k.len() - 16 + v.len();
+            items.push((k[16..].to_vec(), v.to_vec()));
+        }
+        Ok((items, false))
+    }
+
+    fn insert_all<'a>(
+        &self,
+        tree: &sled::Tree,
+        id: ObjectId,
+        items: impl Iterator<Item = (&'a [u8], &'a Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in items {
+            batch.insert(prefixed(id, k), v.as_slice());
+        }
+        tree.apply_batch(batch).map_err(io)
     }
 }
 
