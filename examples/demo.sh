@@ -11,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== building (cargo build -p objectd -p examples)"
-cargo build -q -p objectd -p examples
+echo "== building (cargo build -p objectd -p cli -p examples)"
+cargo build -q -p objectd -p cli -p examples
 BIN=target/debug
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/clouds-demo.XXXXXX")
 DIR="$WORK/cluster"

@@ -246,13 +246,24 @@ impl Engine {
     /// Reads the object's committed record and decodes it.
     fn activate(&self, id: ObjectId) -> Result<(Arc<dyn clouds::Class>, Active), InvokeError> {
         match self.inner.store.get(id)? {
-            None => Err(InvokeError::NotFound { id }),
+            None => Err(self.absent(id)),
             Some(Record::Forward { to, .. }) => Err(InvokeError::Moved { id, to }),
             Some(Record::Live { class, version, epoch, state }) => {
                 let class = self.inner.registry.get(&class)?.clone();
                 let instance = class.instantiate(&state)?;
                 Ok((class, Active { instance, version, state: SlotState::Live, epoch }))
             }
+        }
+    }
+
+    /// The answer for an object this store has no record of: `NotFound` from its home,
+    /// which knows; elsewhere `Moved` to where it is believed to be, or to its home.
+    fn absent(&self, id: ObjectId) -> InvokeError {
+        let me = self.inner.node;
+        match (id.home(), self.location(id)) {
+            (home, _) if home == me => InvokeError::NotFound { id },
+            (home, at) if at == me => InvokeError::Moved { id, to: home },
+            (_, at) => InvokeError::Moved { id, to: at },
         }
     }
 

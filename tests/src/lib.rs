@@ -1,5 +1,7 @@
 //! Helpers for the integration tests: start `objectd` processes on 127.0.0.1 and run the
-//! `clouds` binary against them. Every wait here is bounded.
+//! `clouds` binary against them; or run a cluster in one process ([`network`]), with a
+//! router that cuts, drops and delays messages and crashes nodes. Every wait here is
+//! bounded.
 //!
 //! Each node or cluster comes with a wallet (the administrator's: nodes start with
 //! `--admin` set to its key); `clouds` commands run with it through `CLOUDS_WALLET`, and
@@ -8,6 +10,9 @@
 //! The binaries are the ones cargo built for this run (`target/<profile>/`): the `objectd`
 //! package has integration tests of its own, so `cargo test --workspace` and
 //! `cargo nextest run --workspace` build its binaries before any test runs.
+
+pub mod network;
+pub mod relay;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -178,7 +178,7 @@ impl Engine {
     pub async fn describe(&self, target: RawRef) -> Result<ObjectInfo, InvokeError> {
         let id = target.id;
         let (class, version, epoch, state) = match self.inner.store.get(id)? {
-            None => return Err(InvokeError::NotFound { id }),
+            None => return Err(self.absent(id)),
             Some(Record::Forward { to, .. }) => return Err(InvokeError::Moved { id, to }),
             Some(Record::Live { class, version, epoch, state }) => (class, version, epoch, state),
         };

@@ -4,9 +4,10 @@
 //! client, or from a thread running on this node, is sent where the object is believed to
 //! be (`protocol::route::follow`: served here, or forwarded over `Peers` with the whole
 //! thread context, so the thread continues there; `Moved` answers followed and
-//! remembered). A request forwarded by another node is served here if the object is
-//! believed to be here, and otherwise answered with `Moved`, so that the forwarding node
-//! learns the route itself. A node that cannot be reached gives `Unavailable` naming it,
+//! remembered). A request forwarded by another node is served here if this store has the
+//! object, and otherwise answered: `NotFound` by the object's home, which knows, or
+//! `Moved` (from a forwarding entry, or to where the object is believed to be), so that
+//! the forwarding node learns the route itself. A node that cannot be reached gives `Unavailable` naming it,
 //! within the request's deadline.
 
 use super::Engine;
@@ -20,8 +21,8 @@ use tokio::time::{Duration, Instant};
 pub enum Origin {
     /// A client, or a thread running on this node: the request is taken to the object.
     Caller,
-    /// Another node, which chose this node for the object: it is served here or answered
-    /// with `Moved`.
+    /// Another node, which chose this node for the object: it is served here, or answered
+    /// with `Moved` or `NotFound`.
     Node,
 }
 
@@ -39,11 +40,10 @@ impl Engine {
         let Some(target) = body.target() else {
             return self.serve(body).await;
         };
-        let me = self.inner.node;
         if origin == Origin::Node {
-            let at = self.location(target);
-            return if at == me { self.serve(body).await } else { Err(InvokeError::Moved { id: target, to: at }) };
+            return self.serve(body).await;
         }
+        let me = self.inner.node;
         let deadline = Instant::now() + deadline_of(&body);
         route::follow(target, body.operation(), &self.inner.locations, deadline, |node, left| {
             let body = body.clone();

@@ -1,85 +1,8 @@
-//! A node for the integration tests: the standard classes plus `Relay`, which lets a test
-//! send one thread through objects on chosen nodes.
-
-use clouds::{methods, Ctx, InvokeError, Object, Ref, Rights};
-use serde::{Deserialize, Serialize};
-use std::time::Duration;
-
-#[derive(Object, Default, Serialize, Deserialize)]
-pub struct Relay {
-    visits: u64,
-}
-
-#[methods]
-impl Relay {
-    /// Enters each object of `rest` in turn, as writes; returns the node of every hop.
-    pub async fn pass(&mut self, ctx: &Ctx, rest: Vec<Ref<Relay>>) -> Result<Vec<u16>, InvokeError> {
-        self.visits += 1;
-        let mut nodes = vec![ctx.node().map_or(0, |n| n.0)];
-        if let Some((next, tail)) = rest.split_first() {
-            nodes.extend(next.pass(ctx, tail.to_vec()).await?);
-        }
-        Ok(nodes)
-    }
-
-    /// `pass` as reads (a thread may re-enter an object it reads).
-    pub async fn look(&self, ctx: &Ctx, rest: Vec<Ref<Relay>>) -> Result<Vec<u16>, InvokeError> {
-        let mut nodes = vec![ctx.node().map_or(0, |n| n.0)];
-        if let Some((next, tail)) = rest.split_first() {
-            nodes.extend(next.look(ctx, tail.to_vec()).await?);
-        }
-        Ok(nodes)
-    }
-
-    /// Holds this object for writing, waits `ms`, then calls `other.pass`: two of these
-    /// crossing over (a -> b while b -> a) wait for each other.
-    pub async fn hold_then_pass(&mut self, ctx: &Ctx, other: Ref<Relay>, ms: u64) -> Result<Vec<u16>, InvokeError> {
-        self.visits += 1;
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        other.pass(ctx, Vec::new()).await
-    }
-
-    pub async fn slow(&self, ms: u64) -> u64 {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        ms
-    }
-
-    /// Calls `other.slow(ms)` from inside this object.
-    pub async fn call_slow(&self, ctx: &Ctx, other: Ref<Relay>, ms: u64) -> Result<u64, InvokeError> {
-        other.slow(ctx, ms).await
-    }
-
-    /// [time left here, time left in a nested call to `other`], in ms.
-    pub async fn deadlines(&self, ctx: &Ctx, other: Ref<Relay>) -> Result<[u64; 2], InvokeError> {
-        let here = ctx.remaining().map_or(0, |d| d.as_millis() as u64);
-        let there = other.remaining(ctx).await?;
-        Ok([here, there])
-    }
-
-    /// Time left until the thread's deadline, in ms.
-    pub fn remaining(&self, ctx: &Ctx) -> u64 {
-        ctx.remaining().map_or(0, |d| d.as_millis() as u64)
-    }
-
-    /// Narrows `other` to read-only here, reads through the narrowed reference, then tries
-    /// to write through it; returns the visits read and the write's error.
-    pub async fn narrow_then_use(&self, ctx: &Ctx, other: Ref<Relay>) -> Result<(u64, String), InvokeError> {
-        let read_only = ctx.attenuate(&other, Rights::READ)?;
-        let visits = read_only.visits(ctx).await?;
-        let write = match read_only.pass(ctx, Vec::new()).await {
-            Ok(_) => String::new(),
-            Err(e) => e.to_string(),
-        };
-        Ok((visits, write))
-    }
-
-    pub fn visits(&self) -> u64 {
-        self.visits
-    }
-}
+//! A node for the integration tests: the standard classes plus `Relay` (`tests::relay`),
+//! which lets a test send one thread through objects on chosen nodes.
 
 fn main() -> std::process::ExitCode {
-    match objectd::Registry::standard().with::<Relay>() {
+    match objectd::Registry::standard().with::<tests::relay::Relay>() {
         Ok(registry) => objectd::daemon::main(registry),
         Err(e) => {
             eprintln!("testnode: {e}");

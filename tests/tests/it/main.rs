@@ -6,6 +6,7 @@
 //! - `classes`: the standard classes through the client library, blobs of many pages.
 //! - `cluster`: threads across the nodes of a cluster started with `clouds cluster up`.
 //! - `caps`: capabilities end to end: grants, the attack matrix, references, names.
+//! - `network`: the cluster in one process, with cut links, lost messages, delays and crashes.
 
 mod caps;
 mod classes;
@@ -13,3 +14,4 @@ mod cli;
 mod cluster;
 mod durability;
 mod errors;
+mod network;
