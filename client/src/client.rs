@@ -13,10 +13,12 @@ use capability::{PublicKey, Token};
 use clouds::{CallId, Cap, ClassInfo, Codec, Ctx, InvokeError, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
 use protocol::route::{self, Locations};
 use protocol::service::CONNECT_TIMEOUT;
-use protocol::wire::{CreateRequest, Hop, NodeStatus, ObjectInfo};
+use protocol::wire::{CreateRequest, Hop, NodeStatus, ObjectInfo, MAX_PRESENTED};
 use protocol::{
-    Connection, Credentials, InitialState, Invocation, NodeView, Placement, Reply, RequestBody, Response, ResponseBody,
+    Connection, Credentials, InitialState, Invocation, NodeView, PathInvocation, Placement, Reply, RequestBody, Response,
+    ResponseBody,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -35,6 +37,8 @@ pub struct Client {
     wallet: Arc<Wallet>,
     /// The cluster's root directory, once a status answer named it.
     root: Arc<OnceLock<ObjectId>>,
+    /// Requests sent (each attempt counts): what a call by name costs in round trips.
+    sent: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -58,6 +62,7 @@ impl Client {
             routes: None,
             wallet,
             root: Arc::new(OnceLock::new()),
+            sent: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -117,7 +122,13 @@ impl Client {
     /// Sends one request to the entry node as it is, without following `Moved`: the
     /// protocol's raw form, for tools and tests.
     pub async fn request(&self, body: RequestBody) -> Response {
+        self.sent.fetch_add(1, Ordering::Relaxed);
         self.entry.call(None, body, self.deadline).await
+    }
+
+    /// Requests this client (and its clones) sent so far, each attempt counted: round trips.
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Sends a request: about an object, where the object is (following `Moved`); any
@@ -129,6 +140,7 @@ impl Client {
         let deadline = Instant::now() + self.deadline;
         route::follow(target, body.operation(), &self.locations, deadline, |node, left| {
             let body = body.clone();
+            self.sent.fetch_add(1, Ordering::Relaxed);
             async move {
                 match &self.routes {
                     Some(routes) => routes.send(node, body, left, &self.entry, &self.wallet).await,
@@ -198,6 +210,47 @@ impl Client {
         let value = serde_json::from_slice(&reply.value)
             .map_err(|e| InvokeError::storage(format!("reply is not JSON: {e}")))?;
         Ok((value, reply.hops))
+    }
+
+    /// Invokes the method of the object `path` names, with JSON arguments, in one request:
+    /// the node resolves the path with the capabilities this client's wallet holds (they
+    /// travel with the request) and invokes in the same round trip. With `trace`, also the
+    /// path the thread took. A wallet of more than `MAX_PRESENTED` objects resolves step by
+    /// step instead.
+    pub async fn invoke_path_json(
+        &self,
+        path: &naming::Path,
+        method: &str,
+        args: &[serde_json::Value],
+        call_id: Option<CallId>,
+        trace: bool,
+    ) -> Result<(serde_json::Value, Vec<Hop>), InvokeError> {
+        let caps = self.presented();
+        if caps.len() > MAX_PRESENTED {
+            let root = RawRef::new(self.root().await?);
+            let entry = naming::resolve(&self.ctx(), &root, path).await?;
+            return self.invoke_json_traced(&entry.raw(), method, args, call_id, trace).await;
+        }
+        let mut thread = self.new_thread();
+        thread.record_path = trace;
+        let args = serde_json::to_vec(args).map_err(|e| InvokeError::invalid(e.to_string()))?;
+        let req =
+            PathInvocation { thread, path: path.to_string(), method: method.into(), codec: Codec::Json, args, call_id, caps };
+        let reply = match self.call(RequestBody::InvokePath(req)).await? {
+            ResponseBody::Invoked(reply) => reply,
+            other => return Err(unexpected(other)),
+        };
+        let value = serde_json::from_slice(&reply.value)
+            .map_err(|e| InvokeError::storage(format!("reply is not JSON: {e}")))?;
+        Ok((value, reply.hops))
+    }
+
+    /// The wallet's best capability for each object it holds one for.
+    fn presented(&self) -> Vec<Cap> {
+        let mut ids: Vec<ObjectId> = self.wallet.all().iter().map(|t| t.grant().object).collect();
+        ids.sort();
+        ids.dedup();
+        ids.into_iter().filter_map(|id| self.wallet.best(id)).collect()
     }
 
     /// Creates an object on the node this client talks to.

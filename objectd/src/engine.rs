@@ -12,6 +12,7 @@
 //! - `locks`: taking an object's lock, with deadlock bookkeeping.
 //! - `outcome`: deadline and panic handling, replies recorded under a call id.
 //! - `guard`: the capability check at the door, with its cache of verified chains.
+//! - `names`: invoking by path in one request, resolved on the caller's behalf.
 //! - `lifecycle`: create, delete, describe, revoke, status.
 //! - `route`: where an object is, and taking each request there (the one routing path).
 //! - `pages`: where a method's committed pages are read from (a page source).
@@ -40,6 +41,7 @@ pub use peers::Peers;
 pub use route::Origin;
 mod lifecycle;
 mod locks;
+mod names;
 mod outcome;
 pub mod pages;
 pub mod peers;

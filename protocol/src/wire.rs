@@ -24,6 +24,27 @@ pub struct Invocation {
     pub capability: Option<Cap>,
 }
 
+/// An invocation of the object a path names (`bank/alice`), resolved by the node that
+/// receives it from the cluster's root directory, and run in the same request. Each
+/// directory on the way, and the target, is entered with the capability presented for it
+/// in `caps` if there is one, else with the one its parent's entry hands out: nothing is
+/// resolved that the caller could not resolve itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PathInvocation {
+    pub thread: ThreadCtx,
+    /// The path, relative to the root directory.
+    pub path: String,
+    pub method: String,
+    pub codec: Codec,
+    pub args: Vec<u8>,
+    pub call_id: Option<CallId>,
+    /// The caller's capabilities that may be needed on the way (at most one per object).
+    pub caps: Vec<Cap>,
+}
+
+/// The most capabilities a `PathInvocation` may carry.
+pub const MAX_PRESENTED: usize = 64;
+
 /// The initial state of a new object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum InitialState {
@@ -70,6 +91,8 @@ pub struct Reply {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RequestBody {
     Invoke(Invocation),
+    /// Resolve a path, then invoke what it names: one round trip.
+    InvokePath(PathInvocation),
     Create(CreateRequest),
     /// Needs the read right.
     Describe(RawRef),
@@ -108,6 +131,7 @@ impl RequestBody {
     pub fn operation(&self) -> &str {
         match self {
             RequestBody::Invoke(inv) => &inv.method,
+            RequestBody::InvokePath(inv) => &inv.method,
             RequestBody::Create(_) => "create",
             RequestBody::Describe(_) => "describe",
             RequestBody::Delete(_) => "delete",

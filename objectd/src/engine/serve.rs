@@ -4,12 +4,19 @@
 
 use super::route::LIFECYCLE_DEADLINE;
 use super::Engine;
+use clouds::BoxFuture;
 use protocol::{RequestBody, Response, ResponseBody};
 
 impl Engine {
-    pub(super) async fn serve(&self, body: RequestBody) -> Response {
+    /// Boxed: a request by name resolves and invokes through `handle` again.
+    pub(super) fn serve(&self, body: RequestBody) -> BoxFuture<'_, Response> {
+        Box::pin(async move { self.serve_now(body).await })
+    }
+
+    async fn serve_now(&self, body: RequestBody) -> Response {
         match body {
             RequestBody::Invoke(inv) => self.invoke_here(inv).await.map(ResponseBody::Invoked),
+            RequestBody::InvokePath(inv) => self.invoke_path(inv).await.map(ResponseBody::Invoked),
             RequestBody::Create(req) => {
                 self.create(&req.class, req.state, req.placement, req.owner).await.map(ResponseBody::Created)
             }

@@ -73,3 +73,33 @@ fn transfers_are_nested_invocations_and_fail_whole() {
     assert_eq!(node.clouds(&["invoke", "bank/alice.balance"]).json(), json!(70));
     assert_eq!(node.clouds(&["invoke", "bank/bob.balance"]).json(), json!(30));
 }
+
+/// `clouds invoke a/b/c.incr` costs one request once the wallet holds the root directory's
+/// capability: the node resolves the path with the capabilities that travel with it.
+/// Resolving step by step, as before, costs a status call, one call per path component and
+/// the invocation. A wallet with no capability for the root resolves nothing by name.
+#[test]
+fn a_call_by_name_is_one_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(1, dir.path());
+    node.clouds(&["create", "Counter", "--name", "a/b/c"]).ok();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = node.client().await;
+        let path: naming::Path = "a/b/c".parse().unwrap();
+        let before = client.requests_sent();
+        let (value, _) = client.invoke_path_json(&path, "incr", &[json!(2)], None, false).await.unwrap();
+        assert_eq!((value, client.requests_sent() - before), (json!(2), 1));
+
+        let before = client.requests_sent();
+        let root = clouds::RawRef::new(client.status().await.unwrap().root);
+        let entry = naming::resolve(&client.ctx(), &root, &path).await.unwrap();
+        assert_eq!(client.invoke_json(&entry.raw(), "incr", &[json!(3)], None).await.unwrap(), json!(5));
+        assert_eq!(client.requests_sent() - before, 5, "status, three lookups, the call");
+
+        let stranger = client::Client::connect(node.addr).await.unwrap();
+        let denied = stranger.invoke_path_json(&path, "get", &[], None, false).await.unwrap_err();
+        assert!(matches!(denied, clouds::InvokeError::Denied { .. }), "{denied}");
+    });
+    assert_eq!(node.clouds(&["invoke", "a/b/c.get"]).json(), json!(5));
+}
