@@ -3,10 +3,10 @@
 //! the release binaries: `cargo build --release --workspace --bins`.
 
 use crate::stats::{measure_concurrent, Figures};
-use clouds::{Codec, RawRef, ThreadCtx};
-use protocol::Placement;
-use protocol::wire::InitialState;
 use client::Client;
+use clouds::{Codec, RawRef, ThreadCtx};
+use protocol::wire::InitialState;
+use protocol::Placement;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;

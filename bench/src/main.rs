@@ -21,12 +21,12 @@ mod stats;
 
 use clouds::{Codec, RawRef, Rights, ThreadCtx};
 use futures::StreamExt;
-use objectd::engine::Guard;
-use protocol::identity::Identity;
-use protocol::Placement;
-use protocol::wire::{InitialState, Invocation};
 use objectd::engine::peers::Alone;
+use objectd::engine::Guard;
 use objectd::{Config, Durability, Engine, Registry, SledStore};
+use protocol::identity::Identity;
+use protocol::wire::{InitialState, Invocation};
+use protocol::Placement;
 use sled::Transactional;
 use stats::{measure_concurrent, measure_latency, Figures};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +49,12 @@ async fn engine_guarded(
     config.durability = durability;
     let store = Arc::new(SledStore::open(dir.path()).expect("store"));
     let identity = Arc::new(Identity::ephemeral(config.id));
-    (Engine::start(&config, store, Registry::standard(), guard(identity), Arc::new(Alone(config.id))).await.expect("engine"), dir)
+    (
+        Engine::start(&config, store, Registry::standard(), guard(identity), Arc::new(Alone(config.id)))
+            .await
+            .expect("engine"),
+        dir,
+    )
 }
 
 /// A new object of `class` on `engine`, with its owner capability.

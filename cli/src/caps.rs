@@ -5,8 +5,8 @@ use crate::commands::print_json;
 use crate::exit::CliError;
 use crate::target::{parse_target, resolve};
 use capability::{Restrict, Token};
-use clouds::InvokeError;
 use client::{Client, Wallet};
+use clouds::InvokeError;
 use std::path::Path;
 
 pub fn whoami(wallet: &Wallet, dir: &Path, json: bool) -> Result<(), CliError> {

@@ -7,10 +7,10 @@
 
 use crate::exit::CliError;
 use capability::PublicKey;
+use client::Client;
 use clouds::NodeId;
 use protocol::identity::Identity;
 use protocol::Liveness;
-use client::Client;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;

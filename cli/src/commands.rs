@@ -4,11 +4,11 @@ use crate::args::{CapCommand, Cli, ClusterCommand, Command};
 use crate::exit::CliError;
 use crate::target::{parse_arg, parse_target, resolve, root, split_call, Target};
 use crate::{caps, cluster};
+use client::{Client, Wallet};
 use clouds::{CallId, ClassInfo, RawRef, Rights};
 use naming::{Entry, Path};
-use protocol::Placement;
 use protocol::wire::InitialState;
-use client::{Client, Wallet};
+use protocol::Placement;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! Turning what the user typed into object ids, methods and arguments.
 
 use crate::exit::CliError;
+use client::Client;
 use clouds::{InvokeError, ObjectId, RawRef};
 use naming::Path;
-use client::Client;
 
 /// A target as typed: a UUID or a name.
 pub enum Target {

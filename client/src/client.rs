@@ -15,11 +15,11 @@ use protocol::route::{self, Locations};
 use protocol::service::CONNECT_TIMEOUT;
 use protocol::wire::{CreateRequest, Hop, NodeStatus, ObjectInfo, MAX_PRESENTED};
 use protocol::{
-    Connection, Credentials, InitialState, Invocation, NodeView, PathInvocation, Placement, Reply, RequestBody, Response,
-    ResponseBody,
+    Connection, Credentials, InitialState, Invocation, NodeView, PathInvocation, Placement, Reply, RequestBody,
+    Response, ResponseBody,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -234,8 +234,15 @@ impl Client {
         let mut thread = self.new_thread();
         thread.record_path = trace;
         let args = serde_json::to_vec(args).map_err(|e| InvokeError::invalid(e.to_string()))?;
-        let req =
-            PathInvocation { thread, path: path.to_string(), method: method.into(), codec: Codec::Json, args, call_id, caps };
+        let req = PathInvocation {
+            thread,
+            path: path.to_string(),
+            method: method.into(),
+            codec: Codec::Json,
+            args,
+            call_id,
+            caps,
+        };
         let reply = match self.call(RequestBody::InvokePath(req)).await? {
             ResponseBody::Invoked(reply) => reply,
             other => return Err(unexpected(other)),

@@ -10,7 +10,7 @@
 //!   type-erased `Class` / `Instance` pair the node runs.
 //! - [`ctx`]: `Ctx`, a method's view of the running thread: nested invocations, object
 //!   creation and per-object storage pages.
-//! - [`reference`]: `Ref<T>`, a typed, by-value reference to another object, carrying
+//! - [`reference`](mod@reference): `Ref<T>`, a typed, by-value reference to another object, carrying
 //!   its capability.
 //! - [`cap`]: `Cap`, a capability token in transit (opaque here).
 //! - [`rights`]: `Rights`, what a capability allows (read, write, admin, delegate, migrate).

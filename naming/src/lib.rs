@@ -8,7 +8,7 @@
 //! Layout:
 //! - [`path`]: `Path`, a parsed and validated name.
 //! - [`directory`]: the `Directory` class.
-//! - [`resolve`]: walking paths through directories with a `Ctx`: resolve, bind (creating
+//! - [`resolve`](mod@resolve): walking paths through directories with a `Ctx`: resolve, bind (creating
 //!   missing parent directories), unbind, list.
 
 pub mod directory;

@@ -55,14 +55,14 @@ mod writeset;
 use crate::config::{Config, Durability};
 use crate::registry::Registry;
 use crate::store::{Commit, Record, Store};
-use protocol::wire::Hop;
-use protocol::{Invocation, Locations, Reply, RequestBody, ResponseBody};
 use backend::NodeBackend;
 use clouds::{Access, BoxFuture, ClassInfo, Ctx, Frame, InvokeError, MethodInfo, NodeId, ObjectId, ThreadId};
 use outcome::{guarded, record_reply, replay};
+use protocol::wire::Hop;
+use protocol::{Invocation, Locations, Reply, RequestBody, ResponseBody};
+use slot::{admit, Admission, SlotState, Want};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use slot::{admit, Admission, SlotState, Want};
 use table::{Active, ObjectTable, Slot};
 use tokio::sync::OwnedRwLockReadGuard;
 use tokio::time::{Duration, Instant};
@@ -363,7 +363,8 @@ impl Engine {
                 Admission::Run => break,
                 Admission::Reload => self.reload(slot, &mut active)?,
                 Admission::Replay => {
-                    let (recorded, call) = (recorded.expect("a recorded reply"), inv.call_id.as_ref().expect("a call id"));
+                    let (recorded, call) =
+                        (recorded.expect("a recorded reply"), inv.call_id.as_ref().expect("a call id"));
                     return replay(recorded, inv.codec, &call.0).map(|value| (value, Vec::new()));
                 }
                 Admission::Refuse(e) => return Err(e),

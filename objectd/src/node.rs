@@ -65,13 +65,7 @@ pub async fn run(
     };
     tracing::info!(node = %config.id, %addr, data = %config.data.display(), seeds = ?config.seeds, "objectd ready");
 
-    crate::rpc::serve(
-        listener,
-        engine.clone(),
-        shutdown,
-        Duration::from_millis(config.shutdown_grace_ms),
-    )
-    .await;
+    crate::rpc::serve(listener, engine.clone(), shutdown, Duration::from_millis(config.shutdown_grace_ms)).await;
     load.abort();
     prune.abort();
     engine.flush().map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;

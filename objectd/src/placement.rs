@@ -6,7 +6,13 @@ use protocol::{Liveness, NodeView, Placement};
 
 /// Picks the node for a new object of `class`. `random` is any random number (the caller's
 /// dice), so that the choice is deterministic under test.
-pub fn choose(policy: Placement, me: NodeId, peers: &[NodeView], class: &str, random: u64) -> Result<NodeId, InvokeError> {
+pub fn choose(
+    policy: Placement,
+    me: NodeId,
+    peers: &[NodeView],
+    class: &str,
+    random: u64,
+) -> Result<NodeId, InvokeError> {
     let members = || peers.iter().map(|p| format!("{} ({})", p.id, p.state)).collect::<Vec<_>>().join(", ");
     match policy {
         Placement::Local => Ok(me),

@@ -85,12 +85,7 @@ const HANDSHAKE_WITHIN: Duration = Duration::from_secs(5);
 
 /// Serves `listener` until `shutdown` resolves, then waits up to `grace` for engine work
 /// in flight to finish. Every connection opens with the handshake (as the node the engine's identity names).
-pub async fn serve(
-    listener: TcpListener,
-    engine: Engine,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) {
+pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<Output = ()>, grace: Duration) {
     let identity = engine.guard().identity().clone();
     let work = TaskTracker::new();
     tokio::pin!(shutdown);

@@ -49,6 +49,9 @@ impl From<StoreError> for clouds::InvokeError {
     }
 }
 
+/// Protocol intents: key and value, in key order.
+pub type Intents = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One page write of a commit: `None` deletes the page.
 pub type PageWrite = (Vec<u8>, Option<Vec<u8>>);
 
@@ -118,5 +121,5 @@ pub trait Store: Send + Sync + 'static {
     fn intent_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     fn intent_remove(&self, key: &[u8]) -> Result<(), StoreError>;
     /// Every intent, in key order: what a restart resumes.
-    fn intents(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn intents(&self) -> Result<Intents, StoreError>;
 }

@@ -4,12 +4,12 @@
 
 use capability::KeyPair;
 use clouds::{methods, CallId, Cap, Codec, Ctx, InvokeError, Object, ObjectId, RawRef, Ref, ThreadCtx};
-use objectd::engine::Guard;
-use protocol::identity::Identity;
-use protocol::Placement;
-use protocol::wire::{InitialState, Invocation};
 use objectd::engine::peers::Alone;
+use objectd::engine::Guard;
 use objectd::{Config, Engine, Registry, SledStore};
+use protocol::identity::Identity;
+use protocol::wire::{InitialState, Invocation};
+use protocol::Placement;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -31,4 +31,6 @@ pub use pool::{Endpoint, Pool};
 pub use route::Locations;
 pub use service::Connection;
 pub use view::{Liveness, Load, NodeView};
-pub use wire::{InitialState, Invocation, PathInvocation, Reply, Request, RequestBody, Response, ResponseBody, WaitEdge};
+pub use wire::{
+    InitialState, Invocation, PathInvocation, Reply, Request, RequestBody, Response, ResponseBody, WaitEdge,
+};

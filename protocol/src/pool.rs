@@ -41,14 +41,13 @@ impl Pool {
                 return Ok((conn.clone(), true));
             }
         }
-        let conn = Connection::open(to.addr, within, credentials, check.then_some(to.node)).await.map_err(|e| {
-            match e {
+        let conn =
+            Connection::open(to.addr, within, credentials, check.then_some(to.node)).await.map_err(|e| match e {
                 InvokeError::Unavailable { reason, .. } => {
                     InvokeError::Unavailable { node: format!("{} at {}", to.node, to.addr), reason }
                 }
                 other => other,
-            }
-        })?;
+            })?;
         self.conns.lock().expect("pool mutex").insert(to.node, (to, conn.clone()));
         Ok((conn, false))
     }

@@ -71,7 +71,13 @@ impl Locations {
 /// (and remembering them) until a node answers otherwise, the deadline passes, or
 /// `MAX_REDIRECTS` moves were followed. `attempt(node, left)` sends the request to `node`
 /// with `left` of the deadline; `what` names the operation in a `DeadlineExceeded`.
-pub async fn follow<F, Fut>(target: ObjectId, what: &str, locations: &Locations, deadline: Instant, mut attempt: F) -> Response
+pub async fn follow<F, Fut>(
+    target: ObjectId,
+    what: &str,
+    locations: &Locations,
+    deadline: Instant,
+    mut attempt: F,
+) -> Response
 where
     F: FnMut(NodeId, Duration) -> Fut,
     Fut: Future<Output = Response>,

@@ -20,7 +20,7 @@ use crate::relay::Relay;
 use capability::{KeyPair, PublicKey};
 use clouds::{BoxFuture, Codec, InvokeError, NodeId, ObjectId, Pages, RawRef, ThreadCtx};
 use objectd::engine::{Guard, Origin, Peers};
-use objectd::store::{Chunk, Commit, Cursor, Record, StoreError};
+use objectd::store::{Chunk, Commit, Cursor, Intents, Record, StoreError};
 use objectd::{Config, Engine, Registry, SledStore, Store};
 use protocol::{Identity, InitialState, Invocation, Liveness, NodeView, Placement, RequestBody, Response};
 use std::collections::{HashMap, HashSet};
@@ -244,7 +244,7 @@ impl Store for Fenced {
     fn intent_remove(&self, key: &[u8]) -> Result<(), StoreError> {
         self.check()?.intent_remove(key)
     }
-    fn intents(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn intents(&self) -> Result<Intents, StoreError> {
         self.check()?.intents()
     }
 }

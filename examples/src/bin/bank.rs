@@ -11,12 +11,12 @@
 //!     cargo run -p examples --bin bank -- --node 127.0.0.1:7100 --accounts 8 --transfers 200
 
 use clap::Parser;
+use client::CONNECT_TIMEOUT;
+use client::{Client, Wallet};
 use clouds::{InvokeError, RawRef, Ref, Rights};
 use naming::{Entry, Path};
-use client::CONNECT_TIMEOUT;
-use protocol::Placement;
 use protocol::wire::InitialState;
-use client::{Client, Wallet};
+use protocol::Placement;
 use std::sync::Arc;
 use stdobjects::Account;
 

@@ -3,9 +3,9 @@
 use super::pages::PageSource;
 use super::writeset::WriteSet;
 use super::Engine;
+use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
 use protocol::wire::Hop;
 use protocol::{InitialState, Invocation, Placement};
-use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;

@@ -8,10 +8,10 @@
 //! certificates found signed by the authority (one per node), so that a new token costs
 //! only its own links' signatures.
 
-use protocol::Identity;
 use capability::verify::{check, verify_chain, verify_links};
 use capability::{Denied, Grant, NodeCert, PublicKey, Restrict, Token};
 use clouds::{Cap, InvokeError, ObjectId, Rights};
+use protocol::Identity;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 

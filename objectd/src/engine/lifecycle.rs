@@ -163,7 +163,8 @@ impl Engine {
     pub async fn root_capability(&self, holder: PublicKey) -> Result<Cap, InvokeError> {
         let Some(root) = self.inner.local_root else {
             let node = self.inner.root_node;
-            let answer = self.inner.peers.send(node, RequestBody::RootCapability { holder }, Duration::from_secs(3)).await;
+            let answer =
+                self.inner.peers.send(node, RequestBody::RootCapability { holder }, Duration::from_secs(3)).await;
             return expect(answer, |b| match b {
                 ResponseBody::Capability(cap) => Some(cap),
                 _ => None,

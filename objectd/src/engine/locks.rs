@@ -7,9 +7,9 @@ use super::outcome::deadline_error;
 use super::slot::{admit, Admission, Want};
 use super::table::{Active, Slot};
 use super::{Engine, Inner, ReadHold};
+use clouds::{BoxFuture, InvokeError, ObjectId, ThreadId};
 use protocol::wire::ProbeRequest;
 use protocol::{Invocation, RequestBody, ResponseBody};
-use clouds::{BoxFuture, InvokeError, ObjectId, ThreadId};
 use std::time::Duration;
 
 /// How long one probe to another node may take.

@@ -8,7 +8,10 @@
 
 use super::Engine;
 use capability::Token;
-use clouds::{Backend, BoxFuture, Cap, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, Pages, RawRef, Rights, ThreadCtx, ThreadId};
+use clouds::{
+    Backend, BoxFuture, Cap, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, Pages, RawRef, Rights, ThreadCtx,
+    ThreadId,
+};
 use protocol::wire::MAX_PRESENTED;
 use protocol::{Invocation, PathInvocation, Reply};
 use std::collections::HashMap;
@@ -96,7 +99,8 @@ impl Backend for Resolver {
         thread.remaining_ms = self.deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
         thread.record_path = false;
         let capability = self.presented.get(&target.id).cloned().or_else(|| target.cap.clone());
-        let inv = Invocation { thread, target: target.id, method: method.into(), codec, args, call_id: None, capability };
+        let inv =
+            Invocation { thread, target: target.id, method: method.into(), codec, args, call_id: None, capability };
         Box::pin(async move { Ok(self.engine.invoke(inv).await?.value) })
     }
 

@@ -1,9 +1,9 @@
 //! How a method's run becomes a reply: deadline and panic handling, and replies recorded
 //! under a call id.
 
-use protocol::Invocation;
 use clouds::{BoxFuture, Codec, InvokeError, MethodInfo};
 use futures::FutureExt;
+use protocol::Invocation;
 use std::panic::AssertUnwindSafe;
 use tokio::time::{timeout_at, Instant};
 

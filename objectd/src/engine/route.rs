@@ -11,9 +11,9 @@
 //! within the request's deadline.
 
 use super::Engine;
+use clouds::{InvokeError, NodeId, ObjectId};
 use protocol::route;
 use protocol::{Invocation, RequestBody, Response};
-use clouds::{InvokeError, NodeId, ObjectId};
 use tokio::time::{Duration, Instant};
 
 /// Who sent a request, as far as routing cares.

@@ -21,7 +21,9 @@ impl Engine {
                 self.create(&req.class, req.state, req.placement, req.owner).await.map(ResponseBody::Created)
             }
             RequestBody::Describe(target) => self.describe(target).await.map(|i| ResponseBody::Described(Box::new(i))),
-            RequestBody::Delete(target) => self.delete(target, LIFECYCLE_DEADLINE).await.map(|()| ResponseBody::Deleted),
+            RequestBody::Delete(target) => {
+                self.delete(target, LIFECYCLE_DEADLINE).await.map(|()| ResponseBody::Deleted)
+            }
             RequestBody::Revoke { target, holder } => {
                 self.revoke(target, holder, LIFECYCLE_DEADLINE).await.map(ResponseBody::Capability)
             }

@@ -10,7 +10,7 @@
 //! writes to the OS but does not fsync (see `Durability`).
 
 use super::record::{self, Record};
-use super::{Chunk, Commit, Cursor, Store, StoreError};
+use super::{Chunk, Commit, Cursor, Intents, Store, StoreError};
 use clouds::{NodeId, ObjectId};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -264,10 +264,15 @@ impl Store for SledStore {
                 (Chunk::Pages(items), next)
             }
             Cursor::Calls(call) => {
-                let (items, full) = self.read_prefix(&self.calls, after(&call.clone().map(String::into_bytes)), id, max_bytes)?;
+                let (items, full) =
+                    self.read_prefix(&self.calls, after(&call.clone().map(String::into_bytes)), id, max_bytes)?;
                 let calls = items
                     .into_iter()
-                    .map(|(k, v)| String::from_utf8(k).map(|k| (k, v)).map_err(|_| StoreError::Corrupt("call id is not UTF-8".into())))
+                    .map(|(k, v)| {
+                        String::from_utf8(k)
+                            .map(|k| (k, v))
+                            .map_err(|_| StoreError::Corrupt("call id is not UTF-8".into()))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let next = match calls.last() {
                     Some((k, _)) if full => Cursor::Calls(Some(k.clone())),
@@ -291,7 +296,11 @@ impl Store for SledStore {
                         return Err(StoreError::AlreadyExists(id));
                     }
                 }
-                match self.objects.compare_and_swap(id.as_bytes(), current.clone(), Some(record::encode(&rec))).map_err(io)? {
+                match self
+                    .objects
+                    .compare_and_swap(id.as_bytes(), current.clone(), Some(record::encode(&rec)))
+                    .map_err(io)?
+                {
                     Ok(()) if current.is_none() => {
                         self.count.fetch_add(1, Ordering::Relaxed);
                         Ok(())
@@ -329,7 +338,7 @@ impl Store for SledStore {
         self.intent_tree.remove(key).map_err(io).map(|_| ())
     }
 
-    fn intents(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn intents(&self) -> Result<Intents, StoreError> {
         self.intent_tree.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io)).collect()
     }
 }
@@ -343,7 +352,7 @@ impl SledStore {
         start: Bound<Vec<u8>>,
         id: ObjectId,
         max_bytes: usize,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), StoreError> {
+    ) -> Result<(clouds::Pages, bool), StoreError> {
         let mut items = Vec::new();
         let mut bytes = 0;
         for kv in tree.range::<Vec<u8>, _>((start, prefix_end(id))) {

@@ -1,5 +1,5 @@
-use clouds::Ref;
 use client::Client;
+use clouds::Ref;
 use serde_json::json;
 use stdobjects::{Blob, Log, Map, Queue, Register};
 use tests::Node;

@@ -1,7 +1,7 @@
 //! Threads across nodes, on a 3-node cluster started with `clouds cluster up`.
 
-use clouds::{CallId, ObjectId, RawRef};
 use client::Client;
+use clouds::{CallId, ObjectId, RawRef};
 use serde_json::json;
 use std::time::Duration;
 use tests::LocalCluster;

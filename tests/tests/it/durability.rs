@@ -1,5 +1,5 @@
-use clouds::{CallId, RawRef};
 use client::Client;
+use clouds::{CallId, RawRef};
 use serde_json::json;
 use std::time::Duration;
 use tests::Node;

@@ -28,8 +28,12 @@ fn unavailable_naming(result: Result<Value, InvokeError>, node: &str) -> String 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thread_crosses_three_nodes_and_comes_back() {
     let net = Network::start(3).await;
-    let (a, b, c, d) =
-        (net.create(1, "Relay", 1).await, net.create(2, "Relay", 2).await, net.create(1, "Relay", 3).await, net.create(3, "Relay", 1).await);
+    let (a, b, c, d) = (
+        net.create(1, "Relay", 1).await,
+        net.create(2, "Relay", 2).await,
+        net.create(1, "Relay", 3).await,
+        net.create(3, "Relay", 1).await,
+    );
     for via in [1, 2, 3] {
         let path = net.invoke(via, &a, "pass", json!([refs(&[&b, &c, &d])]), SHORT).await.unwrap();
         assert_eq!(path, json!([1, 2, 3, 1]), "asked through node {via}");
@@ -157,7 +161,8 @@ async fn a_moved_object_is_followed_and_the_route_remembered() {
     let asked_home = net.delivered(1, 2);
     assert_eq!(net.invoke(1, &counter, "get", json!([]), SHORT).await.unwrap(), json!(8));
     assert_eq!(net.delivered(1, 2), asked_home, "node 1 went straight to node 3");
-    let info = net.engine(1).handle(objectd::engine::Origin::Caller, protocol::RequestBody::Describe(counter.clone())).await;
+    let info =
+        net.engine(1).handle(objectd::engine::Origin::Caller, protocol::RequestBody::Describe(counter.clone())).await;
     assert!(matches!(info, Ok(protocol::ResponseBody::Described(i)) if i.node == NodeId(3)), "describe follows too");
     assert_eq!(net.invoke(2, &counter, "get", json!([]), SHORT).await.unwrap(), json!(8), "and through the old node");
 }
