@@ -37,7 +37,10 @@ pub async fn run() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
+    // The wallet that runs `cluster up` is the cluster's administrator (names need it).
     let up = Command::new(&clouds)
+        .arg("--wallet")
+        .arg(dir.path().join("bench.wallet"))
         .args(["cluster", "up", "--nodes", "3", "--dir"])
         .arg(dir.path())
         .arg("--objectd")
@@ -105,5 +108,58 @@ pub async fn run() {
         .await
         .print();
 
+    by_name(&clouds, dir.path(), &nodes).await;
+
     let _ = Command::new(&clouds).args(["cluster", "down", "--dir"]).arg(dir.path()).output();
+}
+
+/// A read by name (`bench/x/r`, an object on node 2, asked of node 2): resolved and invoked
+/// in one request, next to the client resolving it step by step first (as `clouds invoke`
+/// did before), with the round trips each costs.
+async fn by_name(clouds: &std::path::Path, dir: &std::path::Path, nodes: &[SocketAddr]) {
+    let wallet = dir.join("bench.wallet");
+    let create = Command::new(clouds)
+        .arg("--node")
+        .arg(nodes[0].to_string())
+        .arg("--wallet")
+        .arg(&wallet)
+        .args(["create", "Relay", "--on", "2", "--name", "bench/x/r"])
+        .output()
+        .expect("clouds create");
+    if !create.status.success() {
+        // Only the administrator (the wallet that ran `cluster up`) reaches the root.
+        println!("\n(by-name rows skipped: {})", String::from_utf8_lossy(&create.stderr).trim());
+        return;
+    }
+    let wallet = std::sync::Arc::new(client::Wallet::open(&wallet).expect("wallet"));
+    let client = Client::connect_with(nodes[1], client::CONNECT_TIMEOUT, wallet).await.expect("connect");
+    let path: naming::Path = "bench/x/r".parse().expect("path");
+    let (one, before) = (client.clone(), client.requests_sent());
+    let p = path.clone();
+    client.invoke_path_json(&p, "visits", &[], None, false).await.expect("by name");
+    let trips = client.requests_sent() - before;
+    let one = measure_concurrent("read by name a/b/c, one request (resolved on the node)", 1, RUN, move |_| {
+        let (client, path) = (one.clone(), path.clone());
+        async move {
+            client.invoke_path_json(&path, "visits", &[], None, false).await.expect("by name");
+        }
+    })
+    .await;
+    let step = client.clone();
+    let path: naming::Path = "bench/x/r".parse().expect("path");
+    let before = client.requests_sent();
+    let steps = move |_| {
+        let (client, path) = (step.clone(), path.clone());
+        async move {
+            let root = RawRef::new(client.status().await.expect("status").root);
+            let entry = naming::resolve(&client.ctx(), &root, &path).await.expect("resolve");
+            client.invoke_json(&entry.raw(), "visits", &[], None).await.expect("invoke");
+        }
+    };
+    steps(0).await;
+    let step_trips = client.requests_sent() - before;
+    let stepwise = measure_concurrent("read by name a/b/c, resolved step by step first", 1, RUN, steps).await;
+    one.print();
+    stepwise.print();
+    println!("\nround trips of one call by name: {trips} (one request) vs {step_trips} (step by step)");
 }
