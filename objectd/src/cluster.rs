@@ -6,7 +6,7 @@ use crate::engine::Peers;
 use crate::membership::Membership;
 use clouds::{BoxFuture, InvokeError, NodeId};
 use protocol::pool::Endpoint;
-use protocol::{Credentials, Identity, NodeView, Pool, RequestBody, Response};
+use protocol::{Connection, Credentials, Identity, NodeView, Pool, RequestBody, Response};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +38,12 @@ impl Cluster {
         }
     }
 
-    async fn send_to(&self, node: NodeId, body: RequestBody, within: Duration) -> Response {
+    /// A connection to `node`: pooled (the watcher keeps only live incarnations there), or
+    /// opened to the incarnation membership reports now.
+    async fn connection(&self, node: NodeId, within: Duration) -> Result<Connection, InvokeError> {
+        if let Some(conn) = self.pool.pooled(node) {
+            return Ok(conn);
+        }
         let Some(view) = self.membership.peer(node).await else {
             return Err(InvokeError::Unavailable {
                 node: node.to_string(),
@@ -46,19 +51,22 @@ impl Cluster {
             });
         };
         let to = Endpoint { node, generation: view.generation, addr: view.addr };
-        let credentials = Credentials::Node(&self.identity);
-        let (conn, _) = match self.pool.get(to, within.min(CONNECT), credentials, true).await {
-            Ok(c) => c,
+        match self.pool.get(to, within.min(CONNECT), Credentials::Node(&self.identity), true).await {
+            Ok((conn, _)) => Ok(conn),
             Err(e) => {
                 self.membership.mark_unreachable(node);
-                return Err(e);
+                Err(e)
             }
-        };
+        }
+    }
+
+    async fn send_to(&self, node: NodeId, body: RequestBody, within: Duration) -> Response {
+        let conn = self.connection(node, within).await?;
         match conn.send(body, within).await {
             Err(reason) => {
                 self.pool.forget(node);
                 self.membership.mark_unreachable(node);
-                Err(InvokeError::Unavailable { node: format!("{node} at {}", view.addr), reason })
+                Err(InvokeError::Unavailable { node: format!("{node} at {}", conn.addr()), reason })
             }
             Ok(answer) => {
                 self.membership.mark_reachable(node);

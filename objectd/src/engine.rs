@@ -87,6 +87,8 @@ struct Inner {
     durability: Durability,
     /// The root directory, if this node keeps it (it is the root node).
     local_root: Option<ObjectId>,
+    /// The root directory as the root node published it, once learned.
+    remote_root: std::sync::OnceLock<ObjectId>,
     /// The node keeping the cluster's root directory.
     root_node: NodeId,
     /// Where methods read committed pages from.
@@ -135,6 +137,7 @@ impl Engine {
                 durability: config.durability,
                 local_root: root,
                 root_node: config.root_node(),
+                remote_root: std::sync::OnceLock::new(),
                 admin: config.admin.as_deref().map(str::parse).transpose().map_err(InvokeError::invalid)?,
                 peers,
                 locations: Locations::default(),

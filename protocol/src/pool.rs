@@ -27,6 +27,12 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// The pooled connection to `node`, whatever incarnation it leads to: for a pool whose
+    /// owner drops connections to incarnations that ended (`retain`).
+    pub fn pooled(&self, node: NodeId) -> Option<Connection> {
+        self.conns.lock().expect("pool mutex").get(&node).map(|(_, conn)| conn.clone())
+    }
+
     /// A connection to `to`: pooled (`true`), or opened now as `credentials` (`false`),
     /// checking that the server is `to.node` when `check` is set.
     pub async fn get(

@@ -104,14 +104,18 @@ impl Drop for RemoteWait<'_> {
 impl Engine {
     /// The cluster's root directory: kept here, or as the root node publishes it.
     pub async fn root(&self) -> Result<ObjectId, InvokeError> {
-        if let Some(root) = self.inner.local_root {
+        if let Some(root) = self.inner.local_root.or_else(|| self.inner.remote_root.get().copied()) {
             return Ok(root);
         }
         let root_node = self.inner.root_node;
         let nodes = self.inner.peers.nodes().await;
-        nodes.iter().find(|p| p.id == root_node).and_then(|p| p.root).ok_or_else(|| InvokeError::Unavailable {
-            node: root_node.to_string(),
-            reason: "it keeps the root directory and has not been heard from yet".into(),
-        })
+        let root = nodes.iter().find(|p| p.id == root_node).and_then(|p| p.root).ok_or_else(|| {
+            InvokeError::Unavailable {
+                node: root_node.to_string(),
+                reason: "it keeps the root directory and has not been heard from yet".into(),
+            }
+        })?;
+        // The root directory of a cluster never changes: learned once.
+        Ok(*self.inner.remote_root.get_or_init(|| root))
     }
 }
