@@ -13,6 +13,8 @@
 //! - `outcome`: deadline and panic handling, replies recorded under a call id.
 //! - `guard`: the capability check at the door, with its cache of verified chains.
 //! - `names`: invoking by path in one request, resolved on the caller's behalf.
+//! - `migrate`: moving a live object to another node, both ends (`crate::migration`'s
+//!   driver); `faults`: fault points a test arms at each step.
 //! - `lifecycle`: create, delete, describe, revoke, status.
 //! - `route`: where an object is, and taking each request there (the one routing path).
 //! - `pages`: where a method's committed pages are read from (a page source).
@@ -33,6 +35,7 @@ mod backend;
 mod clock;
 mod commit;
 mod deadlock;
+pub mod faults;
 pub use deadlock::WaitEdge;
 pub mod guard;
 pub use guard::Guard;
@@ -41,6 +44,7 @@ pub use peers::Peers;
 pub use route::Origin;
 mod lifecycle;
 mod locks;
+mod migrate;
 mod names;
 mod outcome;
 pub mod pages;
@@ -105,6 +109,18 @@ struct Inner {
     reads_held: Mutex<HashMap<(ThreadId, ObjectId), ReadHold>>,
     /// Who holds and who waits for which object.
     waits: locks::Waits,
+    /// Objects this node is moving out now. The migration maps below are behind std
+    /// `Mutex`es: one operation at a time, never across an `.await`.
+    moving: Mutex<std::collections::HashSet<ObjectId>>,
+    /// Pages commits dirtied since the last copy round, per object under precopy.
+    dirty: Mutex<HashMap<ObjectId, std::collections::BTreeSet<Vec<u8>>>>,
+    /// Moves out whose commit at the target is in doubt: the object is served nowhere.
+    resolving: Mutex<HashMap<ObjectId, NodeId>>,
+    /// Moves in under way: the objects whose chunks this node accepts.
+    incoming: Mutex<std::collections::HashSet<ObjectId>>,
+    /// The armed fault point (tests only).
+    #[cfg(feature = "faults")]
+    faults: Mutex<Option<(faults::Role, crate::migration::Step, Arc<tokio::sync::Notify>)>>,
     /// Checks capabilities and issues them.
     guard: Guard,
     /// The administrator's key: who may have the root directory's capability.
@@ -124,7 +140,7 @@ impl Engine {
     ) -> Result<Engine, InvokeError> {
         let root = prepare_root(config, store.as_ref(), &registry)?;
         let commits = commit::GroupCommit::start(config.durability, store.clone());
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 node: config.id,
                 pages: Arc::new(pages::Local(store.clone())),
@@ -144,9 +160,17 @@ impl Engine {
                 inflight: std::sync::atomic::AtomicU64::new(0),
                 reads_held: Mutex::new(HashMap::new()),
                 waits: Mutex::new(deadlock::WaitGraph::default()),
+                moving: Mutex::new(Default::default()),
+                dirty: Mutex::new(HashMap::new()),
+                resolving: Mutex::new(HashMap::new()),
+                incoming: Mutex::new(Default::default()),
+                #[cfg(feature = "faults")]
+                faults: Mutex::new(None),
                 guard,
             }),
-        })
+        };
+        engine.recover_moves()?;
+        Ok(engine)
     }
 
     pub fn node(&self) -> NodeId {
@@ -250,6 +274,9 @@ impl Engine {
 
     /// Reads the object's committed record and decodes it.
     fn activate(&self, id: ObjectId) -> Result<(Arc<dyn clouds::Class>, Active), InvokeError> {
+        if let Some(e) = self.moving_in_doubt(id) {
+            return Err(e);
+        }
         match self.inner.store.get(id)? {
             None => Err(self.absent(id)),
             Some(Record::Forward { to, .. }) => Err(InvokeError::Moved { id, to }),
@@ -408,6 +435,9 @@ impl Engine {
         if let Err(e) = self.inner.store.commit(&commit) {
             self.reload(slot, &mut active)?;
             return Err(e.into());
+        }
+        if !commit.pages.is_empty() {
+            self.dirtied(slot.id, commit.pages.into_iter().map(|(k, _)| k));
         }
         active.version += 1;
         active.state = SlotState::Live;

@@ -10,6 +10,7 @@
 //! - [`cluster`]: membership plus pooled connections to the other nodes: the `Peers` of a
 //!   real node.
 //! - [`placement`]: where a new object goes (pure).
+//! - [`migration`]: the migration protocol's steps, precopy rule and recovery rule (pure).
 //! - [`rpc`]: the tarpc service: a thin adapter from the wire to the engine.
 //! - [`daemon`]: the `objectd` command line, reusable for custom node binaries.
 //! - [`node`]: composition: open the store, build the engine, serve until shutdown.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod membership;
+pub mod migration;
 pub mod node;
 pub mod placement;
 pub mod registry;

@@ -1,13 +1,15 @@
 //! The messages between clients and nodes. Every request carries `WIRE_VERSION`; a node
 //! refuses a version it does not speak with a clear error instead of misreading it.
 
+use crate::migration::{Chunk, MigrationReport, Resolution, Strategy};
 use crate::placement::Placement;
 use crate::view::NodeView;
 use capability::PublicKey;
 use clouds::{CallId, Cap, ClassInfo, Codec, InvokeError, NodeId, ObjectId, RawRef, ThreadCtx, ThreadId};
 use serde::{Deserialize, Serialize};
 
-/// 3: the node view carries a versioned load vector; invocations may name their target by path.
+/// 3: the node view carries a versioned load vector; invocations may name their target by
+/// path; objects move between nodes (`Migrate`, `Migration`).
 pub const WIRE_VERSION: u16 = 3;
 
 /// One method call by one thread.
@@ -115,6 +117,32 @@ pub enum RequestBody {
     Nodes,
     /// Continue a deadlock search here (node to node).
     Probe(ProbeRequest),
+    /// Move the object to another node. Needs the migrate right.
+    Migrate {
+        target: RawRef,
+        to: NodeId,
+        strategy: Strategy,
+    },
+    /// A step of a move, from the source (or, for `Home`, to the object's home); node to node.
+    Migration(MigrationStep),
+}
+
+/// The node-to-node messages of a move of `id`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum MigrationStep {
+    /// Can the target take an object of `class` whose state has format `format`?
+    Offer { id: ObjectId, class: String, format: u32 },
+    /// A chunk of the object (pages, removed pages, call records): invisible until `Commit`.
+    Chunk { id: ObjectId, chunk: Chunk },
+    /// The record (a `Chunk::Record`): the target installs it, durably, and owns the object.
+    Commit { id: ObjectId, record: Chunk },
+    /// The source does not know whether `Commit` arrived: the target says whether it
+    /// committed, and if not refuses the commit from now on.
+    Resolve { id: ObjectId },
+    /// The move is off: discard what arrived.
+    Abort { id: ObjectId },
+    /// To the object's home: it lives at `at` now.
+    Home { id: ObjectId, at: NodeId },
 }
 
 impl RequestBody {
@@ -122,6 +150,7 @@ impl RequestBody {
     pub fn target(&self) -> Option<ObjectId> {
         match self {
             RequestBody::Invoke(inv) => Some(inv.target),
+            RequestBody::Migrate { target, .. } => Some(target.id),
             RequestBody::Describe(r) | RequestBody::Delete(r) | RequestBody::Revoke { target: r, .. } => Some(r.id),
             _ => None,
         }
@@ -141,6 +170,8 @@ impl RequestBody {
             RequestBody::Status => "status",
             RequestBody::Nodes => "nodes",
             RequestBody::Probe(_) => "probe",
+            RequestBody::Migrate { .. } => "migrate",
+            RequestBody::Migration(_) => "migration step",
         }
     }
 }
@@ -218,6 +249,10 @@ pub enum ResponseBody {
     Nodes(Vec<NodeView>),
     /// The cycle the probe found, if any.
     Probed(Option<Vec<WaitEdge>>),
+    Migrated(MigrationReport),
+    /// A migration step was done (an offer accepted, a chunk installed, the home updated).
+    StepDone,
+    Resolved(Resolution),
 }
 
 pub type Response = Result<ResponseBody, InvokeError>;

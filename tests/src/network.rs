@@ -22,6 +22,7 @@ use clouds::{BoxFuture, Codec, InvokeError, NodeId, ObjectId, Pages, RawRef, Thr
 use objectd::engine::{Guard, Origin, Peers};
 use objectd::store::{Chunk, Commit, Cursor, Intents, Record, StoreError};
 use objectd::{Config, Engine, Registry, SledStore, Store};
+use protocol::migration::{MigrationReport, Strategy};
 use protocol::{Identity, InitialState, Invocation, Liveness, NodeView, Placement, RequestBody, Response};
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
@@ -45,6 +46,8 @@ struct Faults {
 struct Member {
     engine: Engine,
     incarnation: u64,
+    /// Set when the incarnation crashes: requests in flight to it fail then.
+    crashed: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -54,6 +57,9 @@ struct Shared {
     faults: Mutex<Faults>,
     /// Every node that ever joined, so that a crashed one shows as dead.
     known: Mutex<HashSet<NodeId>>,
+    /// The incarnation each node runs now (set before its engine starts, so that what the
+    /// engine sends while it starts, such as recovery, goes out).
+    current: Mutex<HashMap<NodeId, u64>>,
     /// The last incarnation given to a node.
     incarnations: std::sync::atomic::AtomicU64,
     /// Requests delivered per link, for tests that count messages.
@@ -68,8 +74,9 @@ struct Port {
 }
 
 impl Port {
+    /// Whether the sending incarnation is still the node's (it may still be starting).
     fn alive(&self) -> bool {
-        self.shared.members.lock().expect("members").get(&self.from).is_some_and(|m| m.incarnation == self.incarnation)
+        self.shared.current.lock().expect("current").get(&self.from) == Some(&self.incarnation)
     }
 
     async fn deliver(&self, to: NodeId, body: RequestBody, within: Duration) -> Response {
@@ -99,16 +106,23 @@ impl Port {
             }
             tokio::time::sleep(d).await;
         }
-        let Some(engine) = self.shared.members.lock().expect("members").get(&to).map(|m| m.engine.clone()) else {
+        let Some((engine, mut crashed)) =
+            self.shared.members.lock().expect("members").get(&to).map(|m| (m.engine.clone(), m.crashed.subscribe()))
+        else {
             return unavailable("not a live member of the cluster");
         };
         *self.shared.delivered.lock().expect("delivered").entry(link).or_default() += 1;
         // As the RPC layer does: the engine's work runs to its end in a task of its own.
         let work = tokio::spawn(async move { engine.handle(Origin::Node, body).await });
-        let answer = match tokio::time::timeout(within, work).await {
-            Err(_) => return unavailable(&format!("no answer within {} ms", within.as_millis())),
-            Ok(Err(e)) => return Err(InvokeError::Panicked { method: "request".into(), message: e.to_string() }),
-            Ok(Ok(answer)) => answer,
+        let answer = tokio::select! {
+            // The node answered, or the deadline passed.
+            done = tokio::time::timeout(within, work) => match done {
+                Err(_) => return unavailable(&format!("no answer within {} ms", within.as_millis())),
+                Ok(Err(e)) => return Err(InvokeError::Panicked { method: "request".into(), message: e.to_string() }),
+                Ok(Ok(answer)) => answer,
+            },
+            // The node crashed with the request in flight: its connection closes.
+            _ = crashed.wait_for(|c| *c) => return unavailable("the connection closed (the node crashed)"),
         };
         let (cut_back, lose_answer) = {
             let mut faults = self.shared.faults.lock().expect("faults");
@@ -265,12 +279,19 @@ pub struct Network {
     disks: HashMap<NodeId, Disk>,
     /// The user the tests act as: creations give it owner capabilities.
     user: KeyPair,
+    /// The classes of each node.
+    registry: fn(u16) -> Registry,
     _dir: tempfile::TempDir,
 }
 
 impl Network {
-    /// Starts nodes 1..=n.
+    /// Starts nodes 1..=n, each with the standard classes and `Relay`.
     pub async fn start(n: u16) -> Network {
+        Network::start_with(n, |_| Registry::standard().with::<Relay>().expect("registry")).await
+    }
+
+    /// Starts nodes 1..=n, node `i` with the classes `registry(i)` gives.
+    pub async fn start_with(n: u16, registry: fn(u16) -> Registry) -> Network {
         let dir = tempfile::tempdir().expect("temp dir");
         let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
         protocol::identity::init(&dir.path().join("cluster"), &ids).expect("cluster identities");
@@ -278,6 +299,7 @@ impl Network {
             shared: Arc::new(Shared::default()),
             disks: HashMap::new(),
             user: KeyPair::generate(),
+            registry,
             _dir: dir,
         };
         for id in ids {
@@ -308,12 +330,14 @@ impl Network {
         disk.up = Arc::new(AtomicBool::new(true));
         let store = Arc::new(Fenced { inner: disk.store.clone(), up: disk.up.clone() });
         let incarnation = self.shared.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
+        self.shared.current.lock().expect("current").insert(id, incarnation);
         let port = Arc::new(Port { from: id, incarnation, shared: self.shared.clone() });
-        let registry = Registry::standard().with::<Relay>().expect("registry");
+        let registry = (self.registry)(id.0);
         let guard = Guard::new(disk.identity.clone());
         let engine = Engine::start(&disk.config, store, registry, guard, port).await.expect("engine");
         self.shared.known.lock().expect("known").insert(id);
-        self.shared.members.lock().expect("members").insert(id, Member { engine, incarnation });
+        let crashed = tokio::sync::watch::Sender::new(false);
+        self.shared.members.lock().expect("members").insert(id, Member { engine, incarnation, crashed });
     }
 
     /// The engine of a live node.
@@ -357,11 +381,41 @@ impl Network {
         Ok(serde_json::from_slice(&reply.value).expect("a JSON reply"))
     }
 
+    /// Moves `target` to node `to` with `strategy`, asked of node `via`.
+    pub async fn migrate(
+        &self,
+        via: u16,
+        target: &RawRef,
+        to: u16,
+        strategy: Strategy,
+    ) -> Result<MigrationReport, InvokeError> {
+        let body = RequestBody::Migrate { target: target.clone(), to: NodeId(to), strategy };
+        match self.engine(via).handle(Origin::Caller, body).await? {
+            protocol::ResponseBody::Migrated(report) => Ok(report),
+            other => panic!("a migration was answered with {other:?}"),
+        }
+    }
+
+    /// The nodes whose store holds `id` live (exactly one, when no move is under way).
+    pub fn owners(&self, id: ObjectId) -> Vec<u16> {
+        let mut owners: Vec<u16> = self
+            .disks
+            .iter()
+            .filter(|(_, d)| matches!(d.store.get(id), Ok(Some(Record::Live { .. }))))
+            .map(|(n, _)| n.0)
+            .collect();
+        owners.sort();
+        owners
+    }
+
     /// Crashes node `id`: its engine is gone, with everything it held in memory.
     pub fn crash(&mut self, id: u16) {
         let id = NodeId(id);
         self.disks[&id].up.store(false, Ordering::Release);
-        self.shared.members.lock().expect("members").remove(&id);
+        self.shared.current.lock().expect("current").remove(&id);
+        if let Some(member) = self.shared.members.lock().expect("members").remove(&id) {
+            member.crashed.send_replace(true);
+        }
     }
 
     /// Starts node `id` again on what its store committed.

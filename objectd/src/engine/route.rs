@@ -109,12 +109,11 @@ impl Engine {
         }
         let root_node = self.inner.root_node;
         let nodes = self.inner.peers.nodes().await;
-        let root = nodes.iter().find(|p| p.id == root_node).and_then(|p| p.root).ok_or_else(|| {
-            InvokeError::Unavailable {
+        let root =
+            nodes.iter().find(|p| p.id == root_node).and_then(|p| p.root).ok_or_else(|| InvokeError::Unavailable {
                 node: root_node.to_string(),
                 reason: "it keeps the root directory and has not been heard from yet".into(),
-            }
-        })?;
+            })?;
         // The root directory of a cluster never changes: learned once.
         Ok(*self.inner.remote_root.get_or_init(|| root))
     }

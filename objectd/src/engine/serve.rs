@@ -31,6 +31,10 @@ impl Engine {
             RequestBody::Classes => Ok(ResponseBody::Classes(self.classes())),
             RequestBody::Status => self.status().await.map(ResponseBody::Status),
             RequestBody::Nodes => Ok(ResponseBody::Nodes(self.inner.peers.nodes().await)),
+            RequestBody::Migrate { target, to, strategy } => {
+                self.migrate(target, to, strategy).await.map(ResponseBody::Migrated)
+            }
+            RequestBody::Migration(step) => self.migration_step(step).await,
             RequestBody::Probe(p) => Ok(ResponseBody::Probed(self.probe(p.initiator, p.object, p.path).await)),
         }
     }

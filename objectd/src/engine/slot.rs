@@ -4,11 +4,12 @@
 //! slot exists: `table::get_or_load` decodes the committed record outside the table's
 //! mutex and the first activation wins a race, so every slot starts `Live`. Behind the
 //! slot's lock the object is then in one [`SlotState`], and a request that holds the lock
-//! asks [`admit`] what to do. The states the migration and atomic-commit protocols add
-//! (frozen, forwarding, fetching pages, prepared) are rows to add to this table: their
-//! answers are waiting and forwarding.
+//! asks [`admit`] what to do. A move (`engine::migrate`) freezes an object by holding its
+//! write lock, then leaves it `Moved` (callers that waited go on to the target) or, if the
+//! target's commit is in doubt, `InDoubt`. The states still to come (fetching pages lazily,
+//! prepared in an atomic action) are rows to add to this table.
 
-use clouds::{InvokeError, ObjectId};
+use clouds::{InvokeError, NodeId, ObjectId};
 
 /// The state of an activated object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +21,11 @@ pub enum SlotState {
     Stale,
     /// The object was deleted while callers waited for its lock.
     Deleted,
+    /// The object moved to this node while callers waited: they go on there.
+    Moved(NodeId),
+    /// A move to this node was asked to commit and its answer is not known yet: neither
+    /// node may serve the object until the target says whether it committed.
+    InDoubt(NodeId),
 }
 
 /// What a request wants of the object, holding its lock.
@@ -48,10 +54,20 @@ pub enum Admission {
     Refuse(InvokeError),
 }
 
+/// The refusal while a move's commit is in doubt.
+pub fn in_doubt(id: ObjectId, to: NodeId) -> InvokeError {
+    InvokeError::Unavailable {
+        node: to.to_string(),
+        reason: format!("object {id} is moving there and its commit is in doubt until {to} answers"),
+    }
+}
+
 /// What a request that holds the object's lock does, from the slot's state.
 pub fn admit(state: SlotState, id: ObjectId, want: Want) -> Admission {
     match (state, want) {
         (SlotState::Deleted, _) => Admission::Refuse(InvokeError::NotFound { id }),
+        (SlotState::Moved(to), _) => Admission::Refuse(InvokeError::Moved { id, to }),
+        (SlotState::InDoubt(to), _) => Admission::Refuse(in_doubt(id, to)),
         (SlotState::Stale, _) => Admission::Reload,
         (SlotState::Live, Want::Write { recorded: true }) => Admission::Replay,
         (SlotState::Live, _) => Admission::Run,
@@ -61,7 +77,6 @@ pub fn admit(state: SlotState, id: ObjectId, want: Want) -> Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clouds::NodeId;
 
     #[test]
     fn the_admission_table() {
@@ -86,6 +101,16 @@ mod tests {
             (SlotState::Deleted, Want::Delete, not_found()),
             (SlotState::Deleted, Want::Revoke, not_found()),
         ];
+        let moved = || Admission::Refuse(InvokeError::Moved { id, to: NodeId(3) });
+        let doubt = || Admission::Refuse(in_doubt(id, NodeId(3)));
+        let table = table.into_iter().chain([
+            (SlotState::Moved(NodeId(3)), Want::Read, moved()),
+            (SlotState::Moved(NodeId(3)), retry, moved()),
+            (SlotState::Moved(NodeId(3)), Want::Delete, moved()),
+            (SlotState::InDoubt(NodeId(3)), Want::Read, doubt()),
+            (SlotState::InDoubt(NodeId(3)), fresh, doubt()),
+            (SlotState::InDoubt(NodeId(3)), Want::Revoke, doubt()),
+        ]);
         for (state, want, expected) in table {
             assert_eq!(admit(state, id, want), expected, "{state:?} {want:?}");
         }

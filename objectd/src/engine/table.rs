@@ -81,6 +81,12 @@ impl ObjectTable {
         }
     }
 
+    /// Forgets the slot of `id`, whoever holds it (they keep their hold): the next
+    /// activation reads the store again. For objects that moved in or out.
+    pub fn forget(&self, id: ObjectId) {
+        self.slots.lock().expect("table mutex").remove(&id);
+    }
+
     pub fn len(&self) -> usize {
         self.slots.lock().expect("table mutex").len()
     }

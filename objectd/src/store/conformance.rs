@@ -245,6 +245,9 @@ fn export_and_install_move_everything(open: Open) {
     assert!(to.get(id).unwrap().is_none(), "nothing is live before the record is installed");
     to.install(id, last).unwrap();
     assert_eq!(to.get(id).unwrap(), from.get(id).unwrap(), "same record, version and epoch");
+    to.install(id, &Chunk::Removed(vec![49u32.to_be_bytes().to_vec()])).unwrap();
+    assert_eq!(to.page_get(id, &49u32.to_be_bytes()).unwrap(), None, "a page removed at the source goes");
+    to.install(id, &Chunk::Pages(vec![pages[49].clone()])).unwrap();
     assert_eq!(to.page_range(id, Bound::Unbounded, Bound::Unbounded, 100).unwrap(), pages);
     assert_eq!(to.call_reply(id, "call-1").unwrap().as_deref(), Some(&b"reply"[..]));
     assert_eq!(to.count().unwrap(), 1);

@@ -287,6 +287,13 @@ impl Store for SledStore {
     fn install(&self, id: ObjectId, chunk: &Chunk) -> Result<(), StoreError> {
         match chunk {
             Chunk::Pages(pages) => self.insert_all(&self.pages, id, pages.iter().map(|(k, v)| (k.as_slice(), v))),
+            Chunk::Removed(keys) => {
+                let mut batch = sled::Batch::default();
+                for k in keys {
+                    batch.remove(prefixed(id, k));
+                }
+                self.pages.apply_batch(batch).map_err(io)
+            }
             Chunk::Calls(calls) => self.insert_all(&self.calls, id, calls.iter().map(|(k, v)| (k.as_bytes(), v))),
             Chunk::Record { class, version, epoch, state } => {
                 let rec = Record::Live { class: class.clone(), version: *version, epoch: *epoch, state: state.clone() };

@@ -9,27 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A piece of an exported object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Chunk {
-    /// Storage pages, in key order.
-    Pages(Vec<(Vec<u8>, Vec<u8>)>),
-    /// Recorded replies by call id, so that exactly-once holds where the object goes.
-    Calls(Vec<(String, Vec<u8>)>),
-    /// The committed record: always the last chunk.
-    Record { class: String, version: u64, epoch: u64, state: Vec<u8> },
-}
-
-impl Chunk {
-    /// Bytes of payload it carries.
-    pub fn bytes(&self) -> usize {
-        match self {
-            Chunk::Pages(p) => p.iter().map(|(k, v)| k.len() + v.len()).sum(),
-            Chunk::Calls(c) => c.iter().map(|(k, v)| k.len() + v.len()).sum(),
-            Chunk::Record { class, state, .. } => class.len() + state.len() + 16,
-        }
-    }
-}
+pub use protocol::migration::Chunk;
 
 /// Where an export goes on from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 //! - `classes`: the standard classes through the client library, blobs of many pages.
 //! - `cluster`: threads across the nodes of a cluster started with `clouds cluster up`.
 //! - `caps`: capabilities end to end: grants, the attack matrix, references, names.
+//! - `migration`: live objects moving between nodes, with crashes at every protocol step.
 //! - `network`: the cluster in one process, with cut links, lost messages, delays and crashes.
 
 mod caps;
@@ -14,4 +15,5 @@ mod cli;
 mod cluster;
 mod durability;
 mod errors;
+mod migration;
 mod network;

@@ -1,0 +1,506 @@
+//! Moving a live object to another node: the driver of the protocol in `crate::migration`
+//! (the steps, the precopy rule and the recovery rule are there, pure), on both ends.
+//!
+//! Source: intent, offer, precopy rounds (pages dirtied by commits meanwhile are tracked
+//! and sent again), freeze (the write lock: running methods finish first, new calls wait),
+//! the rest of the pages, the call records and the record, commit at the target, forwarding
+//! entry here, home updated, intent dropped. Callers that waited at the freeze find the slot
+//! `Moved` and go on to the target. Target: accepts or refuses the offer, installs chunks
+//! (invisible until the record), commits the record durably (from then on it is the
+//! owner), answers a `Resolve` (committed, or refused for good), discards on `Abort`.
+//! Home: records where the object went.
+
+use super::faults::Role;
+use super::slot::{in_doubt, SlotState};
+use super::table::Slot;
+use super::Engine;
+use crate::migration::{after_round, recover, Precopy, Recovery, Step};
+use crate::store::{Chunk, Cursor};
+use clouds::{InvokeError, NodeId, ObjectId, RawRef, Rights};
+use protocol::migration::{MigrationReport, Resolution, Strategy};
+use protocol::wire::MigrationStep;
+use protocol::{RequestBody, ResponseBody};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::time::{Duration, Instant};
+
+/// Payload per chunk: well inside the 8 MiB frame.
+const CHUNK_BYTES: usize = 1 << 20;
+/// The format version of objects' state this node reads (one for every class so far).
+pub const STATE_FORMAT: u32 = 1;
+/// How long a step's message to another node may take.
+const STEP_WITHIN: Duration = Duration::from_secs(10);
+/// How long the freeze may wait for running methods to finish.
+const FREEZE_WITHIN: Duration = Duration::from_secs(30);
+/// How often, and how many times, a move in doubt asks the target to resolve it.
+const RESOLVE_EVERY: Duration = Duration::from_millis(200);
+const RESOLVE_TRIES: u32 = 3000;
+
+const OUT: &[u8] = b"migrate-out/";
+const IN: &[u8] = b"migrate-in/";
+
+fn key(prefix: &[u8], id: ObjectId) -> Vec<u8> {
+    [prefix, id.as_bytes()].concat()
+}
+
+/// The source's durable record of a move.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Outgoing {
+    to: NodeId,
+    strategy: Strategy,
+    step: Step,
+}
+
+fn unexpected(body: ResponseBody) -> InvokeError {
+    InvokeError::storage(format!("a migration step was answered with {body:?}"))
+}
+
+impl Engine {
+    /// Moves `target` to node `to` with `strategy`; returns once the target owns it and
+    /// this node forwards to it. Needs the migrate right. Calls keep being served during
+    /// the copy; during the freeze they wait, then go on to `to`.
+    pub async fn migrate(
+        &self,
+        target: RawRef,
+        to: NodeId,
+        strategy: Strategy,
+    ) -> Result<MigrationReport, InvokeError> {
+        let id = target.id;
+        let slot = self.inner.table.get_or_load(id, || self.activate(id))?;
+        let epoch = slot.epoch.load(Ordering::Acquire);
+        self.inner.guard.admit(target.cap.as_ref(), id, epoch, Rights::MIGRATE, "migrate")?;
+        if to == self.inner.node {
+            return Err(InvokeError::invalid(format!("object {id} is already on {to}")));
+        }
+        if Some(id) == self.inner.local_root {
+            return Err(InvokeError::invalid("the root directory stays on the root node"));
+        }
+        if !self.inner.moving.lock().expect("moving mutex").insert(id) {
+            return Err(InvokeError::invalid(format!("object {id} is already moving")));
+        }
+        let result = self.move_out(&slot, to, strategy).await;
+        self.inner.moving.lock().expect("moving mutex").remove(&id);
+        self.inner.dirty.lock().expect("dirty mutex").remove(&id);
+        result
+    }
+
+    async fn move_out(&self, slot: &Arc<Slot>, to: NodeId, strategy: Strategy) -> Result<MigrationReport, InvokeError> {
+        let (id, started) = (slot.id, Instant::now());
+        let mut out = Outgoing { to, strategy, step: Step::IntentWritten };
+        self.record_step(id, &mut out, Step::IntentWritten).await?;
+        let class = slot.class.info().name.clone();
+        if let Err(e) = self.step_to(to, MigrationStep::Offer { id, class, format: STATE_FORMAT }).await {
+            self.drop_intent(id)?;
+            return Err(e);
+        }
+        self.record_step(id, &mut out, Step::TargetAccepted).await?;
+        match self.copy_and_switch(slot, &mut out, started).await {
+            Ok(report) => Ok(report),
+            Err((e, Abortable::Yes)) => {
+                let _ = self.step_to(to, MigrationStep::Abort { id }).await;
+                self.drop_intent(id)?;
+                Err(e)
+            }
+            Err((e, Abortable::No)) => Err(e),
+        }
+    }
+
+    /// Copy rounds, freeze, commit at the target, switch. An error before the commit was
+    /// asked is abortable (this node still owns the object); after, it is not.
+    async fn copy_and_switch(
+        &self,
+        slot: &Arc<Slot>,
+        out: &mut Outgoing,
+        started: Instant,
+    ) -> Result<MigrationReport, (InvokeError, Abortable)> {
+        let (id, to, strategy) = (slot.id, out.to, out.strategy);
+        let abortable = |e: InvokeError| (e, Abortable::Yes);
+        let mut bytes = 0u64;
+        let mut rounds = 0u32;
+        if strategy == Strategy::Precopy {
+            self.inner.dirty.lock().expect("dirty mutex").insert(id, BTreeSet::new());
+            bytes += self.send_export(id, to, Cursor::start(), false).await.map_err(abortable)?;
+            rounds = 1;
+            self.record_step(id, out, Step::Copied(rounds)).await.map_err(abortable)?;
+            loop {
+                let dirty = self.inner.dirty.lock().expect("dirty mutex").get(&id).map_or(0, BTreeSet::len);
+                if after_round(strategy, Precopy::default(), rounds, dirty) == crate::migration::AfterRound::Freeze {
+                    break;
+                }
+                bytes += self.send_dirty(id, to).await.map_err(abortable)?;
+                rounds += 1;
+                self.record_step(id, out, Step::Copied(rounds)).await.map_err(abortable)?;
+            }
+        }
+        // The freeze: the write lock waits for running methods; new calls queue behind it.
+        let mut active = tokio::time::timeout(FREEZE_WITHIN, slot.lock.clone().write_owned()).await.map_err(|_| {
+            abortable(InvokeError::DeadlineExceeded {
+                object: id,
+                method: "migrate (freeze)".into(),
+                elapsed_ms: FREEZE_WITHIN.as_millis() as u64,
+            })
+        })?;
+        let frozen = Instant::now();
+        if let super::slot::Admission::Refuse(e) = super::slot::admit(active.state, id, super::slot::Want::Revoke) {
+            return Err(abortable(e));
+        }
+        self.record_step(id, out, Step::Frozen).await.map_err(abortable)?;
+        bytes += match strategy {
+            Strategy::Eager => self.send_export(id, to, Cursor::start(), true).await,
+            Strategy::Precopy => {
+                let dirty = self.send_dirty(id, to).await;
+                let calls = self.send_export(id, to, Cursor::Calls(None), true).await;
+                dirty.and_then(|d| calls.map(|c| c + d))
+            }
+        }
+        .map_err(abortable)?;
+        let record = match self.inner.store.export(id, &Cursor::Record, CHUNK_BYTES).map_err(|e| abortable(e.into()))? {
+            Some((record, _)) => record,
+            None => return Err(abortable(InvokeError::storage("the record did not export"))),
+        };
+        bytes += record.bytes() as u64;
+        self.record_step(id, out, Step::CommitAsked).await.map_err(abortable)?;
+        match self.step_to(to, MigrationStep::Commit { id, record }).await {
+            Ok(()) => {}
+            // Refused: the target did not commit and never will.
+            Err(e @ InvokeError::Invalid { .. }) => return Err(abortable(e)),
+            Err(e) => match self.resolve(id, to, 5).await {
+                Some(Resolution::Committed) => {}
+                Some(Resolution::Aborted) => return Err(abortable(e)),
+                None => {
+                    // Neither node may serve it until the target answers.
+                    active.state = SlotState::InDoubt(to);
+                    self.resolve_later(id, to);
+                    return Err((in_doubt(id, to), Abortable::No));
+                }
+            },
+        }
+        self.record_step(id, out, Step::TargetCommitted).await.map_err(|e| (e, Abortable::No))?;
+        self.forward_here(slot, &mut active.state, to).map_err(|e| (e, Abortable::No))?;
+        self.record_step(id, out, Step::SourceForwarded).await.map_err(|e| (e, Abortable::No))?;
+        drop(active);
+        let freeze_us = frozen.elapsed().as_micros() as u64;
+        if !self.update_home(id, to).await {
+            self.finish_later(id, to);
+        } else {
+            self.record_step(id, out, Step::HomeUpdated).await.map_err(|e| (e, Abortable::No))?;
+            self.drop_intent(id).map_err(|e| (e, Abortable::No))?;
+        }
+        let report = MigrationReport {
+            object: id,
+            from: self.inner.node,
+            to,
+            strategy,
+            bytes,
+            rounds,
+            freeze_us,
+            total_us: started.elapsed().as_micros() as u64,
+        };
+        tracing::info!(%id, %to, %strategy, bytes, rounds, freeze_us, "migrated");
+        Ok(report)
+    }
+
+    /// This node's record becomes a forwarding entry to `to`; waiting callers go there.
+    fn forward_here(&self, slot: &Arc<Slot>, state: &mut SlotState, to: NodeId) -> Result<(), InvokeError> {
+        self.inner.store.forward(slot.id, to)?;
+        self.inner.store.flush()?;
+        *state = SlotState::Moved(to);
+        self.inner.locations.remember(slot.id, to);
+        self.inner.table.remove(slot);
+        Ok(())
+    }
+
+    /// Tells the object's home where it went; `true` once the home knows (or this node, or
+    /// the target, is the home).
+    async fn update_home(&self, id: ObjectId, at: NodeId) -> bool {
+        let home = id.home();
+        if home == self.inner.node || home == at {
+            return true;
+        }
+        self.step_to(home, MigrationStep::Home { id, at }).await.is_ok()
+    }
+
+    /// Sends the export of `id` from `cursor`: up to the call records (`false`) or up to
+    /// the record, calls included (`true`). Returns the payload bytes sent.
+    async fn send_export(&self, id: ObjectId, to: NodeId, mut cursor: Cursor, calls: bool) -> Result<u64, InvokeError> {
+        let mut bytes = 0;
+        loop {
+            if matches!(cursor, Cursor::Record | Cursor::Done) || (!calls && matches!(cursor, Cursor::Calls(_))) {
+                return Ok(bytes);
+            }
+            let Some((chunk, next)) = self.inner.store.export(id, &cursor, CHUNK_BYTES)? else { return Ok(bytes) };
+            bytes += chunk.bytes() as u64;
+            if chunk.bytes() > 0 {
+                self.step_to(to, MigrationStep::Chunk { id, chunk }).await?;
+            }
+            cursor = next;
+        }
+    }
+
+    /// Sends the pages commits dirtied since the last round (and the removal of those
+    /// that were deleted); starts the next dirty set empty.
+    async fn send_dirty(&self, id: ObjectId, to: NodeId) -> Result<u64, InvokeError> {
+        let keys = self.inner.dirty.lock().expect("dirty mutex").get_mut(&id).map(std::mem::take).unwrap_or_default();
+        let (mut pages, mut removed, mut bytes, mut sent) = (Vec::new(), Vec::new(), 0usize, 0u64);
+        for key in keys {
+            match self.inner.store.page_get(id, &key)? {
+                Some(value) => {
+                    bytes += key.len() + value.len();
+                    pages.push((key, value));
+                }
+                None => removed.push(key),
+            }
+            if bytes >= CHUNK_BYTES {
+                sent += bytes as u64;
+                self.step_to(to, MigrationStep::Chunk { id, chunk: Chunk::Pages(std::mem::take(&mut pages)) }).await?;
+                bytes = 0;
+            }
+        }
+        if !pages.is_empty() {
+            sent += bytes as u64;
+            self.step_to(to, MigrationStep::Chunk { id, chunk: Chunk::Pages(pages) }).await?;
+        }
+        if !removed.is_empty() {
+            self.step_to(to, MigrationStep::Chunk { id, chunk: Chunk::Removed(removed) }).await?;
+        }
+        Ok(sent)
+    }
+
+    /// A write committed page changes of `id`: a precopy in progress copies them again.
+    pub(super) fn dirtied(&self, id: ObjectId, keys: impl Iterator<Item = Vec<u8>>) {
+        let mut dirty = self.inner.dirty.lock().expect("dirty mutex");
+        if let Some(set) = dirty.get_mut(&id) {
+            set.extend(keys);
+        }
+    }
+
+    /// Sends one migration step to `node` and expects it done.
+    async fn step_to(&self, node: NodeId, step: MigrationStep) -> Result<(), InvokeError> {
+        match self.inner.peers.send(node, RequestBody::Migration(step), STEP_WITHIN).await? {
+            ResponseBody::StepDone => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Asks `to` up to `tries` times whether it committed `id`.
+    async fn resolve(&self, id: ObjectId, to: NodeId, tries: u32) -> Option<Resolution> {
+        for attempt in 0..tries {
+            if attempt > 0 {
+                tokio::time::sleep(RESOLVE_EVERY).await;
+            }
+            let answer =
+                self.inner.peers.send(to, RequestBody::Migration(MigrationStep::Resolve { id }), STEP_WITHIN).await;
+            if let Ok(ResponseBody::Resolved(r)) = answer {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Resolves a move in doubt in the background, then finishes it or takes the object back.
+    fn resolve_later(&self, id: ObjectId, to: NodeId) {
+        self.inner.resolving.lock().expect("resolving mutex").insert(id, to);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let outcome = engine.resolve(id, to, RESOLVE_TRIES).await;
+            engine.inner.table.forget(id);
+            match outcome {
+                Some(Resolution::Committed) => {
+                    let _ = engine.inner.store.forward(id, to).and_then(|()| engine.inner.store.flush());
+                    engine.inner.locations.remember(id, to);
+                    engine.inner.resolving.lock().expect("resolving mutex").remove(&id);
+                    engine.finish_later(id, to);
+                }
+                Some(Resolution::Aborted) => {
+                    let _ = engine.drop_intent(id);
+                    engine.inner.resolving.lock().expect("resolving mutex").remove(&id);
+                    tracing::info!(%id, %to, "a move in doubt was aborted by the target: the object stays here");
+                }
+                None => {
+                    tracing::error!(%id, %to, "a move in doubt could not be resolved: the object stays unavailable")
+                }
+            }
+        });
+    }
+
+    /// Updates the home in the background until it answers, then drops the intent.
+    fn finish_later(&self, id: ObjectId, to: NodeId) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..RESOLVE_TRIES {
+                if engine.update_home(id, to).await {
+                    let _ = engine.drop_intent(id);
+                    return;
+                }
+                tokio::time::sleep(RESOLVE_EVERY).await;
+            }
+            tracing::error!(%id, %to, "the home of a moved object could not be told where it went");
+        });
+    }
+
+    /// Records that the move of `id` passed `step`, durably, then stops there if a test armed
+    /// a fault at this step.
+    async fn record_step(&self, id: ObjectId, out: &mut Outgoing, step: Step) -> Result<(), InvokeError> {
+        out.step = step;
+        let bytes = serde_json::to_vec(out).map_err(InvokeError::storage)?;
+        self.inner.store.intent_put(&key(OUT, id), &bytes)?;
+        self.inner.store.flush()?;
+        self.fault(Role::Source, step).await;
+        Ok(())
+    }
+
+    fn drop_intent(&self, id: ObjectId) -> Result<(), InvokeError> {
+        self.inner.store.intent_remove(&key(OUT, id))?;
+        Ok(self.inner.store.flush()?)
+    }
+
+    /// Why this node may not serve `id` now, if a move of it is in doubt.
+    pub(super) fn moving_in_doubt(&self, id: ObjectId) -> Option<InvokeError> {
+        self.inner.resolving.lock().expect("resolving mutex").get(&id).map(|to| in_doubt(id, *to))
+    }
+
+    /// After a restart: resumes or aborts every move this node's intents record.
+    pub(super) fn recover_moves(&self) -> Result<(), InvokeError> {
+        for (k, v) in self.inner.store.intents()? {
+            let Some(id) = k.strip_prefix(IN).and_then(|b| b.try_into().ok()).map(ObjectId::from_bytes) else {
+                let Some(id) = k.strip_prefix(OUT).and_then(|b| b.try_into().ok()).map(ObjectId::from_bytes) else {
+                    continue;
+                };
+                let out: Outgoing = serde_json::from_slice(&v).map_err(InvokeError::storage)?;
+                self.recover_outgoing(id, out)?;
+                continue;
+            };
+            // An incoming move cut short by the restart: committed if the record is here;
+            // otherwise its chunks are garbage, and the source aborts or resolves (Aborted).
+            if !matches!(self.inner.store.get(id)?, Some(crate::store::Record::Live { .. })) {
+                self.inner.store.discard(id)?;
+            }
+            self.inner.store.intent_remove(&k)?;
+        }
+        Ok(self.inner.store.flush()?)
+    }
+
+    fn recover_outgoing(&self, id: ObjectId, out: Outgoing) -> Result<(), InvokeError> {
+        tracing::info!(%id, to = %out.to, step = %out.step, "resuming a move after a restart");
+        match recover(out.step) {
+            Recovery::Abort => {
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    let _ = engine.step_to(out.to, MigrationStep::Abort { id }).await;
+                });
+                self.inner.store.intent_remove(&key(OUT, id))?;
+            }
+            Recovery::Resolve => self.resolve_later(id, out.to),
+            Recovery::Finish => {
+                if let Some(crate::store::Record::Live { .. }) = self.inner.store.get(id)? {
+                    self.inner.store.forward(id, out.to)?;
+                }
+                self.inner.locations.remember(id, out.to);
+                self.finish_later(id, out.to);
+            }
+        }
+        Ok(())
+    }
+
+    /// A migration step from another node.
+    pub(super) async fn migration_step(&self, step: MigrationStep) -> Result<ResponseBody, InvokeError> {
+        match step {
+            MigrationStep::Offer { id, class, format } => {
+                let c = self
+                    .inner
+                    .registry
+                    .get(&class)
+                    .map_err(|e| InvokeError::invalid(format!("{} refuses object {id}: {e}", self.inner.node)))?;
+                let _ = c;
+                if format != STATE_FORMAT {
+                    return Err(InvokeError::invalid(format!(
+                        "{} refuses object {id}: its state has format {format}, this node reads {STATE_FORMAT}",
+                        self.inner.node
+                    )));
+                }
+                if let Some(crate::store::Record::Live { .. }) = self.inner.store.get(id)? {
+                    return Err(InvokeError::invalid(format!("{} already has object {id}", self.inner.node)));
+                }
+                self.inner.store.discard(id)?;
+                self.inner.store.intent_put(&key(IN, id), b"receiving")?;
+                self.inner.store.flush()?;
+                self.inner.incoming.lock().expect("incoming mutex").insert(id);
+                Ok(ResponseBody::StepDone)
+            }
+            MigrationStep::Chunk { id, chunk } => {
+                self.receiving(id)?;
+                if matches!(chunk, Chunk::Record { .. }) {
+                    return Err(InvokeError::invalid("the record comes with the commit"));
+                }
+                self.inner.store.install(id, &chunk)?;
+                Ok(ResponseBody::StepDone)
+            }
+            MigrationStep::Commit { id, record } => {
+                self.commit_incoming(id, &record)?;
+                self.inner.table.forget(id);
+                self.inner.locations.remember(id, self.inner.node);
+                self.fault(Role::Target, Step::TargetCommitted).await;
+                Ok(ResponseBody::StepDone)
+            }
+            MigrationStep::Resolve { id } => {
+                let mut incoming = self.inner.incoming.lock().expect("incoming mutex");
+                if let Some(crate::store::Record::Live { .. }) = self.inner.store.get(id)? {
+                    return Ok(ResponseBody::Resolved(Resolution::Committed));
+                }
+                // Not committed: and now never will be.
+                incoming.remove(&id);
+                self.inner.store.discard(id)?;
+                self.inner.store.intent_remove(&key(IN, id))?;
+                Ok(ResponseBody::Resolved(Resolution::Aborted))
+            }
+            MigrationStep::Abort { id } => {
+                let mut incoming = self.inner.incoming.lock().expect("incoming mutex");
+                if incoming.remove(&id) {
+                    self.inner.store.discard(id)?;
+                    self.inner.store.intent_remove(&key(IN, id))?;
+                }
+                Ok(ResponseBody::StepDone)
+            }
+            MigrationStep::Home { id, at } => {
+                self.inner.store.forward(id, at)?;
+                self.inner.store.flush()?;
+                self.inner.locations.remember(id, at);
+                self.fault(Role::Home, Step::HomeUpdated).await;
+                Ok(ResponseBody::StepDone)
+            }
+        }
+    }
+
+    /// Installs the record of a move in, durably. Under the incoming set's lock: a commit
+    /// and a resolve never cross.
+    fn commit_incoming(&self, id: ObjectId, record: &Chunk) -> Result<(), InvokeError> {
+        let mut incoming = self.inner.incoming.lock().expect("incoming mutex");
+        if !incoming.contains(&id) {
+            return Err(InvokeError::invalid(format!(
+                "no move of object {id} is under way on {} (it was aborted or the node restarted)",
+                self.inner.node
+            )));
+        }
+        self.inner.store.install(id, record)?;
+        self.inner.store.intent_remove(&key(IN, id))?;
+        self.inner.store.flush()?;
+        incoming.remove(&id);
+        Ok(())
+    }
+
+    fn receiving(&self, id: ObjectId) -> Result<(), InvokeError> {
+        if self.inner.incoming.lock().expect("incoming mutex").contains(&id) {
+            Ok(())
+        } else {
+            Err(InvokeError::invalid(format!("no move of object {id} is under way on {}", self.inner.node)))
+        }
+    }
+}
+
+/// Whether a failed move can still be called off (this node owns the object).
+enum Abortable {
+    Yes,
+    No,
+}

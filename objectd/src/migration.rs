@@ -1,0 +1,158 @@
+//! The migration protocol as a pure state machine: where a move of one object from its
+//! node S (the source) to a node T (the target) stands, and what the source does next.
+//!
+//! The steps, in order, each a durable fact once passed (the intent in S's store records
+//! the last one, so a restart resumes or aborts from it):
+//!
+//! 1. `IntentWritten`: S recorded that the move began.
+//! 2. `TargetAccepted`: T said it can take the object (it has the class and this format
+//!    version of its state); a refusal ends the move with T's reason, the object served at
+//!    S throughout.
+//! 3. `Copied(round)`: precopy rounds copy the pages while the object keeps serving; pages
+//!    that commits dirtied meanwhile are copied again in the next round.
+//! 4. `Frozen`: S holds the object's write lock (running methods finished first; new calls
+//!    wait) and copies what is left: the dirty pages, the call records, the record.
+//! 5. `TargetCommitted`: T installed the record and made it durable: T is the owner from
+//!    this moment. Before it S is, and S serves nothing while frozen.
+//! 6. `SourceForwarded`: S turned its record into a forwarding entry to T; calls waiting at
+//!    S go on to T.
+//! 7. `HomeUpdated`: the object's home (the node its id names) points to T.
+//!
+//! Recovery after a crash of S follows [`recover`]: before the commit was asked of T, abort
+//! (S is still the owner); once it was asked, ask T to resolve (T either committed, or
+//! refuses any later commit and discards what it got) and finish accordingly; once T
+//! committed, finish the forwarding and the home update.
+
+pub use protocol::migration::{Resolution, Strategy};
+use serde::{Deserialize, Serialize};
+
+/// The named steps of the protocol, as the source's intent records them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Step {
+    IntentWritten,
+    TargetAccepted,
+    Copied(u32),
+    Frozen,
+    /// The commit was asked of T: from here on S no longer knows alone who owns the object.
+    CommitAsked,
+    TargetCommitted,
+    SourceForwarded,
+    HomeUpdated,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::IntentWritten => f.write_str("intent written"),
+            Step::TargetAccepted => f.write_str("target accepted"),
+            Step::Copied(round) => write!(f, "copy round {round}"),
+            Step::Frozen => f.write_str("frozen"),
+            Step::CommitAsked => f.write_str("commit asked"),
+            Step::TargetCommitted => f.write_str("target committed"),
+            Step::SourceForwarded => f.write_str("source forwarded"),
+            Step::HomeUpdated => f.write_str("home updated"),
+        }
+    }
+}
+
+/// When precopy stops copying while the object serves.
+#[derive(Clone, Copy, Debug)]
+pub struct Precopy {
+    /// Freeze once a round leaves at most this many dirty pages.
+    pub small_dirty: usize,
+    /// Freeze after this many rounds whatever is dirty: a hot object converges no further.
+    pub max_rounds: u32,
+}
+
+impl Default for Precopy {
+    fn default() -> Precopy {
+        Precopy { small_dirty: 16, max_rounds: 6 }
+    }
+}
+
+/// What the source does after a copy round that left `dirty` pages to copy again.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AfterRound {
+    /// Copy the dirty pages once more while serving.
+    Again,
+    /// Freeze and copy the rest.
+    Freeze,
+}
+
+/// The precopy rule: another round, or the freeze.
+pub fn after_round(strategy: Strategy, policy: Precopy, round: u32, dirty: usize) -> AfterRound {
+    match strategy {
+        Strategy::Eager => AfterRound::Freeze,
+        Strategy::Precopy if dirty <= policy.small_dirty || round >= policy.max_rounds => AfterRound::Freeze,
+        Strategy::Precopy => AfterRound::Again,
+    }
+}
+
+/// What a source that restarts with a migration intent at `step` does.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// The target never got a commit: the source still owns the object. Tell the target
+    /// to discard what it has, drop the intent, serve.
+    Abort,
+    /// The commit was asked: ask the target to resolve (it committed, or it now refuses
+    /// the commit for good). Serve nothing until it answers.
+    Resolve,
+    /// The target owns the object: make sure the source forwards, then the home.
+    Finish,
+}
+
+/// The pure recovery rule.
+pub fn recover(step: Step) -> Recovery {
+    match step {
+        Step::IntentWritten | Step::TargetAccepted | Step::Copied(_) | Step::Frozen => Recovery::Abort,
+        Step::CommitAsked => Recovery::Resolve,
+        Step::TargetCommitted | Step::SourceForwarded | Step::HomeUpdated => Recovery::Finish,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precopy_rounds_until_the_dirty_set_is_small_or_rounds_run_out() {
+        let p = Precopy { small_dirty: 4, max_rounds: 3 };
+        let table = [
+            (Strategy::Eager, 0, 1000, AfterRound::Freeze),
+            (Strategy::Precopy, 0, 1000, AfterRound::Again),
+            (Strategy::Precopy, 1, 5, AfterRound::Again),
+            (Strategy::Precopy, 1, 4, AfterRound::Freeze),
+            (Strategy::Precopy, 2, 0, AfterRound::Freeze),
+            (Strategy::Precopy, 3, 1000, AfterRound::Freeze),
+        ];
+        for (strategy, round, dirty, expected) in table {
+            assert_eq!(after_round(strategy, p, round, dirty), expected, "{strategy} round {round}, {dirty} dirty");
+        }
+    }
+
+    #[test]
+    fn a_restart_aborts_before_the_commit_was_asked_and_finishes_after_it_was_done() {
+        let table = [
+            (Step::IntentWritten, Recovery::Abort),
+            (Step::TargetAccepted, Recovery::Abort),
+            (Step::Copied(3), Recovery::Abort),
+            (Step::Frozen, Recovery::Abort),
+            (Step::CommitAsked, Recovery::Resolve),
+            (Step::TargetCommitted, Recovery::Finish),
+            (Step::SourceForwarded, Recovery::Finish),
+            (Step::HomeUpdated, Recovery::Finish),
+        ];
+        for (step, expected) in table {
+            assert_eq!(recover(step), expected, "{step}");
+        }
+    }
+
+    #[test]
+    fn steps_are_ordered_as_the_protocol_runs_them() {
+        assert!(Step::IntentWritten < Step::TargetAccepted);
+        assert!(Step::Copied(1) < Step::Copied(2) && Step::Copied(9) < Step::Frozen);
+        assert!(Step::CommitAsked < Step::TargetCommitted && Step::SourceForwarded < Step::HomeUpdated);
+        assert_eq!("precopy".parse::<Strategy>(), Ok(Strategy::Precopy));
+        assert!("lazy".parse::<Strategy>().unwrap_err().contains("expected `eager` or `precopy`"));
+    }
+}

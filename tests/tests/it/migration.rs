@@ -1,0 +1,219 @@
+//! Moving live objects between nodes, on the in-process cluster: both strategies, calls
+//! during a move, refusals, and a crash of the source, the target or the home at every step
+//! of the protocol, after which exactly one node owns the object and nothing committed is
+//! lost.
+
+use clouds::{InvokeError, NodeId, RawRef};
+use objectd::engine::faults::Role;
+use objectd::migration::Step;
+use protocol::migration::Strategy;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tests::network::Network;
+
+const SHORT: Duration = Duration::from_secs(5);
+
+/// Polls `get` through `via` until it answers (a recovery may take a few retries), at most
+/// 10 s.
+async fn settled(net: &Network, via: u16, target: &RawRef) -> Value {
+    for _ in 0..100 {
+        match net.invoke(via, target, "get", json!([]), SHORT).await {
+            Ok(v) => return v,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("the object was not served through node {via} within 10 s");
+}
+
+/// A counter on node 2 moves to node 3 with each strategy: the report says what moved; the
+/// state is intact; every node reaches it there (the old node forwards, the caller's node
+/// remembers); describe names its home and its node; it can move back.
+#[tokio::test]
+async fn a_live_object_moves_and_every_node_finds_it() {
+    for strategy in [Strategy::Eager, Strategy::Precopy] {
+        let net = Network::start(3).await;
+        let counter = net.create(1, "Counter", 2).await;
+        net.invoke(1, &counter, "incr", json!([41]), SHORT).await.unwrap();
+        let report = net.migrate(1, &counter, 3, strategy).await.unwrap();
+        assert_eq!((report.from, report.to, report.strategy), (NodeId(2), NodeId(3), strategy));
+        assert!(report.bytes > 0 && report.freeze_us <= report.total_us, "{report}");
+        assert_eq!(net.owners(counter.id), [3]);
+        for via in [1, 2, 3] {
+            assert_eq!(net.invoke(via, &counter, "incr", json!([1]), SHORT).await.unwrap(), json!(41 + via as i64));
+        }
+        let body = protocol::RequestBody::Describe(counter.clone());
+        let info = net.engine(1).handle(objectd::engine::Origin::Caller, body).await;
+        assert!(
+            matches!(&info, Ok(protocol::ResponseBody::Described(i)) if i.node == NodeId(3) && i.home == NodeId(2)),
+            "describe names the home and the node: {info:?}"
+        );
+        let back = net.migrate(3, &counter, 2, strategy).await.unwrap();
+        assert_eq!(back.to, NodeId(2), "an object moves back to a node it left");
+        assert_eq!(net.owners(counter.id), [2]);
+        assert_eq!(net.invoke(3, &counter, "get", json!([]), SHORT).await.unwrap(), json!(44));
+    }
+}
+
+/// A map of 300 pages moves by precopy while a writer keeps changing it: every write
+/// succeeds (those during the freeze wait, then go to the target), the pages it dirtied are
+/// copied again, and the target ends with exactly the source's last state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_during_a_move_all_succeed_and_none_is_lost() {
+    let net = std::sync::Arc::new(Network::start(3).await);
+    let map = net.create(1, "Map", 2).await;
+    for i in 0..300 {
+        net.invoke(1, &map, "put", json!([format!("k{i:03}"), "x".repeat(200)]), SHORT).await.unwrap();
+    }
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writer = {
+        let (net, map, written) = (net.clone(), map.clone(), written.clone());
+        tokio::spawn(async move {
+            for i in 0..200 {
+                let key = format!("k{:03}", i % 300);
+                net.invoke(1, &map, "put", json!([key, format!("v{i}")]), SHORT)
+                    .await
+                    .expect("a write during the move");
+                written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            written.load(std::sync::atomic::Ordering::SeqCst)
+        })
+    };
+    while written.load(std::sync::atomic::Ordering::SeqCst) < 20 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let report = net.migrate(1, &map, 3, Strategy::Precopy).await.unwrap();
+    let during = written.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(during < 200, "the writes went on while the object moved ({during} of 200 done when it had moved)");
+    assert!(report.rounds >= 1, "{report}");
+    eprintln!("{report}; {during} writes done when it had moved");
+    assert_eq!(writer.await.unwrap(), 200, "no write failed");
+    assert_eq!(net.owners(map.id), [3]);
+    assert_eq!(net.invoke(2, &map, "len", json!([]), SHORT).await.unwrap(), json!(300));
+    for i in 100..200 {
+        let key = format!("k{:03}", i % 300);
+        assert_eq!(net.invoke(3, &map, "get", json!([key]), SHORT).await.unwrap(), json!(format!("v{i}")));
+    }
+    assert_eq!(net.invoke(1, &map, "get", json!(["k250"]), SHORT).await.unwrap(), json!("x".repeat(200)));
+}
+
+/// A target without the class refuses; a target that cannot be reached fails the move;
+/// either way the object was served at its node throughout and stays there. A move needs
+/// the migrate right.
+#[tokio::test]
+async fn a_refused_or_failed_move_leaves_the_object_where_it_was() {
+    let net = Network::start_with(3, |id| {
+        let standard = objectd::Registry::standard();
+        if id == 3 {
+            standard
+        } else {
+            standard.with::<tests::relay::Relay>().unwrap()
+        }
+    })
+    .await;
+    let relay = net.create(1, "Relay", 2).await;
+    let refused = net.migrate(1, &relay, 3, Strategy::Eager).await.unwrap_err();
+    assert!(refused.to_string().contains("node-3 refuses object"), "{refused}");
+    net.cut(2, 1);
+    let unreachable = net.migrate(2, &relay, 1, Strategy::Precopy).await.unwrap_err();
+    assert!(matches!(unreachable, InvokeError::Unavailable { .. }), "{unreachable}");
+    net.recover();
+    assert_eq!(net.owners(relay.id), [2]);
+    assert_eq!(net.invoke(1, &relay, "visits", json!([]), SHORT).await.unwrap(), json!(0));
+    let read_only = RawRef { id: relay.id, cap: None };
+    let denied = net.migrate(1, &read_only, 1, Strategy::Eager).await.unwrap_err();
+    assert!(matches!(denied, InvokeError::Denied { .. }), "{denied}");
+}
+
+/// The source crashes at each step of the protocol (the step made durable, nothing after
+/// it), then restarts: before the commit was asked it aborts and keeps the object; once it
+/// was asked it asks the target, which committed or refuses for good; once the target
+/// committed it finishes. Every time exactly one node owns the object afterwards, every
+/// node reaches it, and the acknowledged writes are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_crash_at_every_step_leaves_exactly_one_owner() {
+    let steps = [
+        (Step::IntentWritten, 2),
+        (Step::TargetAccepted, 2),
+        (Step::Copied(1), 2),
+        (Step::Frozen, 2),
+        (Step::CommitAsked, 2),
+        (Step::TargetCommitted, 3),
+        (Step::SourceForwarded, 3),
+    ];
+    for (step, owner) in steps {
+        eprintln!("crash at {step}");
+        let mut net = Network::start(3).await;
+        let counter = net.create(1, "Counter", 2).await;
+        net.invoke(1, &counter, "incr", json!([7]), SHORT).await.unwrap();
+        let hit = net.engine(2).arm_fault(Role::Source, step);
+        let mover = {
+            let engine = net.engine(1);
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let body =
+                    protocol::RequestBody::Migrate { target: counter, to: NodeId(3), strategy: Strategy::Precopy };
+                engine.handle(objectd::engine::Origin::Caller, body).await
+            })
+        };
+        tokio::time::timeout(SHORT, hit.notified()).await.unwrap_or_else(|_| panic!("reached {step}"));
+        net.crash(2);
+        let _ = mover.await;
+        net.restart(2).await;
+        for via in [1, 2, 3] {
+            assert_eq!(settled(&net, via, &counter).await, json!(7), "after a crash at {step}, through node {via}");
+        }
+        assert_eq!(net.owners(counter.id), [owner], "after a crash at {step}");
+        assert_eq!(net.invoke(2, &counter, "incr", json!([1]), SHORT).await.unwrap(), json!(8), "at {step}");
+        // The object can move again: nothing of the first move is left in the way.
+        let to = if owner == 2 { 3 } else { 2 };
+        net.migrate(1, &counter, to, Strategy::Eager).await.unwrap_or_else(|e| panic!("moving on after {step}: {e}"));
+        assert_eq!(net.owners(counter.id), [to]);
+    }
+}
+
+/// The target crashes right after it committed, before its answer left: the source hears
+/// nothing, asks the restarted target, learns that it committed, and forwards. The home
+/// crashes as it records the new location: it comes back and is told again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_or_home_crash_is_resolved_when_it_comes_back() {
+    let mut net = Network::start(3).await;
+    let counter = net.create(1, "Counter", 2).await;
+    net.invoke(1, &counter, "incr", json!([3]), SHORT).await.unwrap();
+    let hit = net.engine(3).arm_fault(Role::Target, Step::TargetCommitted);
+    let mover = {
+        let engine = net.engine(2);
+        let counter = counter.clone();
+        tokio::spawn(async move {
+            let body = protocol::RequestBody::Migrate { target: counter, to: NodeId(3), strategy: Strategy::Eager };
+            engine.handle(objectd::engine::Origin::Caller, body).await
+        })
+    };
+    tokio::time::timeout(SHORT, hit.notified()).await.expect("the target committed");
+    net.crash(3);
+    net.restart(3).await;
+    let moved = mover.await.unwrap();
+    assert!(moved.is_ok(), "the source resolved the commit with the restarted target: {moved:?}");
+    assert_eq!(net.owners(counter.id), [3]);
+    assert_eq!(settled(&net, 1, &counter).await, json!(3));
+
+    // The home (node 2, which created it) crashes as it records that the object went
+    // from 3 to 1: the move is done; the home is told again once it is back.
+    let hit = net.engine(2).arm_fault(Role::Home, Step::HomeUpdated);
+    let mover = {
+        let engine = net.engine(3);
+        let counter = counter.clone();
+        tokio::spawn(async move {
+            let body = protocol::RequestBody::Migrate { target: counter, to: NodeId(1), strategy: Strategy::Eager };
+            engine.handle(objectd::engine::Origin::Caller, body).await
+        })
+    };
+    tokio::time::timeout(SHORT, hit.notified()).await.expect("the home was told");
+    net.crash(2);
+    assert!(mover.await.unwrap().is_ok(), "the move completes; the home is told later");
+    assert_eq!(net.owners(counter.id), [1]);
+    net.restart(2).await;
+    for via in [1, 2, 3] {
+        assert_eq!(settled(&net, via, &counter).await, json!(3), "through node {via}");
+    }
+    assert_eq!(net.invoke(2, &counter, "incr", json!([1]), SHORT).await.unwrap(), json!(4));
+}
