@@ -70,6 +70,18 @@ pub enum Command {
     },
     /// Show an object: id, class, node, version, size, state, methods.
     Describe { target: String },
+    /// Move a live object to another node (needs the migrate right); calls go on meanwhile.
+    /// Ends with a one-line report: strategy, bytes moved, copy rounds, freeze time, total.
+    Migrate {
+        target: String,
+        /// The node to move it to (`3` or `node-3`).
+        #[arg(long)]
+        to: clouds::NodeId,
+        /// `precopy` (copy while the object serves, freeze for the rest) or `eager`
+        /// (freeze, copy everything).
+        #[arg(long, default_value = "precopy")]
+        strategy: protocol::migration::Strategy,
+    },
     /// List a directory (default: the root).
     Ls { path: Option<String> },
     /// Delete an object (and its name, if given by name).

@@ -36,6 +36,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Invoke { call, args, call_id, trace } => invoke(&client, json, &call, &args, call_id, trace).await,
         Command::Describe { target } => describe(&client, json, &target).await,
+        Command::Migrate { target, to, strategy } => migrate(&client, json, &target, to, strategy).await,
         Command::Ls { path } => ls(&client, json, path.as_deref().unwrap_or("/")).await,
         Command::Rm { target } => rm(&client, &target).await,
         Command::Classes => classes(&client, json).await,
@@ -244,6 +245,23 @@ async fn describe(client: &Client, json: bool, target: &str) -> Result<(), CliEr
     println!("methods:");
     for m in &info.methods.methods {
         println!("  {:<50} {}{}", m.signature(), m.access, if m.is_async { ", async" } else { "" });
+    }
+    Ok(())
+}
+
+async fn migrate(
+    client: &Client,
+    json: bool,
+    target: &str,
+    to: clouds::NodeId,
+    strategy: protocol::migration::Strategy,
+) -> Result<(), CliError> {
+    let (target, _) = resolve(client, &parse_target(target)?).await?;
+    let report = client.migrate(target, to, strategy).await?;
+    if json {
+        print_json(&report);
+    } else {
+        println!("{report}");
     }
     Ok(())
 }

@@ -10,7 +10,8 @@ use crate::backend::ClientBackend;
 use crate::routes::Routes;
 use crate::wallet::{suitability, Wallet};
 use capability::{PublicKey, Token};
-use clouds::{CallId, Cap, ClassInfo, Codec, Ctx, InvokeError, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
+use clouds::{CallId, Cap, ClassInfo, Codec, Ctx, InvokeError, NodeId, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
+use protocol::migration::{MigrationReport, Strategy};
 use protocol::route::{self, Locations};
 use protocol::service::CONNECT_TIMEOUT;
 use protocol::wire::{CreateRequest, Hop, NodeStatus, ObjectInfo, MAX_PRESENTED};
@@ -288,6 +289,17 @@ impl Client {
     pub async fn describe(&self, target: RawRef) -> Result<ObjectInfo, InvokeError> {
         match self.call(RequestBody::Describe(self.with_cap(&target, Rights::READ))).await? {
             ResponseBody::Described(info) => Ok(*info),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Moves the object to node `to` with `strategy` and reports how the move went. Needs
+    /// the migrate right. Calls to the object go on meanwhile (during the freeze they wait,
+    /// then go on to `to`).
+    pub async fn migrate(&self, target: RawRef, to: NodeId, strategy: Strategy) -> Result<MigrationReport, InvokeError> {
+        let target = self.with_cap(&target, Rights::MIGRATE);
+        match self.call(RequestBody::Migrate { target, to, strategy }).await? {
+            ResponseBody::Migrated(report) => Ok(report),
             other => Err(unexpected(other)),
         }
     }

@@ -19,5 +19,6 @@ pub mod wallet;
 
 pub use client::Client;
 pub use protocol::service::CONNECT_TIMEOUT;
+pub use protocol::migration::{MigrationReport, Strategy};
 pub use protocol::{InitialState, Placement};
 pub use wallet::Wallet;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a move copies the object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Freeze, copy everything, switch. The freeze grows with the object's size.
     Eager,
