@@ -44,6 +44,13 @@ run --node "$N3" ls counters
 echo "\$ clouds invoke counters/visits.incr not-a-number   (a bad argument: refused, nothing changes)"
 "$BIN/clouds" --node "$N1" invoke counters/visits.incr not-a-number || echo "   (exit code $?)"
 
+echo "== a live object moves: counters/bonus from node 2 to node 3 (precopy), calls go on"
+run --node "$N1" migrate counters/bonus --to 3
+run --node "$N1" describe counters/bonus
+run --node "$N2" invoke counters/bonus.incr 1
+echo "\$ clouds migrate counters/bonus --to 2 --strategy eager --json   (and back)"
+"$BIN/clouds" --node "$N3" --json migrate counters/bonus --to 2 --strategy eager
+
 echo "== capabilities: Bob, a second user with a wallet of his own, gets read access"
 BOB="$WORK/bob-wallet"
 BOB_KEY=$("$BIN/clouds" --wallet "$BOB" whoami)
