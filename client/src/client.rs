@@ -296,7 +296,12 @@ impl Client {
     /// Moves the object to node `to` with `strategy` and reports how the move went. Needs
     /// the migrate right. Calls to the object go on meanwhile (during the freeze they wait,
     /// then go on to `to`).
-    pub async fn migrate(&self, target: RawRef, to: NodeId, strategy: Strategy) -> Result<MigrationReport, InvokeError> {
+    pub async fn migrate(
+        &self,
+        target: RawRef,
+        to: NodeId,
+        strategy: Strategy,
+    ) -> Result<MigrationReport, InvokeError> {
         let target = self.with_cap(&target, Rights::MIGRATE);
         match self.call(RequestBody::Migrate { target, to, strategy }).await? {
             ResponseBody::Migrated(report) => Ok(report),

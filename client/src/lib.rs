@@ -18,7 +18,7 @@ mod routes;
 pub mod wallet;
 
 pub use client::Client;
-pub use protocol::service::CONNECT_TIMEOUT;
 pub use protocol::migration::{MigrationReport, Strategy};
+pub use protocol::service::CONNECT_TIMEOUT;
 pub use protocol::{InitialState, Placement};
 pub use wallet::Wallet;

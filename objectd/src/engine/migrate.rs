@@ -178,8 +178,9 @@ impl Engine {
             },
         }
         self.record_step(id, out, Step::TargetCommitted).await.map_err(|e| (e, Abortable::No))?;
-        self.forward_here(slot, &mut active.state, to).map_err(|e| (e, Abortable::No))?;
-        self.record_step(id, out, Step::SourceForwarded).await.map_err(|e| (e, Abortable::No))?;
+        out.step = Step::SourceForwarded;
+        self.forward_here(slot, &mut active.state, to, out).map_err(|e| (e, Abortable::No))?;
+        self.fault(Role::Source, Step::SourceForwarded).await;
         drop(active);
         let freeze_us = frozen.elapsed().as_micros() as u64;
         if !self.update_home(id, to).await {
@@ -202,9 +203,17 @@ impl Engine {
         Ok(report)
     }
 
-    /// This node's record becomes a forwarding entry to `to`; waiting callers go there.
-    fn forward_here(&self, slot: &Arc<Slot>, state: &mut SlotState, to: NodeId) -> Result<(), InvokeError> {
+    /// This node's record becomes a forwarding entry to `to` (and the intent says so, in
+    /// the same flush); waiting callers go there.
+    fn forward_here(
+        &self,
+        slot: &Arc<Slot>,
+        state: &mut SlotState,
+        to: NodeId,
+        out: &Outgoing,
+    ) -> Result<(), InvokeError> {
         self.inner.store.forward(slot.id, to)?;
+        self.inner.store.intent_put(&key(OUT, slot.id), &serde_json::to_vec(out).map_err(InvokeError::storage)?)?;
         self.inner.store.flush()?;
         *state = SlotState::Moved(to);
         self.inner.locations.remember(slot.id, to);
@@ -340,20 +349,27 @@ impl Engine {
         });
     }
 
-    /// Records that the move of `id` passed `step`, durably, then stops there if a test armed
-    /// a fault at this step.
+    /// Records that the move of `id` passed `step`, then stops there if a test armed a
+    /// fault at this step. The record is flushed only where recovery would decide otherwise
+    /// than from the step before (`migration::recover`): the first intent, and the commit
+    /// being asked; the steps in between recover alike, and the steps after the commit are
+    /// made durable by the flush of the forwarding entry. The freeze so costs three flushes:
+    /// this one, the target's commit, and the forwarding entry.
     async fn record_step(&self, id: ObjectId, out: &mut Outgoing, step: Step) -> Result<(), InvokeError> {
         out.step = step;
         let bytes = serde_json::to_vec(out).map_err(InvokeError::storage)?;
         self.inner.store.intent_put(&key(OUT, id), &bytes)?;
-        self.inner.store.flush()?;
+        if matches!(step, Step::IntentWritten | Step::CommitAsked) {
+            self.inner.store.flush()?;
+        }
         self.fault(Role::Source, step).await;
         Ok(())
     }
 
+    /// The move is over (done or called off). Not flushed: a restart that still finds the
+    /// intent redoes what is left, which is idempotent (abort, home update).
     fn drop_intent(&self, id: ObjectId) -> Result<(), InvokeError> {
-        self.inner.store.intent_remove(&key(OUT, id))?;
-        Ok(self.inner.store.flush()?)
+        Ok(self.inner.store.intent_remove(&key(OUT, id))?)
     }
 
     /// Why this node may not serve `id` now, if a move of it is in doubt.

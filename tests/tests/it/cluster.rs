@@ -301,7 +301,10 @@ fn clouds_migrate_moves_a_live_object_between_nodes() {
         assert_eq!(c.clouds(node, &["invoke", "m/c.incr", "1"]).json(), json!(5 + node as i64));
     }
     let back = c.clouds(3, &["--json", "migrate", "m/c", "--to", "node-1", "--strategy", "eager"]).json();
-    assert_eq!((back["from"].clone(), back["to"].clone(), back["strategy"].clone()), (json!(3), json!(1), json!("eager")));
+    assert_eq!(
+        (back["from"].clone(), back["to"].clone(), back["strategy"].clone()),
+        (json!(3), json!(1), json!("eager"))
+    );
     assert_eq!(c.clouds(2, &["invoke", "m/c.get"]).json(), json!(8));
     c.clouds(1, &["migrate", "m/c", "--to", "1"]).fails(4, "already on node-1");
 }
