@@ -17,6 +17,7 @@
 //! Sections by name: `node durable tarpc transport blob cluster caps`; none named runs all.
 
 mod cluster;
+mod migrate;
 mod stats;
 
 use clouds::{Codec, RawRef, Rights, ThreadCtx};
@@ -437,5 +438,8 @@ fn main() {
     }
     if wanted("cluster") {
         rt.block_on(cluster::run());
+    }
+    if wanted("migrate") {
+        rt.block_on(migrate::run());
     }
 }

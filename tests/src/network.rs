@@ -408,6 +408,28 @@ impl Network {
         owners
     }
 
+    /// Invokes with arguments already encoded in `codec`; returns the encoded result.
+    pub async fn invoke_encoded(
+        &self,
+        via: u16,
+        target: &RawRef,
+        method: &str,
+        codec: Codec,
+        args: Vec<u8>,
+        deadline: Duration,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let inv = Invocation {
+            thread: ThreadCtx::new(deadline.as_millis() as u64),
+            target: target.id,
+            method: method.into(),
+            codec,
+            args,
+            call_id: None,
+            capability: target.cap.clone(),
+        };
+        Ok(self.engine(via).invoke(inv).await?.value)
+    }
+
     /// Crashes node `id`: its engine is gone, with everything it held in memory.
     pub fn crash(&mut self, id: u16) {
         let id = NodeId(id);
