@@ -109,11 +109,13 @@ pub trait Store: Send + Sync + 'static {
     /// `Record` chunk makes the object live at its version and epoch; that fails with
     /// `AlreadyExists` over a live record (it replaces a forwarding entry).
     fn install(&self, id: ObjectId, chunk: &Chunk) -> Result<(), StoreError>;
-    /// Turns the record of `id` into a forwarding entry to `to` (keeping its revocation
-    /// epoch) and drops its pages and call records, which now live at `to`.
+    /// Turns the record of `id` into a forwarding entry to `to`, keeping its revocation
+    /// epoch. Its pages and call records stay until `discard`: dropping them can take a
+    /// while, and a move does it after the object is served again.
     fn forward(&self, id: ObjectId, to: NodeId) -> Result<(), StoreError>;
-    /// Drops what an install cut short left of `id` (pages, call records) when it has no
-    /// live record here; a live object is left alone.
+    /// Drops the pages and call records of `id` when it has no live record here (what an
+    /// install cut short left, or what a forwarded object left behind); a live object is
+    /// left alone.
     fn discard(&self, id: ObjectId) -> Result<(), StoreError>;
 
     /// Records an intent of a protocol that must outlive a crash (durable at the next

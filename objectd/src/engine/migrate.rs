@@ -183,6 +183,10 @@ impl Engine {
         self.fault(Role::Source, Step::SourceForwarded).await;
         drop(active);
         let freeze_us = frozen.elapsed().as_micros() as u64;
+        // What the object left here is garbage now; dropping it waited for the unfreeze.
+        if let Err(e) = self.inner.store.discard(id) {
+            tracing::warn!(%id, "could not drop the pages a moved object left: {e}");
+        }
         if !self.update_home(id, to).await {
             self.finish_later(id, to);
         } else {
@@ -317,7 +321,8 @@ impl Engine {
             engine.inner.table.forget(id);
             match outcome {
                 Some(Resolution::Committed) => {
-                    let _ = engine.inner.store.forward(id, to).and_then(|()| engine.inner.store.flush());
+                    let store = &engine.inner.store;
+                    let _ = store.forward(id, to).and_then(|()| store.flush()).and_then(|()| store.discard(id));
                     engine.inner.locations.remember(id, to);
                     engine.inner.resolving.lock().expect("resolving mutex").remove(&id);
                     engine.finish_later(id, to);
@@ -413,6 +418,7 @@ impl Engine {
                 if let Some(crate::store::Record::Live { .. }) = self.inner.store.get(id)? {
                     self.inner.store.forward(id, out.to)?;
                 }
+                self.inner.store.discard(id)?;
                 self.inner.locations.remember(id, out.to);
                 self.finish_later(id, out.to);
             }
@@ -451,6 +457,9 @@ impl Engine {
                     return Err(InvokeError::invalid("the record comes with the commit"));
                 }
                 self.inner.store.install(id, &chunk)?;
+                // Flushed as it arrives, so that the commit's flush (in the freeze) has
+                // only the record left to write.
+                self.inner.store.flush()?;
                 Ok(ResponseBody::StepDone)
             }
             MigrationStep::Commit { id, record } => {

@@ -283,6 +283,7 @@ fn forward_and_discard(open: Open) {
     s.commit(&c).unwrap();
     s.forward(id, NodeId(3)).unwrap();
     assert_eq!(s.get(id).unwrap(), Some(Record::Forward { to: NodeId(3), epoch: 2 }));
+    s.discard(id).unwrap();
     assert_eq!(s.page_get(id, b"p").unwrap(), None, "pages went with the object");
     assert_eq!(s.call_reply(id, "k").unwrap(), None);
     assert!(matches!(s.commit(&commit(id, 2, b"c", &[])), Err(StoreError::Forwarded(_))));

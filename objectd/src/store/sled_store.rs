@@ -325,8 +325,7 @@ impl Store for SledStore {
             Some(Record::Live { epoch, .. } | Record::Forward { epoch, .. }) => epoch,
         };
         self.objects.insert(id.as_bytes(), record::encode(&Record::Forward { to, epoch })).map_err(io)?;
-        self.remove_prefix(&self.pages, id)?;
-        self.remove_prefix(&self.calls, id)
+        Ok(())
     }
 
     fn discard(&self, id: ObjectId) -> Result<(), StoreError> {
