@@ -430,6 +430,28 @@ impl Network {
         Ok(self.engine(via).invoke(inv).await?.value)
     }
 
+    /// `invoke` with an idempotency key: a retry with the same key returns the recorded reply.
+    pub async fn invoke_once(
+        &self,
+        via: u16,
+        target: &RawRef,
+        method: &str,
+        args: serde_json::Value,
+        call_id: &str,
+    ) -> Result<serde_json::Value, InvokeError> {
+        let inv = Invocation {
+            thread: ThreadCtx::new(30_000),
+            target: target.id,
+            method: method.into(),
+            codec: Codec::Json,
+            args: serde_json::to_vec(&args).expect("JSON args"),
+            call_id: Some(clouds::CallId(call_id.into())),
+            capability: target.cap.clone(),
+        };
+        let reply = self.engine(via).invoke(inv).await?;
+        Ok(serde_json::from_slice(&reply.value).expect("a JSON reply"))
+    }
+
     /// Crashes node `id`: its engine is gone, with everything it held in memory.
     pub fn crash(&mut self, id: u16) {
         let id = NodeId(id);

@@ -54,6 +54,27 @@ async fn a_live_object_moves_and_every_node_finds_it() {
     }
 }
 
+/// A write with a call id, retried after its object moved, returns the reply recorded before
+/// the move and runs nothing again: call records move with the object. The revocation epoch
+/// moves too: a capability revoked before the move stays void after it.
+#[tokio::test]
+async fn exactly_once_and_revocations_hold_across_a_move() {
+    let net = Network::start(3).await;
+    let counter = net.create(1, "Counter", 2).await;
+    assert_eq!(net.invoke_once(1, &counter, "incr", json!([5]), "dep-17").await.unwrap(), json!(5));
+    let revoked = counter.clone();
+    let body = protocol::RequestBody::Revoke { target: counter.clone(), holder: net.user() };
+    let fresh = match net.engine(1).handle(objectd::engine::Origin::Caller, body).await.unwrap() {
+        protocol::ResponseBody::Capability(cap) => RawRef { id: counter.id, cap: Some(cap) },
+        other => panic!("{other:?}"),
+    };
+    net.migrate(1, &fresh, 3, Strategy::Precopy).await.unwrap();
+    assert_eq!(net.invoke_once(2, &fresh, "incr", json!([5]), "dep-17").await.unwrap(), json!(5), "the recorded reply");
+    assert_eq!(net.invoke(1, &fresh, "get", json!([]), SHORT).await.unwrap(), json!(5), "it ran once");
+    let void = net.invoke(1, &revoked, "get", json!([]), SHORT).await.unwrap_err();
+    assert!(matches!(void, InvokeError::Denied { .. }), "{void}");
+}
+
 /// A map of 300 pages moves by precopy while a writer keeps changing it: every write
 /// succeeds (those during the freeze wait, then go to the target), the pages it dirtied are
 /// copied again, and the target ends with exactly the source's last state.
