@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use capability::{Denied, Restrict, Token};
-use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, ThreadId};
+use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, Strategy, ThreadId};
 use protocol::InitialState;
 use std::ops::Bound;
 use std::time::Duration;
@@ -53,6 +53,19 @@ impl Backend for ClientBackend {
 
     fn create<'a>(&'a self, class: &'a str, state: Vec<u8>) -> BoxFuture<'a, Result<RawRef, InvokeError>> {
         Box::pin(self.client.create(class, InitialState::Encoded(state)))
+    }
+
+    fn migrate<'a>(
+        &'a self,
+        target: &'a RawRef,
+        to: NodeId,
+        strategy: Strategy,
+    ) -> BoxFuture<'a, Result<(), InvokeError>> {
+        Box::pin(async move { self.client.migrate(target.clone(), to, strategy).await.map(|_| ()) })
+    }
+
+    fn migrate_after(&self, _: NodeId) -> Result<(), InvokeError> {
+        Err(InvokeError::invalid("client code runs in no object, so it has nothing to move after its call"))
     }
 
     fn this_ref(&self) -> Result<RawRef, InvokeError> {

@@ -12,6 +12,7 @@ use crate::id::{NodeId, ObjectId, ThreadId};
 use crate::object::{encode_state, Object, ObjectState};
 use crate::reference::{RawRef, Ref};
 use crate::rights::Rights;
+use crate::strategy::Strategy;
 use crate::thread::Frame;
 use crate::BoxFuture;
 use serde::de::DeserializeOwned;
@@ -49,6 +50,15 @@ pub trait Backend: Send + Sync {
     fn attenuate(&self, target: &RawRef, rights: Rights) -> Result<RawRef, InvokeError>;
     /// A reference to the running object with a capability for every right on it.
     fn this_ref(&self) -> Result<RawRef, InvokeError>;
+    /// Moves `target` to node `to` (needs the migrate right); returns once it is there.
+    fn migrate<'a>(
+        &'a self,
+        target: &'a RawRef,
+        to: NodeId,
+        strategy: Strategy,
+    ) -> BoxFuture<'a, Result<(), InvokeError>>;
+    /// Moves the running object to node `to` once the current invocation has committed.
+    fn migrate_after(&self, to: NodeId) -> Result<(), InvokeError>;
     fn page_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError>;
     fn page_put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError>;
     fn page_delete(&self, key: &[u8]) -> Result<(), InvokeError>;
@@ -141,6 +151,20 @@ impl Ctx {
     }
 
     /// `attenuate` for an untyped reference.
+    /// Moves the object `r` refers to to node `to` with `strategy`, and returns once it is
+    /// there; `r` must carry the migrate right. Not for an object the thread is inside of
+    /// (it could not freeze while the thread holds it): use `migrate_to` for this object.
+    pub async fn migrate<T: ObjectState>(&self, r: &Ref<T>, to: NodeId, strategy: Strategy) -> Result<(), InvokeError> {
+        self.backend.migrate(r.raw(), to, strategy).await
+    }
+
+    /// Moves the object whose method is running to node `to`, once this invocation has
+    /// committed (a process that moves itself to reach a resource). The move runs after
+    /// the reply; a move that fails leaves the object where it is.
+    pub fn migrate_to(&self, to: NodeId) -> Result<(), InvokeError> {
+        self.backend.migrate_after(to)
+    }
+
     pub fn attenuate_raw(&self, r: &RawRef, rights: Rights) -> Result<RawRef, InvokeError> {
         self.backend.attenuate(r, rights)
     }

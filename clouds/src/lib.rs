@@ -27,6 +27,7 @@ pub mod id;
 pub mod object;
 pub mod reference;
 pub mod rights;
+pub mod strategy;
 pub mod thread;
 pub mod value;
 
@@ -39,6 +40,7 @@ pub use id::{CallId, NodeId, ObjectId, ThreadId};
 pub use object::{class_of, Access, Class, ClassInfo, Instance, MethodInfo, Object, ParamInfo};
 pub use reference::{RawRef, Ref};
 pub use rights::Rights;
+pub use strategy::Strategy;
 pub use thread::{Frame, ThreadCtx};
 pub use value::Value;
 

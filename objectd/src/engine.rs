@@ -328,6 +328,7 @@ impl Engine {
             method: method.name.clone(),
             writes: (method.access == Access::Write).then(Default::default),
             pages: self.inner.pages.clone(),
+            move_after: Mutex::new(None),
             hops: Mutex::new(Vec::new()),
         }
     }
@@ -364,7 +365,11 @@ impl Engine {
             let backend = Arc::new(self.backend(slot, method, inv, deadline));
             let ctx = Ctx::new(backend.clone());
             let run = hold.instance.read(&ctx, method, inv.codec, &inv.args);
-            guarded(run, inv, method, deadline).await.map(|value| (value, backend.take_hops()))
+            let result = guarded(run, inv, method, deadline).await.map(|value| (value, backend.take_hops()));
+            if let (Ok(_), Some(to)) = (&result, backend.take_move()) {
+                self.move_later(slot.id, to);
+            }
+            result
         };
         if registered {
             self.inner.reads_held.lock().expect("reads mutex").remove(&key);
@@ -446,6 +451,9 @@ impl Engine {
         // a crash could still take back.
         self.inner.commits.durable(ticket).await?;
         drop(active);
+        if let Some(to) = backend.take_move() {
+            self.move_later(slot.id, to);
+        }
         Ok((reply, backend.take_hops()))
     }
 }

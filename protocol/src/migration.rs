@@ -5,35 +5,7 @@
 use clouds::NodeId;
 use serde::{Deserialize, Serialize};
 
-/// How a move copies the object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// Freeze, copy everything, switch. The freeze grows with the object's size.
-    Eager,
-    /// Copy pages while the object serves, again for those dirtied, freeze for the rest.
-    Precopy,
-}
-
-impl std::str::FromStr for Strategy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Strategy, String> {
-        match s {
-            "eager" => Ok(Strategy::Eager),
-            "precopy" => Ok(Strategy::Precopy),
-            other => Err(format!("`{other}` is not a migration strategy; expected `eager` or `precopy`")),
-        }
-    }
-}
-
-impl std::fmt::Display for Strategy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Strategy::Eager => "eager",
-            Strategy::Precopy => "precopy",
-        })
-    }
-}
+pub use clouds::Strategy;
 
 /// A piece of an exported object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -73,6 +73,18 @@ impl Relay {
         Ok((visits, write))
     }
 
+    /// Counts a visit, then moves this object to node `to` once the visit is committed.
+    pub fn go(&mut self, ctx: &Ctx, to: u16) -> Result<u64, InvokeError> {
+        self.visits += 1;
+        ctx.migrate_to(clouds::NodeId(to))?;
+        Ok(self.visits)
+    }
+
+    /// Moves `other` to node `to` from inside this object's method.
+    pub async fn send(&self, ctx: &Ctx, other: Ref<Relay>, to: u16) -> Result<(), InvokeError> {
+        ctx.migrate(&other, clouds::NodeId(to), clouds::Strategy::Eager).await
+    }
+
     pub fn visits(&self) -> u64 {
         self.visits
     }

@@ -3,7 +3,9 @@
 use super::pages::PageSource;
 use super::writeset::WriteSet;
 use super::Engine;
-use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, ThreadCtx, ThreadId};
+use clouds::{
+    Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, Strategy, ThreadCtx, ThreadId,
+};
 use protocol::wire::Hop;
 use protocol::{InitialState, Invocation, Placement};
 use std::ops::Bound;
@@ -24,12 +26,20 @@ pub struct NodeBackend {
     pub writes: Option<Mutex<WriteSet>>,
     /// Where committed pages are read from.
     pub pages: Arc<dyn PageSource>,
+    /// Where the running object moves once the invocation committed (`ctx.migrate_to`).
+    /// std `Mutex`: one set or take at a time.
+    pub move_after: Mutex<Option<NodeId>>,
     /// Path of the nested invocations, when the thread records it. std `Mutex`: one push
     /// at a time, never across an `.await`.
     pub hops: Mutex<Vec<Hop>>,
 }
 
 impl NodeBackend {
+    /// Where the object moves after this invocation, if its method asked.
+    pub fn take_move(&self) -> Option<NodeId> {
+        self.move_after.lock().expect("move mutex").take()
+    }
+
     /// The hops of the nested invocations so far.
     pub fn take_hops(&self) -> Vec<Hop> {
         std::mem::take(&mut *self.hops.lock().expect("hops mutex"))
@@ -103,6 +113,33 @@ impl Backend for NodeBackend {
         // its own, so the node holds the owner capability (and attenuates it on request).
         let owner = self.engine.guard().identity().key.public();
         Box::pin(self.engine.create(class, InitialState::Encoded(state), Placement::Local, owner))
+    }
+
+    fn migrate<'a>(
+        &'a self,
+        target: &'a RawRef,
+        to: NodeId,
+        strategy: Strategy,
+    ) -> BoxFuture<'a, Result<(), InvokeError>> {
+        Box::pin(async move {
+            if self.thread.chain.iter().any(|f| f.object == target.id) {
+                return Err(InvokeError::invalid(format!(
+                    "object {} cannot move while this thread is inside it (it could not freeze); \
+                     from its own methods, use ctx.migrate_to",
+                    target.id
+                )));
+            }
+            let body = protocol::RequestBody::Migrate { target: target.clone(), to, strategy };
+            match self.engine.handle(super::Origin::Caller, body).await? {
+                protocol::ResponseBody::Migrated(_) => Ok(()),
+                other => Err(InvokeError::storage(format!("a migration was answered with {other:?}"))),
+            }
+        })
+    }
+
+    fn migrate_after(&self, to: NodeId) -> Result<(), InvokeError> {
+        *self.move_after.lock().expect("move mutex") = Some(to);
+        Ok(())
     }
 
     fn this_ref(&self) -> Result<RawRef, InvokeError> {

@@ -207,6 +207,24 @@ impl Engine {
         Ok(report)
     }
 
+    /// Moves `id` to `to` once the invocation that asked (`ctx.migrate_to`) has let go of
+    /// it: in a task of its own, with an owner capability the node issues for itself.
+    pub(super) fn move_later(&self, id: ObjectId, to: NodeId) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let epoch = match engine.inner.store.get(id) {
+                Ok(Some(crate::store::Record::Live { epoch, .. })) => epoch,
+                _ => return,
+            };
+            let guard = engine.guard();
+            let cap = guard.issue_owner(id, epoch, guard.identity().key.public());
+            match engine.migrate(RawRef { id, cap: Some(cap) }, to, Strategy::Precopy).await {
+                Ok(report) => tracing::debug!(%report, "moved as its method asked"),
+                Err(e) => tracing::warn!(%id, %to, "the move a method asked for failed: {e}"),
+            }
+        });
+    }
+
     /// This node's record becomes a forwarding entry to `to` (and the intent says so, in
     /// the same flush); waiting callers go there.
     fn forward_here(

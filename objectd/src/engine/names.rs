@@ -9,8 +9,8 @@
 use super::Engine;
 use capability::Token;
 use clouds::{
-    Backend, BoxFuture, Cap, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, Pages, RawRef, Rights, ThreadCtx,
-    ThreadId,
+    Backend, BoxFuture, Cap, Codec, Ctx, Frame, InvokeError, NodeId, ObjectId, Pages, RawRef, Rights, Strategy,
+    ThreadCtx, ThreadId,
 };
 use protocol::wire::MAX_PRESENTED;
 use protocol::{Invocation, PathInvocation, Reply};
@@ -113,6 +113,14 @@ impl Backend for Resolver {
     }
 
     fn this_ref(&self) -> Result<RawRef, InvokeError> {
+        Err(only_lookups())
+    }
+
+    fn migrate<'a>(&'a self, _: &'a RawRef, _: NodeId, _: Strategy) -> BoxFuture<'a, Result<(), InvokeError>> {
+        Box::pin(async { Err(only_lookups()) })
+    }
+
+    fn migrate_after(&self, _: NodeId) -> Result<(), InvokeError> {
         Err(only_lookups())
     }
 

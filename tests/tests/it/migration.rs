@@ -75,6 +75,28 @@ async fn exactly_once_and_revocations_hold_across_a_move() {
     assert!(matches!(void, InvokeError::Denied { .. }), "{void}");
 }
 
+/// A method moves its own object once its call committed (`ctx.migrate_to`), and another
+/// object it holds a capability for (`ctx.migrate`); an object the thread is inside of
+/// cannot be moved from within (it could not freeze).
+#[tokio::test]
+async fn methods_move_their_object_and_others() {
+    let net = Network::start(3).await;
+    let (a, b) = (net.create(1, "Relay", 2).await, net.create(1, "Relay", 2).await);
+    assert_eq!(net.invoke(1, &a, "go", json!([3]), SHORT).await.unwrap(), json!(1));
+    for _ in 0..100 {
+        if net.owners(a.id) == [3] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(net.owners(a.id), [3], "it moved after its call");
+    assert_eq!(net.invoke(2, &a, "visits", json!([]), SHORT).await.unwrap(), json!(1));
+    net.invoke(1, &a, "send", json!([b, 1]), SHORT).await.unwrap();
+    assert_eq!(net.owners(b.id), [1]);
+    let inside = net.invoke(1, &a, "send", json!([a, 2]), SHORT).await.unwrap_err();
+    assert!(inside.to_string().contains("cannot move while this thread is inside it"), "{inside}");
+}
+
 /// A map of 300 pages moves by precopy while a writer keeps changing it: every write
 /// succeeds (those during the freeze wait, then go to the target), the pages it dirtied are
 /// copied again, and the target ends with exactly the source's last state.
