@@ -11,11 +11,11 @@
 //! Home: records where the object went.
 
 use super::faults::Role;
-use super::slot::{in_doubt, SlotState};
+use super::slot::{admit, in_doubt, Admission, SlotState, Want};
 use super::table::Slot;
 use super::Engine;
-use crate::migration::{after_round, recover, Precopy, Recovery, Step};
-use crate::store::{Chunk, Cursor};
+use crate::migration::{after_round, recover, AfterRound, Precopy, Recovery, Step};
+use crate::store::{Chunk, Cursor, Record};
 use clouds::{InvokeError, NodeId, ObjectId, RawRef, Rights};
 use protocol::migration::{MigrationReport, Resolution, Strategy};
 use protocol::wire::MigrationStep;
@@ -126,7 +126,7 @@ impl Engine {
             self.record_step(id, out, Step::Copied(rounds)).await.map_err(abortable)?;
             loop {
                 let dirty = self.inner.dirty.lock().expect("dirty mutex").get(&id).map_or(0, BTreeSet::len);
-                if after_round(strategy, Precopy::default(), rounds, dirty) == crate::migration::AfterRound::Freeze {
+                if after_round(strategy, Precopy::default(), rounds, dirty) == AfterRound::Freeze {
                     break;
                 }
                 bytes += self.send_dirty(id, to).await.map_err(abortable)?;
@@ -143,7 +143,8 @@ impl Engine {
             })
         })?;
         let frozen = Instant::now();
-        if let super::slot::Admission::Refuse(e) = super::slot::admit(active.state, id, super::slot::Want::Revoke) {
+        // A stale slot needs no reload: the move copies the committed record from the store.
+        if let Admission::Refuse(e) = admit(active.state, id, Want::Move) {
             return Err(abortable(e));
         }
         self.record_step(id, out, Step::Frozen).await.map_err(abortable)?;
@@ -213,7 +214,7 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let epoch = match engine.inner.store.get(id) {
-                Ok(Some(crate::store::Record::Live { epoch, .. })) => epoch,
+                Ok(Some(Record::Live { epoch, .. })) => epoch,
                 _ => return,
             };
             let guard = engine.guard();
@@ -402,21 +403,20 @@ impl Engine {
 
     /// After a restart: resumes or aborts every move this node's intents record.
     pub(super) fn recover_moves(&self) -> Result<(), InvokeError> {
+        let id_after = |prefix: &[u8], k: &[u8]| k.strip_prefix(prefix)?.try_into().ok().map(ObjectId::from_bytes);
         for (k, v) in self.inner.store.intents()? {
-            let Some(id) = k.strip_prefix(IN).and_then(|b| b.try_into().ok()).map(ObjectId::from_bytes) else {
-                let Some(id) = k.strip_prefix(OUT).and_then(|b| b.try_into().ok()).map(ObjectId::from_bytes) else {
-                    continue;
-                };
+            if let Some(id) = id_after(OUT, &k) {
                 let out: Outgoing = serde_json::from_slice(&v).map_err(InvokeError::storage)?;
                 self.recover_outgoing(id, out)?;
-                continue;
-            };
-            // An incoming move cut short by the restart: committed if the record is here;
-            // otherwise its chunks are garbage, and the source aborts or resolves (Aborted).
-            if !matches!(self.inner.store.get(id)?, Some(crate::store::Record::Live { .. })) {
-                self.inner.store.discard(id)?;
+            } else if let Some(id) = id_after(IN, &k) {
+                // An incoming move cut short by the restart: committed if the record is
+                // here; otherwise its chunks are garbage, and the source aborts or resolves
+                // (Aborted).
+                if !self.live_here(id)? {
+                    self.inner.store.discard(id)?;
+                }
+                self.inner.store.intent_remove(&k)?;
             }
-            self.inner.store.intent_remove(&k)?;
         }
         Ok(self.inner.store.flush()?)
     }
@@ -433,7 +433,7 @@ impl Engine {
             }
             Recovery::Resolve => self.resolve_later(id, out.to),
             Recovery::Finish => {
-                if let Some(crate::store::Record::Live { .. }) = self.inner.store.get(id)? {
+                if self.live_here(id)? {
                     self.inner.store.forward(id, out.to)?;
                 }
                 self.inner.store.discard(id)?;
@@ -448,19 +448,17 @@ impl Engine {
     pub(super) async fn migration_step(&self, step: MigrationStep) -> Result<ResponseBody, InvokeError> {
         match step {
             MigrationStep::Offer { id, class, format } => {
-                let c = self
-                    .inner
+                self.inner
                     .registry
                     .get(&class)
                     .map_err(|e| InvokeError::invalid(format!("{} refuses object {id}: {e}", self.inner.node)))?;
-                let _ = c;
                 if format != STATE_FORMAT {
                     return Err(InvokeError::invalid(format!(
                         "{} refuses object {id}: its state has format {format}, this node reads {STATE_FORMAT}",
                         self.inner.node
                     )));
                 }
-                if let Some(crate::store::Record::Live { .. }) = self.inner.store.get(id)? {
+                if self.live_here(id)? {
                     return Err(InvokeError::invalid(format!("{} already has object {id}", self.inner.node)));
                 }
                 self.inner.store.discard(id)?;
@@ -489,7 +487,7 @@ impl Engine {
             }
             MigrationStep::Resolve { id } => {
                 let mut incoming = self.inner.incoming.lock().expect("incoming mutex");
-                if let Some(crate::store::Record::Live { .. }) = self.inner.store.get(id)? {
+                if self.live_here(id)? {
                     return Ok(ResponseBody::Resolved(Resolution::Committed));
                 }
                 // Not committed: and now never will be.
@@ -531,6 +529,11 @@ impl Engine {
         self.inner.store.flush()?;
         incoming.remove(&id);
         Ok(())
+    }
+
+    /// Whether this store holds `id` live.
+    fn live_here(&self, id: ObjectId) -> Result<bool, InvokeError> {
+        Ok(matches!(self.inner.store.get(id)?, Some(Record::Live { .. })))
     }
 
     fn receiving(&self, id: ObjectId) -> Result<(), InvokeError> {

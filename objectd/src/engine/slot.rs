@@ -39,6 +39,8 @@ pub enum Want {
     Delete,
     /// Move it to the next revocation epoch.
     Revoke,
+    /// Freeze it to move it to another node.
+    Move,
 }
 
 /// The decision.
@@ -90,6 +92,7 @@ mod tests {
             (SlotState::Live, retry, Admission::Replay),
             (SlotState::Live, Want::Delete, Admission::Run),
             (SlotState::Live, Want::Revoke, Admission::Run),
+            (SlotState::Live, Want::Move, Admission::Run),
             (SlotState::Stale, Want::Read, Admission::Reload),
             (SlotState::Stale, fresh, Admission::Reload),
             (SlotState::Stale, retry, Admission::Reload),
@@ -100,6 +103,7 @@ mod tests {
             (SlotState::Deleted, retry, not_found()),
             (SlotState::Deleted, Want::Delete, not_found()),
             (SlotState::Deleted, Want::Revoke, not_found()),
+            (SlotState::Deleted, Want::Move, not_found()),
         ];
         let moved = || Admission::Refuse(InvokeError::Moved { id, to: NodeId(3) });
         let doubt = || Admission::Refuse(in_doubt(id, NodeId(3)));
@@ -107,6 +111,7 @@ mod tests {
             (SlotState::Moved(NodeId(3)), Want::Read, moved()),
             (SlotState::Moved(NodeId(3)), retry, moved()),
             (SlotState::Moved(NodeId(3)), Want::Delete, moved()),
+            (SlotState::Moved(NodeId(3)), Want::Move, moved()),
             (SlotState::InDoubt(NodeId(3)), Want::Read, doubt()),
             (SlotState::InDoubt(NodeId(3)), fresh, doubt()),
             (SlotState::InDoubt(NodeId(3)), Want::Revoke, doubt()),
