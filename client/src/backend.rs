@@ -3,7 +3,9 @@
 
 use crate::client::Client;
 use capability::{Denied, Restrict, Token};
-use clouds::{Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, Strategy, ThreadId};
+use clouds::{
+    Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, Pages, RawRef, Rights, Strategy, ThreadId,
+};
 use protocol::InitialState;
 use std::ops::Bound;
 use std::time::Duration;
@@ -82,8 +84,8 @@ impl Backend for ClientBackend {
         Ok(RawRef { id: target.id, cap: Some(narrower.to_cap()) })
     }
 
-    fn page_get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {
-        Err(no_object())
+    fn page_get<'a>(&'a self, _: &'a [u8]) -> BoxFuture<'a, Result<Option<Vec<u8>>, InvokeError>> {
+        Box::pin(async { Err(no_object()) })
     }
 
     fn page_put(&self, _: &[u8], _: &[u8]) -> Result<(), InvokeError> {
@@ -94,12 +96,7 @@ impl Backend for ClientBackend {
         Err(no_object())
     }
 
-    fn page_range(
-        &self,
-        _: Bound<Vec<u8>>,
-        _: Bound<Vec<u8>>,
-        _: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError> {
-        Err(no_object())
+    fn page_range(&self, _: Bound<Vec<u8>>, _: Bound<Vec<u8>>, _: usize) -> BoxFuture<'_, Result<Pages, InvokeError>> {
+        Box::pin(async { Err(no_object()) })
     }
 }

@@ -59,10 +59,17 @@ pub trait Backend: Send + Sync {
     ) -> BoxFuture<'a, Result<(), InvokeError>>;
     /// Moves the running object to node `to` once the current invocation has committed.
     fn migrate_after(&self, to: NodeId) -> Result<(), InvokeError>;
-    fn page_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError>;
+    /// Reads a page. Asynchronous: a page of an object that arrived by a lazy move may
+    /// still be on the node it came from, and the read fetches it from there.
+    fn page_get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Vec<u8>>, InvokeError>>;
     fn page_put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError>;
     fn page_delete(&self, key: &[u8]) -> Result<(), InvokeError>;
-    fn page_range(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, limit: usize) -> Result<Pages, InvokeError>;
+    fn page_range(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Pages, InvokeError>>;
 }
 
 /// A handle on the running thread. Cheap to clone.
@@ -186,14 +193,16 @@ impl std::fmt::Debug for Ctx {
 }
 
 /// Per-object key-value pages, for state too large for one struct. Reads see the
-/// method's own writes; writes are allowed only in write (`&mut self`) methods.
+/// method's own writes; writes are allowed only in write (`&mut self`) methods. Reads are
+/// `async` (a page may have to come from another node, while a lazy move finishes);
+/// writes are buffered until the method commits, so they are not.
 pub struct Storage<'a> {
     backend: &'a dyn Backend,
 }
 
 impl Storage<'_> {
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {
-        self.backend.page_get(key)
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {
+        self.backend.page_get(key).await
     }
 
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError> {
@@ -206,17 +215,17 @@ impl Storage<'_> {
 
     /// Up to `limit` pages with keys in `[start, end)` (`end` `None`: to the last key), in
     /// key order.
-    pub fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Pages, InvokeError> {
+    pub async fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Pages, InvokeError> {
         let end = match end {
             Some(e) => Bound::Excluded(e.to_vec()),
             None => Bound::Unbounded,
         };
-        self.backend.page_range(Bound::Included(start.to_vec()), end, limit)
+        self.backend.page_range(Bound::Included(start.to_vec()), end, limit).await
     }
 
     /// `get`, decoding a value stored with [`Storage::put_value`].
-    pub fn get_value<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, InvokeError> {
-        match self.get(key)? {
+    pub async fn get_value<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, InvokeError> {
+        match self.get(key).await? {
             None => Ok(None),
             Some(bytes) => crate::object::decode_state(&bytes).map(Some),
         }

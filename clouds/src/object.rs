@@ -68,7 +68,14 @@ impl MethodInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassInfo {
     pub name: String,
+    /// The format version of its stored state (`#[object(version = N)]`).
+    #[serde(default = "first_format")]
+    pub format: u32,
     pub methods: Vec<MethodInfo>,
+}
+
+fn first_format() -> u32 {
+    1
 }
 
 impl ClassInfo {
@@ -85,6 +92,8 @@ impl ClassInfo {
 pub trait ObjectState {
     /// The class name objects of this type are registered and created under.
     const CLASS: &'static str;
+    /// The version of the stored state's format (`#[object(version = N)]`, default 1).
+    const FORMAT: u32 = 1;
     /// The generated type that `Ref<Self>` dereferences to; it carries the typed stubs.
     type Stub: crate::reference::StubOf;
 }

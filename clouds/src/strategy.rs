@@ -11,6 +11,9 @@ pub enum Strategy {
     Eager,
     /// Copy pages while the object serves, again for those dirtied, freeze for the rest.
     Precopy,
+    /// Freeze, move the state and the list of pages, switch at once; the target fetches a
+    /// page from the source when a method first touches it, and pulls the rest behind.
+    Lazy,
 }
 
 impl std::str::FromStr for Strategy {
@@ -19,7 +22,8 @@ impl std::str::FromStr for Strategy {
         match s {
             "eager" => Ok(Strategy::Eager),
             "precopy" => Ok(Strategy::Precopy),
-            other => Err(format!("`{other}` is not a migration strategy; expected `eager` or `precopy`")),
+            "lazy" => Ok(Strategy::Lazy),
+            other => Err(format!("`{other}` is not a migration strategy; expected `eager`, `precopy` or `lazy`")),
         }
     }
 }
@@ -29,6 +33,7 @@ impl std::fmt::Display for Strategy {
         f.write_str(match self {
             Strategy::Eager => "eager",
             Strategy::Precopy => "precopy",
+            Strategy::Lazy => "lazy",
         })
     }
 }

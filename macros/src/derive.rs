@@ -10,6 +10,7 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
             "an object class cannot be generic: each class is one concrete type registered by name",
         ));
     }
+    let version = format_version(&input.attrs)?;
     let name = &input.ident;
     let vis = &input.vis;
     let class = name.to_string();
@@ -18,6 +19,7 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
     Ok(quote! {
         impl ::clouds::__private::ObjectState for #name {
             const CLASS: &'static str = #class;
+            const FORMAT: u32 = #version;
             type Stub = #stub;
         }
 
@@ -36,4 +38,25 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
             }
         }
     })
+}
+
+/// The state format version from `#[object(version = N)]` (default 1): a node refuses to
+/// take, by a move, an object whose state has a format its class does not read.
+fn format_version(attrs: &[syn::Attribute]) -> syn::Result<u32> {
+    let mut version = 1u32;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("object")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("version") {
+                let lit: syn::LitInt = meta.value()?.parse()?;
+                version = lit.base10_parse()?;
+                if version == 0 {
+                    return Err(meta.error("the state format version starts at 1"));
+                }
+                Ok(())
+            } else {
+                Err(meta.error("unknown `object` attribute; expected `version = N`"))
+            }
+        })?;
+    }
+    Ok(version)
 }

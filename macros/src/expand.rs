@@ -29,6 +29,7 @@ pub fn expand(item: &ItemImpl, class: &Class) -> TokenStream {
                 fn class_info() -> ::clouds::ClassInfo {
                     ::clouds::ClassInfo {
                         name: <#ident as ::clouds::__private::ObjectState>::CLASS.to_string(),
+                        format: <#ident as ::clouds::__private::ObjectState>::FORMAT,
                         methods: ::std::vec![#(#infos),*],
                     }
                 }

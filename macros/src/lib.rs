@@ -47,8 +47,10 @@ mod expand;
 mod ir;
 mod parse;
 
-/// Makes a struct the state of a class. See the crate docs.
-#[proc_macro_derive(Object)]
+/// Makes a struct the state of a class. See the crate docs. `#[object(version = N)]`
+/// (default 1) names the format of its stored state: bump it when the struct changes in a
+/// way old nodes cannot read, and a move to a node with another format is refused.
+#[proc_macro_derive(Object, attributes(object))]
 pub fn derive_object(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     derive::expand(&input).unwrap_or_else(syn::Error::into_compile_error).into()

@@ -43,14 +43,14 @@ pub const MAX_LIST: u32 = 10_000;
 #[methods]
 #[allow(clippy::len_without_is_empty)] // `len` is an object method; see stdobjects
 impl Directory {
-    pub fn lookup(&self, ctx: &Ctx, name: String) -> Result<Option<Entry>, InvokeError> {
-        ctx.storage().get_value(name.as_bytes())
+    pub async fn lookup(&self, ctx: &Ctx, name: String) -> Result<Option<Entry>, InvokeError> {
+        ctx.storage().get_value(name.as_bytes()).await
     }
 
     /// Binds `name`; fails if it is bound already.
-    pub fn bind(&mut self, ctx: &Ctx, name: String, entry: Entry) -> Result<(), InvokeError> {
+    pub async fn bind(&mut self, ctx: &Ctx, name: String, entry: Entry) -> Result<(), InvokeError> {
         validate_component(&name).map_err(|reason| InvokeError::app(NameError::InvalidName { reason }))?;
-        if let Some(existing) = ctx.storage().get_value::<Entry>(name.as_bytes())? {
+        if let Some(existing) = ctx.storage().get_value::<Entry>(name.as_bytes()).await? {
             return Err(InvokeError::app(NameError::AlreadyBound { name, id: existing.id }));
         }
         ctx.storage().put_value(name.as_bytes(), &entry)?;
@@ -59,8 +59,8 @@ impl Directory {
     }
 
     /// Removes `name`; returns what it was bound to.
-    pub fn unbind(&mut self, ctx: &Ctx, name: String) -> Result<Entry, InvokeError> {
-        let Some(entry) = ctx.storage().get_value::<Entry>(name.as_bytes())? else {
+    pub async fn unbind(&mut self, ctx: &Ctx, name: String) -> Result<Entry, InvokeError> {
+        let Some(entry) = ctx.storage().get_value::<Entry>(name.as_bytes()).await? else {
             return Err(InvokeError::app(NameError::NotBound { name }));
         };
         ctx.storage().delete(name.as_bytes())?;
@@ -70,11 +70,11 @@ impl Directory {
 
     /// Entries after `after` (or from the first), in name order, at most `limit` (and
     /// never more than 10 000).
-    pub fn list(&self, ctx: &Ctx, after: Option<String>, limit: u32) -> Result<Vec<(String, Entry)>, InvokeError> {
+    pub async fn list(&self, ctx: &Ctx, after: Option<String>, limit: u32) -> Result<Vec<(String, Entry)>, InvokeError> {
         let limit = limit.min(MAX_LIST) as usize;
         // A key just after `after`: `after` followed by the smallest byte.
         let start = after.map(|a| [a.as_bytes(), &[0]].concat()).unwrap_or_default();
-        let pages = ctx.storage().range(&start, None, limit)?;
+        let pages = ctx.storage().range(&start, None, limit).await?;
         pages
             .into_iter()
             .map(|(k, v)| Ok((String::from_utf8(k).map_err(InvokeError::storage)?, clouds::object::decode_state(&v)?)))

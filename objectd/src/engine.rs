@@ -95,8 +95,8 @@ struct Inner {
     remote_root: std::sync::OnceLock<ObjectId>,
     /// The node keeping the cluster's root directory.
     root_node: NodeId,
-    /// Where methods read committed pages from.
-    pages: Arc<dyn pages::PageSource>,
+    /// Lazily moved objects whose pages are partly still on the node they came from.
+    residuals: pages::Residuals,
     /// The other nodes (`peers::Alone` for an engine on its own).
     peers: Arc<dyn Peers>,
     /// Where objects are known to be when not at their home (learned from `Moved`).
@@ -111,13 +111,13 @@ struct Inner {
     waits: locks::Waits,
     /// Objects this node is moving out now. The migration maps below are behind std
     /// `Mutex`es: one operation at a time, never across an `.await`.
-    moving: Mutex<std::collections::HashSet<ObjectId>>,
+    moving: Mutex<HashMap<ObjectId, protocol::wire::MoveProgress>>,
     /// Pages commits dirtied since the last copy round, per object under precopy.
     dirty: Mutex<HashMap<ObjectId, std::collections::BTreeSet<Vec<u8>>>>,
     /// Moves out whose commit at the target is in doubt: the object is served nowhere.
     resolving: Mutex<HashMap<ObjectId, NodeId>>,
     /// Moves in under way: the objects whose chunks this node accepts.
-    incoming: Mutex<std::collections::HashSet<ObjectId>>,
+    incoming: Mutex<HashMap<ObjectId, migrate::Incoming>>,
     /// The armed fault point (tests only).
     #[cfg(feature = "faults")]
     faults: Mutex<Option<(faults::Role, crate::migration::Step, Arc<tokio::sync::Notify>)>>,
@@ -143,7 +143,7 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 node: config.id,
-                pages: Arc::new(pages::Local(store.clone())),
+                residuals: pages::Residuals::default(),
                 store,
                 registry,
                 table: ObjectTable::new(config.cache_objects),
@@ -160,16 +160,17 @@ impl Engine {
                 inflight: std::sync::atomic::AtomicU64::new(0),
                 reads_held: Mutex::new(HashMap::new()),
                 waits: Mutex::new(deadlock::WaitGraph::default()),
-                moving: Mutex::new(Default::default()),
+                moving: Mutex::new(HashMap::new()),
                 dirty: Mutex::new(HashMap::new()),
                 resolving: Mutex::new(HashMap::new()),
-                incoming: Mutex::new(Default::default()),
+                incoming: Mutex::new(HashMap::new()),
                 #[cfg(feature = "faults")]
                 faults: Mutex::new(None),
                 guard,
             }),
         };
         engine.recover_moves()?;
+        engine.recover_residuals()?;
         Ok(engine)
     }
 
@@ -327,7 +328,6 @@ impl Engine {
             epoch: slot.epoch.load(std::sync::atomic::Ordering::Acquire),
             method: method.name.clone(),
             writes: (method.access == Access::Write).then(Default::default),
-            pages: self.inner.pages.clone(),
             move_after: Mutex::new(None),
             hops: Mutex::new(Vec::new()),
         }
@@ -437,6 +437,11 @@ impl Engine {
                 return Err(e);
             }
         };
+        // A page still on the node a lazy move came from is fetched before it is written.
+        if let Err(e) = self.pull_written(slot.id, commit.pages.iter().map(|(k, _)| k.as_slice())).await {
+            self.reload(slot, &mut active)?;
+            return Err(e);
+        }
         if let Err(e) = self.inner.store.commit(&commit) {
             self.reload(slot, &mut active)?;
             return Err(e.into());

@@ -17,6 +17,12 @@
 //! 6. `SourceForwarded`: S turned its record into a forwarding entry to T; calls waiting at
 //!    S go on to T.
 //! 7. `HomeUpdated`: the object's home (the node its id names) points to T.
+//! 8. `PullDone` (lazy only): T pulled every page it left on S and released them; S drops
+//!    them. Until then S keeps them, through restarts, and answers T's fetches.
+//!
+//! A lazy move freezes at once, sends the call records and the list of page keys instead
+//! of the pages, and commits: T serves from then on, fetching a page from S the first time
+//! a method touches it (`engine::pages`).
 //!
 //! Recovery after a crash of S follows [`recover`]: before the commit was asked of T, abort
 //! (S is still the owner); once it was asked, ask T to resolve (T either committed, or
@@ -38,6 +44,7 @@ pub enum Step {
     TargetCommitted,
     SourceForwarded,
     HomeUpdated,
+    PullDone,
 }
 
 impl std::fmt::Display for Step {
@@ -51,6 +58,7 @@ impl std::fmt::Display for Step {
             Step::TargetCommitted => f.write_str("target committed"),
             Step::SourceForwarded => f.write_str("source forwarded"),
             Step::HomeUpdated => f.write_str("home updated"),
+            Step::PullDone => f.write_str("lazy pull done"),
         }
     }
 }
@@ -82,14 +90,14 @@ pub enum AfterRound {
 /// The precopy rule: another round, or the freeze.
 pub fn after_round(strategy: Strategy, policy: Precopy, round: u32, dirty: usize) -> AfterRound {
     match strategy {
-        Strategy::Eager => AfterRound::Freeze,
+        Strategy::Eager | Strategy::Lazy => AfterRound::Freeze,
         Strategy::Precopy if dirty <= policy.small_dirty || round >= policy.max_rounds => AfterRound::Freeze,
         Strategy::Precopy => AfterRound::Again,
     }
 }
 
 /// What a source that restarts with a migration intent at `step` does.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recovery {
     /// The target never got a commit: the source still owns the object. Tell the target
     /// to discard what it has, drop the intent, serve.
@@ -98,15 +106,22 @@ pub enum Recovery {
     /// the commit for good). Serve nothing until it answers.
     Resolve,
     /// The target owns the object: make sure the source forwards, then the home.
-    Finish,
+    /// `keep_pages`: a lazy move whose target may still fetch pages from here; they stay
+    /// until it releases them.
+    Finish { keep_pages: bool },
+    /// The target released the pages of a lazy move: drop them, and the intent.
+    Done,
 }
 
 /// The pure recovery rule.
-pub fn recover(step: Step) -> Recovery {
+pub fn recover(strategy: Strategy, step: Step) -> Recovery {
     match step {
         Step::IntentWritten | Step::TargetAccepted | Step::Copied(_) | Step::Frozen => Recovery::Abort,
         Step::CommitAsked => Recovery::Resolve,
-        Step::TargetCommitted | Step::SourceForwarded | Step::HomeUpdated => Recovery::Finish,
+        Step::TargetCommitted | Step::SourceForwarded | Step::HomeUpdated => {
+            Recovery::Finish { keep_pages: strategy == Strategy::Lazy }
+        }
+        Step::PullDone => Recovery::Done,
     }
 }
 
@@ -124,6 +139,7 @@ mod tests {
             (Strategy::Precopy, 1, 4, AfterRound::Freeze),
             (Strategy::Precopy, 2, 0, AfterRound::Freeze),
             (Strategy::Precopy, 3, 1000, AfterRound::Freeze),
+            (Strategy::Lazy, 0, 1000, AfterRound::Freeze),
         ];
         for (strategy, round, dirty, expected) in table {
             assert_eq!(after_round(strategy, p, round, dirty), expected, "{strategy} round {round}, {dirty} dirty");
@@ -132,18 +148,26 @@ mod tests {
 
     #[test]
     fn a_restart_aborts_before_the_commit_was_asked_and_finishes_after_it_was_done() {
+        let finish = Recovery::Finish { keep_pages: false };
+        let keep = Recovery::Finish { keep_pages: true };
         let table = [
-            (Step::IntentWritten, Recovery::Abort),
-            (Step::TargetAccepted, Recovery::Abort),
-            (Step::Copied(3), Recovery::Abort),
-            (Step::Frozen, Recovery::Abort),
-            (Step::CommitAsked, Recovery::Resolve),
-            (Step::TargetCommitted, Recovery::Finish),
-            (Step::SourceForwarded, Recovery::Finish),
-            (Step::HomeUpdated, Recovery::Finish),
+            (Strategy::Precopy, Step::IntentWritten, Recovery::Abort),
+            (Strategy::Precopy, Step::TargetAccepted, Recovery::Abort),
+            (Strategy::Precopy, Step::Copied(3), Recovery::Abort),
+            (Strategy::Eager, Step::Frozen, Recovery::Abort),
+            (Strategy::Lazy, Step::Frozen, Recovery::Abort),
+            (Strategy::Precopy, Step::CommitAsked, Recovery::Resolve),
+            (Strategy::Lazy, Step::CommitAsked, Recovery::Resolve),
+            (Strategy::Precopy, Step::TargetCommitted, finish),
+            (Strategy::Eager, Step::SourceForwarded, finish),
+            (Strategy::Precopy, Step::HomeUpdated, finish),
+            (Strategy::Lazy, Step::TargetCommitted, keep),
+            (Strategy::Lazy, Step::SourceForwarded, keep),
+            (Strategy::Lazy, Step::HomeUpdated, keep),
+            (Strategy::Lazy, Step::PullDone, Recovery::Done),
         ];
-        for (step, expected) in table {
-            assert_eq!(recover(step), expected, "{step}");
+        for (strategy, step, expected) in table {
+            assert_eq!(recover(strategy, step), expected, "{strategy} {step}");
         }
     }
 
@@ -152,7 +176,9 @@ mod tests {
         assert!(Step::IntentWritten < Step::TargetAccepted);
         assert!(Step::Copied(1) < Step::Copied(2) && Step::Copied(9) < Step::Frozen);
         assert!(Step::CommitAsked < Step::TargetCommitted && Step::SourceForwarded < Step::HomeUpdated);
+        assert!(Step::HomeUpdated < Step::PullDone);
         assert_eq!("precopy".parse::<Strategy>(), Ok(Strategy::Precopy));
-        assert!("lazy".parse::<Strategy>().unwrap_err().contains("expected `eager` or `precopy`"));
+        assert_eq!("lazy".parse::<Strategy>(), Ok(Strategy::Lazy));
+        assert!("later".parse::<Strategy>().unwrap_err().contains("expected `eager`, `precopy` or `lazy`"));
     }
 }

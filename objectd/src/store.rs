@@ -87,6 +87,9 @@ pub trait Store: Send + Sync + 'static {
         end: Bound<&[u8]>,
         limit: usize,
     ) -> Result<clouds::Pages, StoreError>;
+    /// Up to `limit` page keys of `id` after `after` (`None`: from the first), in key order,
+    /// without reading the values.
+    fn page_keys(&self, id: ObjectId, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Number of pages and their total bytes.
     fn page_usage(&self, id: ObjectId) -> Result<(u64, u64), StoreError>;
     /// The reply recorded with a commit under this idempotency key.
@@ -122,6 +125,7 @@ pub trait Store: Send + Sync + 'static {
     /// flush), under a key of the protocol's choosing; replaces an earlier one.
     fn intent_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     fn intent_remove(&self, key: &[u8]) -> Result<(), StoreError>;
+    fn intent_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every intent, in key order: what a restart resumes.
     fn intents(&self) -> Result<Intents, StoreError>;
 }

@@ -78,8 +78,8 @@ impl Probe {
         self.order.len()
     }
 
-    pub fn page(&self, ctx: &Ctx, key: String) -> Result<Option<String>, InvokeError> {
-        ctx.storage().get_value(key.as_bytes())
+    pub async fn page(&self, ctx: &Ctx, key: String) -> Result<Option<String>, InvokeError> {
+        ctx.storage().get_value(key.as_bytes()).await
     }
 
     pub fn put_page(&mut self, ctx: &Ctx, key: String, value: String) -> Result<(), InvokeError> {
@@ -446,7 +446,7 @@ async fn methods_create_objects_and_typed_stubs_work_from_client_code() {
     let other: Ref<stdobjects::Counter> = ctx.create(&stdobjects::Counter::default()).await.unwrap();
     other.incr(&ctx, 5).await.unwrap();
     assert_eq!(counter.add_from(&ctx, other.clone()).await.unwrap(), 5);
-    assert!(matches!(ctx.storage().get(b"x"), Err(InvokeError::Invalid { .. })));
+    assert!(matches!(ctx.storage().get(b"x").await, Err(InvokeError::Invalid { .. })));
 
     stop.send(()).unwrap();
     server.await.unwrap();

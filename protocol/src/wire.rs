@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 /// 3: the node view carries a versioned load vector; invocations may name their target by
 /// path; objects move between nodes (`Migrate`, `Migration`).
-pub const WIRE_VERSION: u16 = 3;
+/// 4: lazy moves (`Missing`, `Fetch`, `Release`); the offer names its source and
+/// strategy; `describe` shows a move under way and a lazy move's residual pages.
+pub const WIRE_VERSION: u16 = 4;
 
 /// One method call by one thread.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -130,8 +132,9 @@ pub enum RequestBody {
 /// The node-to-node messages of a move of `id`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum MigrationStep {
-    /// Can the target take an object of `class` whose state has format `format`?
-    Offer { id: ObjectId, class: String, format: u32 },
+    /// Can the target take an object of `class` whose state has format `format`, moving
+    /// from node `from` with `strategy`?
+    Offer { id: ObjectId, class: String, format: u32, from: NodeId, strategy: Strategy },
     /// A chunk of the object (pages, removed pages, call records): invisible until `Commit`.
     Chunk { id: ObjectId, chunk: Chunk },
     /// The record (a `Chunk::Record`): the target installs it, durably, and owns the object.
@@ -143,6 +146,15 @@ pub enum MigrationStep {
     Abort { id: ObjectId },
     /// To the object's home: it lives at `at` now.
     Home { id: ObjectId, at: NodeId },
+    /// A lazy move, in the freeze: keys of pages that stay on the source until the target
+    /// fetches them (in chunks, before `Commit`).
+    Missing { id: ObjectId, keys: Vec<Vec<u8>> },
+    /// From the target of a lazy move to its source: the pages under these keys, as many
+    /// as fit a chunk, in the order asked (answered by `Fetched`).
+    Fetch { id: ObjectId, keys: Vec<Vec<u8>> },
+    /// From the target of a lazy move to its source: every page was pulled; the source
+    /// may drop them, and the move is over.
+    Release { id: ObjectId },
 }
 
 impl RequestBody {
@@ -222,6 +234,46 @@ pub struct ObjectInfo {
     /// The state as JSON text.
     pub state: String,
     pub methods: ClassInfo,
+    /// A move out of this node under way.
+    #[serde(default)]
+    pub moving: Option<MoveProgress>,
+    /// Pages still on the node a lazy move came from.
+    #[serde(default)]
+    pub residual: Option<Residual>,
+}
+
+/// How far a move of an object has come, as its source sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MoveProgress {
+    pub to: NodeId,
+    pub strategy: Strategy,
+    /// The protocol step passed last (`migration::Step`, as text).
+    pub step: String,
+    /// Payload bytes sent so far.
+    pub bytes: u64,
+    /// Of about this many (the object's pages and state when the move began).
+    pub total_bytes: u64,
+    pub rounds: u32,
+}
+
+/// A lazily moved object's dependency on the node it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Residual {
+    pub from: NodeId,
+    /// Pages not pulled yet, of `pages` when the move switched.
+    pub missing: u64,
+    pub pages: u64,
+}
+
+impl Residual {
+    /// The share of pages still on the source, in percent.
+    pub fn percent(&self) -> f64 {
+        if self.pages == 0 {
+            0.0
+        } else {
+            self.missing as f64 * 100.0 / self.pages as f64
+        }
+    }
 }
 
 /// What `status` tells about a node.
@@ -250,6 +302,9 @@ pub enum ResponseBody {
     /// The cycle the probe found, if any.
     Probed(Option<Vec<WaitEdge>>),
     Migrated(MigrationReport),
+    /// Pages a `Fetch` asked for, a prefix of its keys: the value, or `None` for a page
+    /// the source does not have.
+    Fetched(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     /// A migration step was done (an offer accepted, a chunk installed, the home updated).
     StepDone,
     Resolved(Resolution),

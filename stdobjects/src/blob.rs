@@ -28,14 +28,14 @@ impl Blob {
     }
 
     /// Writes `data` at `offset` (past the end: the gap reads as zeros); returns the new length.
-    pub fn write_at(&mut self, ctx: &Ctx, offset: u64, data: Vec<u8>) -> Result<u64, InvokeError> {
+    pub async fn write_at(&mut self, ctx: &Ctx, offset: u64, data: Vec<u8>) -> Result<u64, InvokeError> {
         check_size(data.len() as u64)?;
         let mut pos = offset;
         let mut rest = &data[..];
         while !rest.is_empty() {
             let (page, within) = (pos / PAGE_SIZE, (pos % PAGE_SIZE) as usize);
             let n = rest.len().min(PAGE_SIZE as usize - within);
-            let mut bytes = ctx.storage().get(&index_key(page))?.unwrap_or_default();
+            let mut bytes = ctx.storage().get(&index_key(page)).await?.unwrap_or_default();
             if bytes.len() < within + n {
                 bytes.resize(within + n, 0);
             }
@@ -49,7 +49,7 @@ impl Blob {
     }
 
     /// Up to `len` bytes from `offset` (fewer at the end of the blob).
-    pub fn read_at(&self, ctx: &Ctx, offset: u64, len: u64) -> Result<Vec<u8>, InvokeError> {
+    pub async fn read_at(&self, ctx: &Ctx, offset: u64, len: u64) -> Result<Vec<u8>, InvokeError> {
         check_size(len)?;
         let end = offset.saturating_add(len).min(self.len);
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
@@ -57,7 +57,7 @@ impl Blob {
         while pos < end {
             let (page, within) = (pos / PAGE_SIZE, (pos % PAGE_SIZE) as usize);
             let n = ((end - pos) as usize).min(PAGE_SIZE as usize - within);
-            let bytes = ctx.storage().get(&index_key(page))?.unwrap_or_default();
+            let bytes = ctx.storage().get(&index_key(page)).await?.unwrap_or_default();
             let stored = bytes.get(within..).unwrap_or(&[]);
             let m = stored.len().min(n);
             out.extend_from_slice(&stored[..m]);

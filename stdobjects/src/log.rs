@@ -22,12 +22,12 @@ impl Log {
     }
 
     /// Up to `count` entries (at most 10 000) starting at index `from`.
-    pub fn read(&self, ctx: &Ctx, from: u64, count: u32) -> Result<Vec<Value>, InvokeError> {
+    pub async fn read(&self, ctx: &Ctx, from: u64, count: u32) -> Result<Vec<Value>, InvokeError> {
         let end = from.saturating_add(count.min(MAX_READ) as u64).min(self.len);
         if from >= end {
             return Ok(Vec::new());
         }
-        let pages = ctx.storage().range(&index_key(from), Some(&index_key(end)), (end - from) as usize)?;
+        let pages = ctx.storage().range(&index_key(from), Some(&index_key(end)), (end - from) as usize).await?;
         pages.into_iter().map(|(_, v)| clouds::object::decode_state(&v)).collect()
     }
 

@@ -14,13 +14,13 @@ pub const MAX_RANGE: u32 = 10_000;
 
 #[methods]
 impl Map {
-    pub fn get(&self, ctx: &Ctx, key: String) -> Result<Option<Value>, InvokeError> {
-        ctx.storage().get_value(key.as_bytes())
+    pub async fn get(&self, ctx: &Ctx, key: String) -> Result<Option<Value>, InvokeError> {
+        ctx.storage().get_value(key.as_bytes()).await
     }
 
     /// Inserts or replaces; returns the previous value.
-    pub fn put(&mut self, ctx: &Ctx, key: String, value: Value) -> Result<Option<Value>, InvokeError> {
-        let previous: Option<Value> = ctx.storage().get_value(key.as_bytes())?;
+    pub async fn put(&mut self, ctx: &Ctx, key: String, value: Value) -> Result<Option<Value>, InvokeError> {
+        let previous: Option<Value> = ctx.storage().get_value(key.as_bytes()).await?;
         ctx.storage().put_value(key.as_bytes(), &value)?;
         if previous.is_none() {
             self.len += 1;
@@ -29,8 +29,8 @@ impl Map {
     }
 
     /// Removes a key; returns its value.
-    pub fn remove(&mut self, ctx: &Ctx, key: String) -> Result<Option<Value>, InvokeError> {
-        let previous: Option<Value> = ctx.storage().get_value(key.as_bytes())?;
+    pub async fn remove(&mut self, ctx: &Ctx, key: String) -> Result<Option<Value>, InvokeError> {
+        let previous: Option<Value> = ctx.storage().get_value(key.as_bytes()).await?;
         if previous.is_some() {
             ctx.storage().delete(key.as_bytes())?;
             self.len -= 1;
@@ -44,7 +44,7 @@ impl Map {
 
     /// Entries with `start <= key < end` (`end` null: to the last key), in key order, at
     /// most `limit` of them (and never more than 10 000).
-    pub fn range(
+    pub async fn range(
         &self,
         ctx: &Ctx,
         start: String,
@@ -52,7 +52,7 @@ impl Map {
         limit: u32,
     ) -> Result<Vec<(String, Value)>, InvokeError> {
         let pages =
-            ctx.storage().range(start.as_bytes(), end.as_deref().map(str::as_bytes), limit.min(MAX_RANGE) as usize)?;
+            ctx.storage().range(start.as_bytes(), end.as_deref().map(str::as_bytes), limit.min(MAX_RANGE) as usize).await?;
         pages
             .into_iter()
             .map(|(k, v)| {

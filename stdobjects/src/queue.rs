@@ -22,12 +22,12 @@ impl Queue {
     }
 
     /// Takes from the front; `null` when empty.
-    pub fn pop(&mut self, ctx: &Ctx) -> Result<Option<Value>, InvokeError> {
+    pub async fn pop(&mut self, ctx: &Ctx) -> Result<Option<Value>, InvokeError> {
         if self.head == self.tail {
             return Ok(None);
         }
         let key = index_key(self.head);
-        let value = ctx.storage().get_value(&key)?;
+        let value = ctx.storage().get_value(&key).await?;
         ctx.storage().delete(&key)?;
         self.head += 1;
         Ok(value)

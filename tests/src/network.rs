@@ -219,6 +219,9 @@ impl Store for Fenced {
     fn page_range(&self, id: ObjectId, s: Bound<&[u8]>, e: Bound<&[u8]>, limit: usize) -> Result<Pages, StoreError> {
         self.check()?.page_range(id, s, e, limit)
     }
+    fn page_keys(&self, id: ObjectId, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.check()?.page_keys(id, after, limit)
+    }
     fn page_usage(&self, id: ObjectId) -> Result<(u64, u64), StoreError> {
         self.check()?.page_usage(id)
     }
@@ -257,6 +260,9 @@ impl Store for Fenced {
     }
     fn intent_remove(&self, key: &[u8]) -> Result<(), StoreError> {
         self.check()?.intent_remove(key)
+    }
+    fn intent_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?.intent_get(key)
     }
     fn intents(&self) -> Result<Intents, StoreError> {
         self.check()?.intents()

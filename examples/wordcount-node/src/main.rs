@@ -20,13 +20,13 @@ pub struct WordCount {
 #[methods]
 impl WordCount {
     /// Counts the words of `text`; returns how many it counted.
-    pub fn add(&mut self, ctx: &Ctx, text: String) -> Result<u64, InvokeError> {
+    pub async fn add(&mut self, ctx: &Ctx, text: String) -> Result<u64, InvokeError> {
         let mut n = 0;
         for word in text.split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()) {
             if word.is_empty() {
                 continue;
             }
-            let count: u64 = ctx.storage().get_value(word.as_bytes())?.unwrap_or(0);
+            let count: u64 = ctx.storage().get_value(word.as_bytes()).await?.unwrap_or(0);
             ctx.storage().put_value(word.as_bytes(), &(count + 1))?;
             n += 1;
         }
@@ -34,15 +34,15 @@ impl WordCount {
         Ok(n)
     }
 
-    pub fn count(&self, ctx: &Ctx, word: String) -> Result<u64, InvokeError> {
-        Ok(ctx.storage().get_value(word.to_lowercase().as_bytes())?.unwrap_or(0))
+    pub async fn count(&self, ctx: &Ctx, word: String) -> Result<u64, InvokeError> {
+        Ok(ctx.storage().get_value(word.to_lowercase().as_bytes()).await?.unwrap_or(0))
     }
 
     /// The `n` most frequent words (scans the first 10 000 distinct words).
-    pub fn top(&self, ctx: &Ctx, n: u32) -> Result<Vec<(String, u64)>, InvokeError> {
+    pub async fn top(&self, ctx: &Ctx, n: u32) -> Result<Vec<(String, u64)>, InvokeError> {
         let mut all: Vec<(String, u64)> = ctx
             .storage()
-            .range(b"", None, 10_000)?
+            .range(b"", None, 10_000).await?
             .into_iter()
             .map(|(k, v)| Ok((String::from_utf8_lossy(&k).into_owned(), clouds::object::decode_state(&v)?)))
             .collect::<Result<_, InvokeError>>()?;

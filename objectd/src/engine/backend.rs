@@ -1,15 +1,15 @@
 //! `NodeBackend`: what `Ctx` does for a method running on this node.
 
-use super::pages::PageSource;
 use super::writeset::WriteSet;
 use super::Engine;
 use clouds::{
-    Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, RawRef, Rights, Strategy, ThreadCtx, ThreadId,
+    Backend, BoxFuture, Codec, Frame, InvokeError, NodeId, ObjectId, Pages, RawRef, Rights, Strategy, ThreadCtx,
+    ThreadId,
 };
 use protocol::wire::Hop;
 use protocol::{InitialState, Invocation, Placement};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::time::Instant;
 
 pub struct NodeBackend {
@@ -24,8 +24,6 @@ pub struct NodeBackend {
     /// Page writes of a write method; `None` in a read method. std `Mutex`: held only for
     /// one map operation, never across an `.await`.
     pub writes: Option<Mutex<WriteSet>>,
-    /// Where committed pages are read from.
-    pub pages: Arc<dyn PageSource>,
     /// Where the running object moves once the invocation committed (`ctx.migrate_to`).
     /// std `Mutex`: one set or take at a time.
     pub move_after: Mutex<Option<NodeId>>,
@@ -153,13 +151,14 @@ impl Backend for NodeBackend {
         Ok(RawRef { id: target.id, cap: Some(cap) })
     }
 
-    fn page_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {
+    fn page_get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Vec<u8>>, InvokeError>> {
         if let Some(w) = &self.writes {
             if let Some(change) = w.lock().expect("write set mutex").get(key) {
-                return Ok(change.map(<[u8]>::to_vec));
+                let found = change.map(<[u8]>::to_vec);
+                return Box::pin(async move { Ok(found) });
             }
         }
-        self.pages.get(self.this, key)
+        Box::pin(self.engine.page_get(self.this, key))
     }
 
     fn page_put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError> {
@@ -177,16 +176,16 @@ impl Backend for NodeBackend {
         start: Bound<Vec<u8>>,
         end: Bound<Vec<u8>>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, InvokeError> {
-        let fetch = |n: usize| self.pages.range(self.this, as_ref(&start), as_ref(&end), n);
-        match &self.writes {
-            None => fetch(limit),
-            Some(w) => {
-                let w = w.lock().expect("write set mutex");
-                let committed = fetch(w.fetch_limit(&start, &end, limit))?;
-                Ok(w.merge_range(committed, &start, &end, limit))
-            }
-        }
+    ) -> BoxFuture<'_, Result<Pages, InvokeError>> {
+        Box::pin(async move {
+            let Some(w) = &self.writes else {
+                return self.engine.page_range(self.this, as_ref(&start), as_ref(&end), limit).await;
+            };
+            // The write set's mutex is not held across the read.
+            let fetch_limit = w.lock().expect("write set mutex").fetch_limit(&start, &end, limit);
+            let committed = self.engine.page_range(self.this, as_ref(&start), as_ref(&end), fetch_limit).await?;
+            Ok(w.lock().expect("write set mutex").merge_range(committed, &start, &end, limit))
+        })
     }
 }
 

@@ -198,6 +198,8 @@ impl Engine {
             page_bytes,
             state: c.state_json(&state)?.to_string(),
             methods: c.info().clone(),
+            moving: self.move_progress(id),
+            residual: self.inner.residuals.info(id),
         })
     }
 

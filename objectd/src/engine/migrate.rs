@@ -8,7 +8,8 @@
 //! `Moved` and go on to the target. Target: accepts or refuses the offer, installs chunks
 //! (invisible until the record), commits the record durably (from then on it is the
 //! owner), answers a `Resolve` (committed, or refused for good), discards on `Abort`.
-//! Home: records where the object went.
+//! Home: records where the object went. A lazy move sends the page keys instead of the
+//! pages; the target fetches them afterwards (`engine::pages`) and releases the source.
 
 use super::faults::Role;
 use super::slot::{admit, in_doubt, Admission, SlotState, Want};
@@ -18,7 +19,7 @@ use crate::migration::{after_round, recover, AfterRound, Precopy, Recovery, Step
 use crate::store::{Chunk, Cursor, Record};
 use clouds::{InvokeError, NodeId, ObjectId, RawRef, Rights};
 use protocol::migration::{MigrationReport, Resolution, Strategy};
-use protocol::wire::MigrationStep;
+use protocol::wire::{MigrationStep, MoveProgress};
 use protocol::{RequestBody, ResponseBody};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -27,9 +28,9 @@ use std::sync::Arc;
 use tokio::time::{Duration, Instant};
 
 /// Payload per chunk: well inside the 8 MiB frame.
-const CHUNK_BYTES: usize = 1 << 20;
-/// The format version of objects' state this node reads (one for every class so far).
-pub const STATE_FORMAT: u32 = 1;
+pub(super) const CHUNK_BYTES: usize = 1 << 20;
+/// Page keys per `Missing` step of a lazy move.
+const KEYS_PER_STEP: usize = 16 * 1024;
 /// How long a step's message to another node may take.
 const STEP_WITHIN: Duration = Duration::from_secs(10);
 /// How long the freeze may wait for running methods to finish.
@@ -51,6 +52,14 @@ struct Outgoing {
     to: NodeId,
     strategy: Strategy,
     step: Step,
+}
+
+/// A move in, at the target, until its commit.
+pub(super) struct Incoming {
+    from: NodeId,
+    strategy: Strategy,
+    /// Lazy: the keys of the pages left on the source.
+    missing: BTreeSet<Vec<u8>>,
 }
 
 fn unexpected(body: ResponseBody) -> InvokeError {
@@ -77,8 +86,28 @@ impl Engine {
         if Some(id) == self.inner.local_root {
             return Err(InvokeError::invalid("the root directory stays on the root node"));
         }
-        if !self.inner.moving.lock().expect("moving mutex").insert(id) {
-            return Err(InvokeError::invalid(format!("object {id} is already moving")));
+        if let Some(r) = self.inner.residuals.info(id) {
+            return Err(InvokeError::invalid(format!(
+                "object {id} is still pulling {} of its {} pages from {} (a lazy move is finishing); \
+                 move it again once that is done",
+                r.missing, r.pages, r.from
+            )));
+        }
+        let (_, page_bytes) = self.inner.store.page_usage(id)?;
+        let progress = MoveProgress {
+            to,
+            strategy,
+            step: Step::IntentWritten.to_string(),
+            bytes: 0,
+            total_bytes: page_bytes,
+            rounds: 0,
+        };
+        {
+            let mut moving = self.inner.moving.lock().expect("moving mutex");
+            if moving.contains_key(&id) {
+                return Err(InvokeError::invalid(format!("object {id} is already moving")));
+            }
+            moving.insert(id, progress);
         }
         let result = self.move_out(&slot, to, strategy).await;
         self.inner.moving.lock().expect("moving mutex").remove(&id);
@@ -90,8 +119,9 @@ impl Engine {
         let (id, started) = (slot.id, Instant::now());
         let mut out = Outgoing { to, strategy, step: Step::IntentWritten };
         self.record_step(id, &mut out, Step::IntentWritten).await?;
-        let class = slot.class.info().name.clone();
-        if let Err(e) = self.step_to(to, MigrationStep::Offer { id, class, format: STATE_FORMAT }).await {
+        let (class, format) = (slot.class.info().name.clone(), slot.class.info().format);
+        let offer = MigrationStep::Offer { id, class, format, from: self.inner.node, strategy };
+        if let Err(e) = self.step_to(to, offer).await {
             self.drop_intent(id)?;
             return Err(e);
         }
@@ -117,11 +147,10 @@ impl Engine {
     ) -> Result<MigrationReport, (InvokeError, Abortable)> {
         let (id, to, strategy) = (slot.id, out.to, out.strategy);
         let abortable = |e: InvokeError| (e, Abortable::Yes);
-        let mut bytes = 0u64;
         let mut rounds = 0u32;
         if strategy == Strategy::Precopy {
             self.inner.dirty.lock().expect("dirty mutex").insert(id, BTreeSet::new());
-            bytes += self.send_export(id, to, Cursor::start(), false).await.map_err(abortable)?;
+            self.send_export(id, to, Cursor::start(), false).await.map_err(abortable)?;
             rounds = 1;
             self.record_step(id, out, Step::Copied(rounds)).await.map_err(abortable)?;
             loop {
@@ -129,7 +158,7 @@ impl Engine {
                 if after_round(strategy, Precopy::default(), rounds, dirty) == AfterRound::Freeze {
                     break;
                 }
-                bytes += self.send_dirty(id, to).await.map_err(abortable)?;
+                self.send_dirty(id, to).await.map_err(abortable)?;
                 rounds += 1;
                 self.record_step(id, out, Step::Copied(rounds)).await.map_err(abortable)?;
             }
@@ -148,20 +177,23 @@ impl Engine {
             return Err(abortable(e));
         }
         self.record_step(id, out, Step::Frozen).await.map_err(abortable)?;
-        bytes += match strategy {
+        match strategy {
             Strategy::Eager => self.send_export(id, to, Cursor::start(), true).await,
-            Strategy::Precopy => {
-                let dirty = self.send_dirty(id, to).await;
-                let calls = self.send_export(id, to, Cursor::Calls(None), true).await;
-                dirty.and_then(|d| calls.map(|c| c + d))
-            }
+            Strategy::Precopy => match self.send_dirty(id, to).await {
+                Ok(()) => self.send_export(id, to, Cursor::Calls(None), true).await,
+                Err(e) => Err(e),
+            },
+            Strategy::Lazy => match self.send_export(id, to, Cursor::Calls(None), true).await {
+                Ok(()) => self.send_keys(id, to).await,
+                Err(e) => Err(e),
+            },
         }
         .map_err(abortable)?;
         let record = match self.inner.store.export(id, &Cursor::Record, CHUNK_BYTES).map_err(|e| abortable(e.into()))? {
             Some((record, _)) => record,
             None => return Err(abortable(InvokeError::storage("the record did not export"))),
         };
-        bytes += record.bytes() as u64;
+        self.sent(id, record.bytes());
         self.record_step(id, out, Step::CommitAsked).await.map_err(abortable)?;
         match self.step_to(to, MigrationStep::Commit { id, record }).await {
             Ok(()) => {}
@@ -173,7 +205,7 @@ impl Engine {
                 None => {
                     // Neither node may serve it until the target answers.
                     active.state = SlotState::InDoubt(to);
-                    self.resolve_later(id, to);
+                    self.resolve_later(id, to, strategy == Strategy::Lazy);
                     return Err((in_doubt(id, to), Abortable::No));
                 }
             },
@@ -184,16 +216,23 @@ impl Engine {
         self.fault(Role::Source, Step::SourceForwarded).await;
         drop(active);
         let freeze_us = frozen.elapsed().as_micros() as u64;
-        // What the object left here is garbage now; dropping it waited for the unfreeze.
-        if let Err(e) = self.inner.store.discard(id) {
-            tracing::warn!(%id, "could not drop the pages a moved object left: {e}");
+        // What the object left here is garbage now (but for the pages a lazy move's target
+        // still fetches); dropping it waited for the unfreeze.
+        let lazy = strategy == Strategy::Lazy;
+        if !lazy {
+            if let Err(e) = self.inner.store.discard(id) {
+                tracing::warn!(%id, "could not drop the pages a moved object left: {e}");
+            }
         }
         if !self.update_home(id, to).await {
-            self.finish_later(id, to);
+            self.finish_later(id, to, lazy);
         } else {
             self.record_step(id, out, Step::HomeUpdated).await.map_err(|e| (e, Abortable::No))?;
-            self.drop_intent(id).map_err(|e| (e, Abortable::No))?;
+            if !lazy {
+                self.drop_intent(id).map_err(|e| (e, Abortable::No))?;
+            }
         }
+        let bytes = self.inner.moving.lock().expect("moving mutex").get(&id).map_or(0, |p| p.bytes);
         let report = MigrationReport {
             object: id,
             from: self.inner.node,
@@ -255,27 +294,53 @@ impl Engine {
     }
 
     /// Sends the export of `id` from `cursor`: up to the call records (`false`) or up to
-    /// the record, calls included (`true`). Returns the payload bytes sent.
-    async fn send_export(&self, id: ObjectId, to: NodeId, mut cursor: Cursor, calls: bool) -> Result<u64, InvokeError> {
-        let mut bytes = 0;
+    /// the record, calls included (`true`).
+    async fn send_export(&self, id: ObjectId, to: NodeId, mut cursor: Cursor, calls: bool) -> Result<(), InvokeError> {
         loop {
             if matches!(cursor, Cursor::Record | Cursor::Done) || (!calls && matches!(cursor, Cursor::Calls(_))) {
-                return Ok(bytes);
+                return Ok(());
             }
-            let Some((chunk, next)) = self.inner.store.export(id, &cursor, CHUNK_BYTES)? else { return Ok(bytes) };
-            bytes += chunk.bytes() as u64;
-            if chunk.bytes() > 0 {
+            let Some((chunk, next)) = self.inner.store.export(id, &cursor, CHUNK_BYTES)? else { return Ok(()) };
+            let bytes = chunk.bytes();
+            if bytes > 0 {
                 self.step_to(to, MigrationStep::Chunk { id, chunk }).await?;
+                self.sent(id, bytes);
             }
             cursor = next;
         }
     }
 
+    /// A lazy move, frozen: sends the keys of every page, which stay here until the
+    /// target fetches them.
+    async fn send_keys(&self, id: ObjectId, to: NodeId) -> Result<(), InvokeError> {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let keys = self.inner.store.page_keys(id, after.as_deref(), KEYS_PER_STEP)?;
+            let Some(last) = keys.last().cloned() else { return Ok(()) };
+            let bytes = keys.iter().map(Vec::len).sum();
+            self.step_to(to, MigrationStep::Missing { id, keys }).await?;
+            self.sent(id, bytes);
+            after = Some(last);
+        }
+    }
+
+    /// Counts `bytes` sent for the move of `id` (what `describe` shows while it runs).
+    fn sent(&self, id: ObjectId, bytes: usize) {
+        if let Some(p) = self.inner.moving.lock().expect("moving mutex").get_mut(&id) {
+            p.bytes += bytes as u64;
+        }
+    }
+
+    /// How far the move of `id` out of this node has come, if one runs.
+    pub(super) fn move_progress(&self, id: ObjectId) -> Option<MoveProgress> {
+        self.inner.moving.lock().expect("moving mutex").get(&id).cloned()
+    }
+
     /// Sends the pages commits dirtied since the last round (and the removal of those
     /// that were deleted); starts the next dirty set empty.
-    async fn send_dirty(&self, id: ObjectId, to: NodeId) -> Result<u64, InvokeError> {
+    async fn send_dirty(&self, id: ObjectId, to: NodeId) -> Result<(), InvokeError> {
         let keys = self.inner.dirty.lock().expect("dirty mutex").get_mut(&id).map(std::mem::take).unwrap_or_default();
-        let (mut pages, mut removed, mut bytes, mut sent) = (Vec::new(), Vec::new(), 0usize, 0u64);
+        let (mut pages, mut removed, mut bytes) = (Vec::new(), Vec::new(), 0usize);
         for key in keys {
             match self.inner.store.page_get(id, &key)? {
                 Some(value) => {
@@ -285,19 +350,18 @@ impl Engine {
                 None => removed.push(key),
             }
             if bytes >= CHUNK_BYTES {
-                sent += bytes as u64;
                 self.step_to(to, MigrationStep::Chunk { id, chunk: Chunk::Pages(std::mem::take(&mut pages)) }).await?;
-                bytes = 0;
+                self.sent(id, std::mem::take(&mut bytes));
             }
         }
         if !pages.is_empty() {
-            sent += bytes as u64;
             self.step_to(to, MigrationStep::Chunk { id, chunk: Chunk::Pages(pages) }).await?;
+            self.sent(id, bytes);
         }
         if !removed.is_empty() {
             self.step_to(to, MigrationStep::Chunk { id, chunk: Chunk::Removed(removed) }).await?;
         }
-        Ok(sent)
+        Ok(())
     }
 
     /// A write committed page changes of `id`: a precopy in progress copies them again.
@@ -332,7 +396,7 @@ impl Engine {
     }
 
     /// Resolves a move in doubt in the background, then finishes it or takes the object back.
-    fn resolve_later(&self, id: ObjectId, to: NodeId) {
+    fn resolve_later(&self, id: ObjectId, to: NodeId, lazy: bool) {
         self.inner.resolving.lock().expect("resolving mutex").insert(id, to);
         let engine = self.clone();
         tokio::spawn(async move {
@@ -341,10 +405,13 @@ impl Engine {
             match outcome {
                 Some(Resolution::Committed) => {
                     let store = &engine.inner.store;
-                    let _ = store.forward(id, to).and_then(|()| store.flush()).and_then(|()| store.discard(id));
+                    let _ = store.forward(id, to).and_then(|()| store.flush());
+                    if !lazy {
+                        let _ = store.discard(id);
+                    }
                     engine.inner.locations.remember(id, to);
                     engine.inner.resolving.lock().expect("resolving mutex").remove(&id);
-                    engine.finish_later(id, to);
+                    engine.finish_later(id, to, lazy);
                 }
                 Some(Resolution::Aborted) => {
                     let _ = engine.drop_intent(id);
@@ -358,13 +425,16 @@ impl Engine {
         });
     }
 
-    /// Updates the home in the background until it answers, then drops the intent.
-    fn finish_later(&self, id: ObjectId, to: NodeId) {
+    /// Updates the home in the background until it answers, then drops the intent (a lazy
+    /// move's stays until the target releases the pages left here).
+    fn finish_later(&self, id: ObjectId, to: NodeId, lazy: bool) {
         let engine = self.clone();
         tokio::spawn(async move {
             for _ in 0..RESOLVE_TRIES {
                 if engine.update_home(id, to).await {
-                    let _ = engine.drop_intent(id);
+                    if !lazy {
+                        let _ = engine.drop_intent(id);
+                    }
                     return;
                 }
                 tokio::time::sleep(RESOLVE_EVERY).await;
@@ -381,6 +451,12 @@ impl Engine {
     /// this one, the target's commit, and the forwarding entry.
     async fn record_step(&self, id: ObjectId, out: &mut Outgoing, step: Step) -> Result<(), InvokeError> {
         out.step = step;
+        if let Some(p) = self.inner.moving.lock().expect("moving mutex").get_mut(&id) {
+            p.step = step.to_string();
+            if let Step::Copied(round) = step {
+                p.rounds = round;
+            }
+        }
         let bytes = serde_json::to_vec(out).map_err(InvokeError::storage)?;
         self.inner.store.intent_put(&key(OUT, id), &bytes)?;
         if matches!(step, Step::IntentWritten | Step::CommitAsked) {
@@ -414,6 +490,7 @@ impl Engine {
                 // (Aborted).
                 if !self.live_here(id)? {
                     self.inner.store.discard(id)?;
+                    self.residual_drop(id)?;
                 }
                 self.inner.store.intent_remove(&k)?;
             }
@@ -423,7 +500,7 @@ impl Engine {
 
     fn recover_outgoing(&self, id: ObjectId, out: Outgoing) -> Result<(), InvokeError> {
         tracing::info!(%id, to = %out.to, step = %out.step, "resuming a move after a restart");
-        match recover(out.step) {
+        match recover(out.strategy, out.step) {
             Recovery::Abort => {
                 let engine = self.clone();
                 tokio::spawn(async move {
@@ -431,15 +508,18 @@ impl Engine {
                 });
                 self.inner.store.intent_remove(&key(OUT, id))?;
             }
-            Recovery::Resolve => self.resolve_later(id, out.to),
-            Recovery::Finish => {
+            Recovery::Resolve => self.resolve_later(id, out.to, out.strategy == Strategy::Lazy),
+            Recovery::Finish { keep_pages } => {
                 if self.live_here(id)? {
                     self.inner.store.forward(id, out.to)?;
                 }
-                self.inner.store.discard(id)?;
+                if !keep_pages {
+                    self.inner.store.discard(id)?;
+                }
                 self.inner.locations.remember(id, out.to);
-                self.finish_later(id, out.to);
+                self.finish_later(id, out.to, keep_pages);
             }
+            Recovery::Done => self.released(id)?,
         }
         Ok(())
     }
@@ -447,24 +527,62 @@ impl Engine {
     /// A migration step from another node.
     pub(super) async fn migration_step(&self, step: MigrationStep) -> Result<ResponseBody, InvokeError> {
         match step {
-            MigrationStep::Offer { id, class, format } => {
-                self.inner
+            MigrationStep::Offer { id, class, format, from, strategy } => {
+                let me = self.inner.node;
+                let ours = self
+                    .inner
                     .registry
                     .get(&class)
-                    .map_err(|e| InvokeError::invalid(format!("{} refuses object {id}: {e}", self.inner.node)))?;
-                if format != STATE_FORMAT {
+                    .map_err(|e| InvokeError::invalid(format!("{me} refuses object {id}: {e}")))?
+                    .info()
+                    .format;
+                if format != ours {
                     return Err(InvokeError::invalid(format!(
-                        "{} refuses object {id}: its state has format {format}, this node reads {STATE_FORMAT}",
-                        self.inner.node
+                        "{me} refuses object {id}: its {class} state has format version {format}, \
+                         and {me}'s {class} reads version {ours}"
                     )));
                 }
                 if self.live_here(id)? {
-                    return Err(InvokeError::invalid(format!("{} already has object {id}", self.inner.node)));
+                    return Err(InvokeError::invalid(format!("{me} already has object {id}")));
+                }
+                if self.inner.residuals.contains(id) || self.live_out_lazy(id)? {
+                    return Err(InvokeError::invalid(format!(
+                        "{me} refuses object {id}: a lazy move of it from {me} is still finishing"
+                    )));
                 }
                 self.inner.store.discard(id)?;
+                self.residual_drop(id)?;
                 self.inner.store.intent_put(&key(IN, id), b"receiving")?;
                 self.inner.store.flush()?;
-                self.inner.incoming.lock().expect("incoming mutex").insert(id);
+                let incoming = Incoming { from, strategy, missing: BTreeSet::new() };
+                self.inner.incoming.lock().expect("incoming mutex").insert(id, incoming);
+                Ok(ResponseBody::StepDone)
+            }
+            MigrationStep::Missing { id, keys } => {
+                self.receiving(id)?;
+                self.residual_keys(id, &keys)?;
+                self.inner.store.flush()?;
+                if let Some(m) = self.inner.incoming.lock().expect("incoming mutex").get_mut(&id) {
+                    m.missing.extend(keys);
+                }
+                Ok(ResponseBody::StepDone)
+            }
+            MigrationStep::Fetch { id, keys } => {
+                if !self.live_out_lazy(id)? {
+                    return Err(InvokeError::invalid(format!(
+                        "no lazy move of object {id} from {} is finishing: it has no pages to hand over",
+                        self.inner.node
+                    )));
+                }
+                self.fetched(id, keys, CHUNK_BYTES)
+            }
+            MigrationStep::Release { id } => {
+                if let Some(out) = self.outgoing(id)? {
+                    let mut out = out;
+                    // Not flushed: `released` flushes the discard with the intent's removal.
+                    self.record_step(id, &mut out, Step::PullDone).await?;
+                    self.released(id)?;
+                }
                 Ok(ResponseBody::StepDone)
             }
             MigrationStep::Chunk { id, chunk } => {
@@ -479,9 +597,12 @@ impl Engine {
                 Ok(ResponseBody::StepDone)
             }
             MigrationStep::Commit { id, record } => {
-                self.commit_incoming(id, &record)?;
+                let lazy = self.commit_incoming(id, &record)?;
                 self.inner.table.forget(id);
                 self.inner.locations.remember(id, self.inner.node);
+                if lazy {
+                    self.pull_later(id);
+                }
                 self.fault(Role::Target, Step::TargetCommitted).await;
                 Ok(ResponseBody::StepDone)
             }
@@ -492,15 +613,13 @@ impl Engine {
                 }
                 // Not committed: and now never will be.
                 incoming.remove(&id);
-                self.inner.store.discard(id)?;
-                self.inner.store.intent_remove(&key(IN, id))?;
+                self.drop_incoming(id)?;
                 Ok(ResponseBody::Resolved(Resolution::Aborted))
             }
             MigrationStep::Abort { id } => {
                 let mut incoming = self.inner.incoming.lock().expect("incoming mutex");
-                if incoming.remove(&id) {
-                    self.inner.store.discard(id)?;
-                    self.inner.store.intent_remove(&key(IN, id))?;
+                if incoming.remove(&id).is_some() {
+                    self.drop_incoming(id)?;
                 }
                 Ok(ResponseBody::StepDone)
             }
@@ -514,20 +633,53 @@ impl Engine {
         }
     }
 
-    /// Installs the record of a move in, durably. Under the incoming set's lock: a commit
-    /// and a resolve never cross.
-    fn commit_incoming(&self, id: ObjectId, record: &Chunk) -> Result<(), InvokeError> {
+    /// Installs the record of a move in, durably (with the residual of a lazy move, in
+    /// the same flush). Under the incoming map's lock: a commit and a resolve never cross.
+    /// Returns whether the move was lazy.
+    fn commit_incoming(&self, id: ObjectId, record: &Chunk) -> Result<bool, InvokeError> {
         let mut incoming = self.inner.incoming.lock().expect("incoming mutex");
-        if !incoming.contains(&id) {
+        let Some(m) = incoming.get(&id) else {
             return Err(InvokeError::invalid(format!(
                 "no move of object {id} is under way on {} (it was aborted or the node restarted)",
                 self.inner.node
             )));
-        }
+        };
+        let lazy = m.strategy == Strategy::Lazy;
         self.inner.store.install(id, record)?;
+        if lazy {
+            self.residual_start(id, m.from, m.missing.clone())?;
+        }
         self.inner.store.intent_remove(&key(IN, id))?;
         self.inner.store.flush()?;
         incoming.remove(&id);
+        Ok(lazy)
+    }
+
+    /// Drops what a move in that did not commit left: chunks, residual keys, intent.
+    fn drop_incoming(&self, id: ObjectId) -> Result<(), InvokeError> {
+        self.inner.store.discard(id)?;
+        self.residual_drop(id)?;
+        Ok(self.inner.store.intent_remove(&key(IN, id))?)
+    }
+
+    /// The durable record of a move of `id` out of this node, if one is not over.
+    fn outgoing(&self, id: ObjectId) -> Result<Option<Outgoing>, InvokeError> {
+        let bytes = self.inner.store.intent_get(&key(OUT, id))?;
+        bytes.map(|v| serde_json::from_slice(&v)).transpose().map_err(InvokeError::storage)
+    }
+
+    /// Whether a lazy move of `id` out of this node has switched and its target may
+    /// still fetch pages from here.
+    fn live_out_lazy(&self, id: ObjectId) -> Result<bool, InvokeError> {
+        Ok(self.outgoing(id)?.is_some_and(|o| o.strategy == Strategy::Lazy && o.step >= Step::TargetCommitted))
+    }
+
+    /// The target of a lazy move released the pages it left here: the move is over.
+    fn released(&self, id: ObjectId) -> Result<(), InvokeError> {
+        self.inner.store.discard(id)?;
+        self.drop_intent(id)?;
+        self.inner.store.flush()?;
+        tracing::info!(%id, "a lazy move out finished: the target has every page");
         Ok(())
     }
 
@@ -537,7 +689,7 @@ impl Engine {
     }
 
     fn receiving(&self, id: ObjectId) -> Result<(), InvokeError> {
-        if self.inner.incoming.lock().expect("incoming mutex").contains(&id) {
+        if self.inner.incoming.lock().expect("incoming mutex").contains_key(&id) {
             Ok(())
         } else {
             Err(InvokeError::invalid(format!("no move of object {id} is under way on {}", self.inner.node)))

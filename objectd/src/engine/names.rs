@@ -124,8 +124,8 @@ impl Backend for Resolver {
         Err(only_lookups())
     }
 
-    fn page_get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {
-        Err(only_lookups())
+    fn page_get<'a>(&'a self, _: &'a [u8]) -> BoxFuture<'a, Result<Option<Vec<u8>>, InvokeError>> {
+        Box::pin(async { Err(only_lookups()) })
     }
 
     fn page_put(&self, _: &[u8], _: &[u8]) -> Result<(), InvokeError> {
@@ -136,7 +136,7 @@ impl Backend for Resolver {
         Err(only_lookups())
     }
 
-    fn page_range(&self, _: Bound<Vec<u8>>, _: Bound<Vec<u8>>, _: usize) -> Result<Pages, InvokeError> {
-        Err(only_lookups())
+    fn page_range(&self, _: Bound<Vec<u8>>, _: Bound<Vec<u8>>, _: usize) -> BoxFuture<'_, Result<Pages, InvokeError>> {
+        Box::pin(async { Err(only_lookups()) })
     }
 }

@@ -157,6 +157,10 @@ fn pages_are_per_object_and_ordered(open: Open) {
     assert!(keys(Bound::Included(b"k3"), Bound::Excluded(b"k1"), 10).is_empty());
     assert_eq!(s.page_get(b, b"k1").unwrap().as_deref(), Some(&b"other"[..]));
     assert_eq!(s.page_usage(a).unwrap(), (3, 9));
+    assert_eq!(s.page_keys(a, None, 10).unwrap(), vec![b"k1".to_vec(), b"k2".to_vec(), b"k3".to_vec()]);
+    assert_eq!(s.page_keys(a, Some(b"k1"), 1).unwrap(), vec![b"k2".to_vec()]);
+    assert!(s.page_keys(a, Some(b"k3"), 10).unwrap().is_empty());
+    assert_eq!(s.page_keys(b, None, 10).unwrap(), vec![b"k1".to_vec()]);
 }
 
 fn delete_removes_everything(open: Open) {
@@ -315,6 +319,8 @@ fn intents_are_kept_across_restarts(open: Open) {
     let s = reopen(open, &dir.0);
     let expected = vec![(b"migrate/a".to_vec(), b"1'".to_vec()), (b"migrate/b".to_vec(), b"2".to_vec())];
     assert_eq!(s.intents().unwrap(), expected, "in key order, the last value of each");
+    assert_eq!(s.intent_get(b"migrate/a").unwrap().as_deref(), Some(&b"1'"[..]));
+    assert_eq!(s.intent_get(b"migrate/c").unwrap(), None);
 }
 
 /// A tiny deterministic generator, so that a failing seed replays exactly.

@@ -193,6 +193,19 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn page_keys(&self, id: ObjectId, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let start = match after {
+            Some(k) => Bound::Excluded(prefixed(id, k)),
+            None => Bound::Included(id.as_bytes().to_vec()),
+        };
+        self.pages
+            .range::<Vec<u8>, _>((start, prefix_end(id)))
+            .keys()
+            .take(limit)
+            .map(|k| Ok(k.map_err(io)?[16..].to_vec()))
+            .collect()
+    }
+
     fn page_usage(&self, id: ObjectId) -> Result<(u64, u64), StoreError> {
         let mut n = 0;
         let mut bytes = 0;
@@ -342,6 +355,10 @@ impl Store for SledStore {
 
     fn intent_remove(&self, key: &[u8]) -> Result<(), StoreError> {
         self.intent_tree.remove(key).map_err(io).map(|_| ())
+    }
+
+    fn intent_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.intent_tree.get(key).map_err(io)?.map(|v| v.to_vec()))
     }
 
     fn intents(&self) -> Result<Intents, StoreError> {
