@@ -35,6 +35,8 @@ use std::time::Duration;
 #[derive(Default)]
 struct Faults {
     cut: HashSet<(NodeId, NodeId)>,
+    /// Requests refused at once (their answers, for requests the other way, still pass).
+    refused: HashSet<(NodeId, NodeId)>,
     /// Requests to lose, counted down.
     drop_requests: HashMap<(NodeId, NodeId), usize>,
     /// Answers to lose (the request runs), counted down.
@@ -85,7 +87,7 @@ impl Port {
         let (cut, lose_request, delay) = {
             let mut faults = self.shared.faults.lock().expect("faults");
             let lose = take_one(&mut faults.drop_requests, link);
-            (faults.cut.contains(&link), lose, faults.delay.get(&link).copied())
+            (faults.cut.contains(&link) || faults.refused.contains(&link), lose, faults.delay.get(&link).copied())
         };
         if !self.alive() {
             // A crashed node's messages go nowhere; its caller is gone too.
@@ -478,6 +480,12 @@ impl Network {
         let mut faults = self.shared.faults.lock().expect("faults");
         faults.cut.insert((NodeId(a), NodeId(b)));
         faults.cut.insert((NodeId(b), NodeId(a)));
+    }
+
+    /// Refuses every request from `from` to `to` at once, as unreachable; requests the
+    /// other way and their answers still pass.
+    pub fn refuse_requests(&self, from: u16, to: u16) {
+        self.shared.faults.lock().expect("faults").refused.insert((NodeId(from), NodeId(to)));
     }
 
     /// Cuts every link of `id`.

@@ -259,10 +259,9 @@ impl Engine {
         tokio::spawn(async move {
             let mut failures = 0;
             loop {
-                let Some((from, keys)) = engine.inner.residuals.missing_in(id, Bound::Unbounded, Bound::Unbounded, FETCH_KEYS)
-                else {
-                    return; // empty: the last fetch released the source
-                };
+                if !engine.inner.residuals.contains(id) {
+                    return;
+                }
                 let slot = match engine.inner.table.get_or_load(id, || engine.activate(id)) {
                     Ok(slot) => slot,
                     Err(InvokeError::NotFound { .. } | InvokeError::Moved { .. }) => {
@@ -276,6 +275,12 @@ impl Engine {
                     }
                 };
                 let hold = slot.lock.clone().read_owned().await;
+                // The keys are taken under the lock: a writer that ran while this pull
+                // waited for it may have fetched (and then changed) some of them.
+                let Some((from, keys)) = engine.inner.residuals.missing_in(id, Bound::Unbounded, Bound::Unbounded, FETCH_KEYS)
+                else {
+                    return; // empty: the last fetch released the source
+                };
                 let result = engine.fetch_once(id, from, &keys).await;
                 drop(hold);
                 if let Err(e) = result {
