@@ -65,19 +65,29 @@ pub async fn run() {
     }
     println!();
     println!(
-        "| {:>8} | {:<8} | {:>6} | {:>11} | {:>11} | {:>11} | {:>9} | {:>6} | {:>12} |",
-        "size", "strategy", "moves", "freeze p50", "freeze p99", "total p50", "MB/s", "rounds", "writer p99"
+        "| {:>8} | {:<8} | {:>6} | {:>11} | {:>11} | {:>11} | {:>9} | {:>6} | {:>12} | {:>11} | {:>11} |",
+        "size",
+        "strategy",
+        "moves",
+        "freeze p50",
+        "freeze p99",
+        "total p50",
+        "MB/s",
+        "rounds",
+        "writer p99",
+        "first call",
+        "residual"
     );
     println!(
-        "|{:-<10}|{:-<10}|{:-<8}|{:-<13}|{:-<13}|{:-<13}|{:-<11}|{:-<8}|{:-<14}|",
-        "", "", "", "", "", "", "", "", ""
+        "|{:-<10}|{:-<10}|{:-<8}|{:-<13}|{:-<13}|{:-<13}|{:-<11}|{:-<8}|{:-<14}|{:-<13}|{:-<13}|",
+        "", "", "", "", "", "", "", "", "", "", ""
     );
     // Each row in a process of its own: sled databases of earlier rows linger in a process
     // after they are dropped (their background threads), and a later row could stall on them.
     let exe = std::env::current_exe().expect("bench binary");
     let mut rows = vec![(0, 0, Strategy::Eager)];
     for (size, moves) in [(4 * 1024, 10), (MIB, 10), (64 * MIB, 4), (256 * MIB, 2)] {
-        rows.extend([(size, moves, Strategy::Eager), (size, moves, Strategy::Precopy)]);
+        rows.extend([(size, moves, Strategy::Eager), (size, moves, Strategy::Precopy), (size, moves, Strategy::Lazy)]);
     }
     for (size, moves, strategy) in rows {
         let out = std::process::Command::new(&exe)
@@ -89,7 +99,9 @@ pub async fn run() {
             println!("| {size} bytes, {strategy}: failed: {} |", String::from_utf8_lossy(&out.stderr).trim());
         }
     }
-    println!("\n(size 0: the writers alone, no move: their latency without a migration)");
+    println!("\n(size 0: the writers alone, no move: their latency without a migration. Lazy: MB/s is the");
+    println!("pull's, over the residual time; first call: from the switch to a read served at the new");
+    println!("node that fetched its page; residual: from the switch until every page was pulled)");
 }
 
 /// `bench migrate-row SIZE MOVES STRATEGY`: one row of the table.
@@ -126,6 +138,7 @@ async fn row(size: usize, moves: usize, strategy: Strategy) {
         })
         .collect();
     let (mut freeze, mut total, mut bytes, mut rounds) = (Vec::new(), Vec::new(), 0u64, 0u32);
+    let (mut first, mut residual) = (Vec::new(), Vec::new());
     if moves == 0 {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -136,6 +149,19 @@ async fn row(size: usize, moves: usize, strategy: Strategy) {
         total.push(report.total_us);
         bytes += report.bytes;
         rounds += report.rounds;
+        if strategy == Strategy::Lazy {
+            let switched = Instant::now();
+            let args = postcard::to_stdvec(&(0u64, 4096u64)).expect("args");
+            net.invoke_encoded(to, &blob, "read_at", Codec::Binary, args, DEADLINE).await.expect("a first read");
+            first.push(switched.elapsed().as_micros() as u64);
+            pulled(&net, &blob, to).await;
+            residual.push(switched.elapsed().as_micros() as u64);
+        }
+    }
+    let lazy = strategy == Strategy::Lazy && moves > 0;
+    if lazy {
+        bytes = (span * moves) as u64;
+        total.clone_from(&residual);
     }
     stop.store(true, Ordering::Relaxed);
     for w in writers {
@@ -153,16 +179,38 @@ async fn row(size: usize, moves: usize, strategy: Strategy) {
         format!("{} MiB", size / MIB)
     };
     let rate = if total.is_empty() { 0.0 } else { bytes as f64 / total.iter().sum::<u64>() as f64 };
+    let total_p50 = if lazy { String::new() } else { ms(pct(&total, 0.5)) };
+    first.sort_unstable();
+    residual.sort_unstable();
+    let lazy_cell = |v: &[u64]| if lazy { ms(pct(v, 0.5)) } else { String::new() };
     println!(
-        "| {:>8} | {:<8} | {:>6} | {:>11} | {:>11} | {:>11} | {:>9.0} | {:>6} | {:>12} |",
+        "| {:>8} | {:<8} | {:>6} | {:>11} | {:>11} | {:>11} | {:>9.0} | {:>6} | {:>12} | {:>11} | {:>11} |",
         size_text,
         if moves == 0 { "none".to_string() } else { strategy.to_string() },
         moves,
         ms(pct(&freeze, 0.5)),
         ms(pct(&freeze, 0.99)),
-        ms(pct(&total, 0.5)),
+        total_p50,
         rate,
         if moves == 0 { 0.0 } else { rounds as f64 / moves as f64 },
         ms(pct(&lat, 0.99)),
+        lazy_cell(&first),
+        lazy_cell(&residual),
     );
+}
+
+/// Waits until the lazy move of `blob` to node `at` has pulled every page (at most 10 min).
+async fn pulled(net: &Network, blob: &RawRef, at: u16) {
+    for _ in 0..120_000 {
+        let body = protocol::RequestBody::Describe(blob.clone());
+        if let Ok(protocol::ResponseBody::Described(info)) =
+            net.engine(at).handle(objectd::engine::Origin::Caller, body).await
+        {
+            if info.residual.is_none() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the lazy move did not finish pulling");
 }

@@ -71,14 +71,16 @@ pub enum Command {
     /// Show an object: id, class, node, version, size, state, methods.
     Describe { target: String },
     /// Move a live object to another node (needs the migrate right); calls go on meanwhile.
-    /// Ends with a one-line report: strategy, bytes moved, copy rounds, freeze time, total.
+    /// Shows its progress on a terminal; ends with a one-line report: strategy, bytes
+    /// moved, copy rounds, freeze time, total.
     Migrate {
         target: String,
         /// The node to move it to (`3` or `node-3`).
         #[arg(long)]
         to: clouds::NodeId,
-        /// `precopy` (copy while the object serves, freeze for the rest) or `eager`
-        /// (freeze, copy everything).
+        /// `precopy` (copy while the object serves, freeze for the rest), `eager` (freeze,
+        /// copy everything) or `lazy` (freeze, move the state and switch at once; the new
+        /// node fetches pages from the old one as they are touched, and pulls the rest).
         #[arg(long, default_value = "precopy")]
         strategy: protocol::migration::Strategy,
     },

@@ -9,6 +9,7 @@ use clouds::{CallId, ClassInfo, RawRef, Rights};
 use naming::{Entry, Path};
 use protocol::wire::InitialState;
 use protocol::Placement;
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -232,7 +233,8 @@ async fn describe(client: &Client, json: bool, target: &str) -> Result<(), CliEr
         print_json(&serde_json::json!({
             "id": info.id, "class": info.class, "node": info.node, "home": info.home, "version": info.version,
             "epoch": info.epoch, "state_bytes": info.state_bytes, "pages": info.pages, "page_bytes": info.page_bytes,
-            "state": state, "methods": info.methods.methods,
+            "state": state, "methods": info.methods.methods, "moving": info.moving, "residual": info.residual,
+            "residual_percent": info.residual.as_ref().map(protocol::wire::Residual::percent),
         }));
         return Ok(());
     }
@@ -241,12 +243,44 @@ async fn describe(client: &Client, json: bool, target: &str) -> Result<(), CliEr
     println!("node:     {} (home {})", info.node, info.home);
     println!("version:  {} (revocation epoch {})", info.version, info.epoch);
     println!("size:     {} bytes of state, {} pages ({} bytes)", info.state_bytes, info.pages, info.page_bytes);
+    if let Some(p) = &info.moving {
+        println!(
+            "moving:   to {} ({}), {}: {} of about {} bytes sent, {} rounds",
+            p.to, p.strategy, p.step, p.bytes, p.total_bytes, p.rounds
+        );
+    }
+    if let Some(r) = &info.residual {
+        println!(
+            "residual: {} of {} pages ({:.1}%) still on {}, which a lazy move left them on",
+            r.missing,
+            r.pages,
+            r.percent(),
+            r.from
+        );
+    }
     println!("state:    {}", info.state);
     println!("methods:");
     for m in &info.methods.methods {
         println!("  {:<50} {}{}", m.signature(), m.access, if m.is_async { ", async" } else { "" });
     }
     Ok(())
+}
+
+/// How often `clouds migrate` asks how far the move came.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The bar `clouds migrate` shows on a terminal: bytes sent of the object's size, copy
+/// rounds and the protocol step.
+fn progress_bar(strategy: protocol::migration::Strategy) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} {strategy} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{msg}} ({{elapsed}})"
+    ))
+    .expect("a valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.enable_steady_tick(PROGRESS_EVERY);
+    bar
 }
 
 async fn migrate(
@@ -257,7 +291,28 @@ async fn migrate(
     strategy: protocol::migration::Strategy,
 ) -> Result<(), CliError> {
     let (target, _) = resolve(client, &parse_target(target)?).await?;
-    let report = client.migrate(target, to, strategy).await?;
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| progress_bar(strategy));
+    let moving = client.migrate(target.clone(), to, strategy);
+    tokio::pin!(moving);
+    let report = loop {
+        tokio::select! {
+            done = &mut moving => break done,
+            () = tokio::time::sleep(PROGRESS_EVERY), if bar.is_some() => {
+                // The object's node says how far the move came (if the capability may read it).
+                if let (Some(bar), Ok(info)) = (&bar, client.describe(target.clone()).await) {
+                    if let Some(p) = info.moving {
+                        bar.set_length(p.total_bytes.max(p.bytes));
+                        bar.set_position(p.bytes);
+                        bar.set_message(format!("round {}, {}", p.rounds, p.step));
+                    }
+                }
+            }
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     if json {
         print_json(&report);
     } else {

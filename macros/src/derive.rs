@@ -10,13 +10,20 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
             "an object class cannot be generic: each class is one concrete type registered by name",
         ));
     }
-    let version = format_version(&input.attrs)?;
+    // A bad attribute is one error; the impls still come (at version 1), so that no
+    // cascade of "not implemented" errors follows it.
+    let (version, bad) = match format_version(&input.attrs) {
+        Ok(v) => (v, None),
+        Err(e) => (1, Some(e.into_compile_error())),
+    };
     let name = &input.ident;
     let vis = &input.vis;
     let class = name.to_string();
     let stub = format_ident!("{}Stub", name);
     let doc = format!("Typed stubs for [`{class}`]: what `Ref<{class}>` dereferences to.");
     Ok(quote! {
+        #bad
+
         impl ::clouds::__private::ObjectState for #name {
             const CLASS: &'static str = #class;
             const FORMAT: u32 = #version;

@@ -70,7 +70,12 @@ impl Directory {
 
     /// Entries after `after` (or from the first), in name order, at most `limit` (and
     /// never more than 10 000).
-    pub async fn list(&self, ctx: &Ctx, after: Option<String>, limit: u32) -> Result<Vec<(String, Entry)>, InvokeError> {
+    pub async fn list(
+        &self,
+        ctx: &Ctx,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<(String, Entry)>, InvokeError> {
         let limit = limit.min(MAX_LIST) as usize;
         // A key just after `after`: `after` followed by the smallest byte.
         let start = after.map(|a| [a.as_bytes(), &[0]].concat()).unwrap_or_default();

@@ -20,9 +20,10 @@
 //! 8. `PullDone` (lazy only): T pulled every page it left on S and released them; S drops
 //!    them. Until then S keeps them, through restarts, and answers T's fetches.
 //!
-//! A lazy move freezes at once, sends the call records and the list of page keys instead
-//! of the pages, and commits: T serves from then on, fetching a page from S the first time
-//! a method touches it (`engine::pages`).
+//! A lazy move sends the list of page keys instead of the pages (while the object serves),
+//! freezes, sends the call records and the keys of pages written meanwhile, and commits:
+//! T serves from then on, fetching a page from S the first time a method touches it
+//! (`engine::pages`).
 //!
 //! Recovery after a crash of S follows [`recover`]: before the commit was asked of T, abort
 //! (S is still the owner); once it was asked, ask T to resolve (T either committed, or

@@ -51,8 +51,10 @@ impl Map {
         end: Option<String>,
         limit: u32,
     ) -> Result<Vec<(String, Value)>, InvokeError> {
-        let pages =
-            ctx.storage().range(start.as_bytes(), end.as_deref().map(str::as_bytes), limit.min(MAX_RANGE) as usize).await?;
+        let pages = ctx
+            .storage()
+            .range(start.as_bytes(), end.as_deref().map(str::as_bytes), limit.min(MAX_RANGE) as usize)
+            .await?;
         pages
             .into_iter()
             .map(|(k, v)| {

@@ -42,7 +42,8 @@ impl WordCount {
     pub async fn top(&self, ctx: &Ctx, n: u32) -> Result<Vec<(String, u64)>, InvokeError> {
         let mut all: Vec<(String, u64)> = ctx
             .storage()
-            .range(b"", None, 10_000).await?
+            .range(b"", None, 10_000)
+            .await?
             .into_iter()
             .map(|(k, v)| Ok((String::from_utf8_lossy(&k).into_owned(), clouds::object::decode_state(&v)?)))
             .collect::<Result<_, InvokeError>>()?;

@@ -163,6 +163,13 @@ impl Engine {
                 self.record_step(id, out, Step::Copied(rounds)).await.map_err(abortable)?;
             }
         }
+        if strategy == Strategy::Lazy {
+            // The page keys go while the object serves; the freeze adds those of pages
+            // that commits wrote meanwhile. A key whose page is deleted meanwhile stays in
+            // the list: the target's fetch finds no page, and drops it.
+            self.inner.dirty.lock().expect("dirty mutex").insert(id, BTreeSet::new());
+            self.send_keys(id, to).await.map_err(abortable)?;
+        }
         // The freeze: the write lock waits for running methods; new calls queue behind it.
         let mut active = tokio::time::timeout(FREEZE_WITHIN, slot.lock.clone().write_owned()).await.map_err(|_| {
             abortable(InvokeError::DeadlineExceeded {
@@ -184,7 +191,7 @@ impl Engine {
                 Err(e) => Err(e),
             },
             Strategy::Lazy => match self.send_export(id, to, Cursor::Calls(None), true).await {
-                Ok(()) => self.send_keys(id, to).await,
+                Ok(()) => self.send_dirty_keys(id, to).await,
                 Err(e) => Err(e),
             },
         }
@@ -310,8 +317,20 @@ impl Engine {
         }
     }
 
-    /// A lazy move, frozen: sends the keys of every page, which stay here until the
-    /// target fetches them.
+    /// A lazy move, in the freeze: sends the keys of the pages commits wrote since
+    /// `send_keys`.
+    async fn send_dirty_keys(&self, id: ObjectId, to: NodeId) -> Result<(), InvokeError> {
+        let keys = self.inner.dirty.lock().expect("dirty mutex").get_mut(&id).map(std::mem::take).unwrap_or_default();
+        let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+        for part in keys.chunks(KEYS_PER_STEP) {
+            self.step_to(to, MigrationStep::Missing { id, keys: part.to_vec() }).await?;
+            self.sent(id, part.iter().map(Vec::len).sum());
+        }
+        Ok(())
+    }
+
+    /// A lazy move: sends the keys of every page, which stay here until the target
+    /// fetches them.
     async fn send_keys(&self, id: ObjectId, to: NodeId) -> Result<(), InvokeError> {
         let mut after: Option<Vec<u8>> = None;
         loop {
@@ -668,10 +687,11 @@ impl Engine {
         bytes.map(|v| serde_json::from_slice(&v)).transpose().map_err(InvokeError::storage)
     }
 
-    /// Whether a lazy move of `id` out of this node has switched and its target may
-    /// still fetch pages from here.
+    /// Whether a lazy move of `id` out of this node may have switched and its target may
+    /// still fetch pages from here: from the commit being asked (the target may fetch
+    /// before this node hears that it committed; the pages are frozen here by then).
     fn live_out_lazy(&self, id: ObjectId) -> Result<bool, InvokeError> {
-        Ok(self.outgoing(id)?.is_some_and(|o| o.strategy == Strategy::Lazy && o.step >= Step::TargetCommitted))
+        Ok(self.outgoing(id)?.is_some_and(|o| o.strategy == Strategy::Lazy && o.step >= Step::CommitAsked))
     }
 
     /// The target of a lazy move released the pages it left here: the move is over.

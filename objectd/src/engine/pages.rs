@@ -16,6 +16,7 @@
 //! reached, a method that needs a missing page fails with `Unavailable` naming S; it never
 //! reads wrong data.
 
+use super::slot::SlotState;
 use super::Engine;
 use crate::migration::Step;
 use crate::store::Chunk;
@@ -87,7 +88,13 @@ impl Residuals {
     }
 
     /// The first `limit` keys of `id` in the range still on its source.
-    fn missing_in(&self, id: ObjectId, start: Bound<&[u8]>, end: Bound<&[u8]>, limit: usize) -> Option<(NodeId, Vec<Vec<u8>>)> {
+    fn missing_in(
+        &self,
+        id: ObjectId,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Option<(NodeId, Vec<Vec<u8>>)> {
         self.with(|all| {
             let r = all.get(&id)?;
             let keys: Vec<Vec<u8>> = r.missing.range::<[u8], _>((start, end)).take(limit).cloned().collect();
@@ -193,7 +200,12 @@ impl Engine {
 
     /// The target of a lazy move, at its commit: the residual starts with `missing`.
     /// The caller flushes (with the record).
-    pub(super) fn residual_start(&self, id: ObjectId, from: NodeId, missing: BTreeSet<Vec<u8>>) -> Result<(), InvokeError> {
+    pub(super) fn residual_start(
+        &self,
+        id: ObjectId,
+        from: NodeId,
+        missing: BTreeSet<Vec<u8>>,
+    ) -> Result<(), InvokeError> {
         let pages = missing.len() as u64;
         let intent = serde_json::to_vec(&LazyIn { from, pages }).map_err(InvokeError::storage)?;
         self.inner.store.intent_put(&lazy_key(id), &intent)?;
@@ -275,9 +287,15 @@ impl Engine {
                     }
                 };
                 let hold = slot.lock.clone().read_owned().await;
+                if hold.state == SlotState::Deleted {
+                    drop(hold);
+                    engine.release_later(id);
+                    return;
+                }
                 // The keys are taken under the lock: a writer that ran while this pull
                 // waited for it may have fetched (and then changed) some of them.
-                let Some((from, keys)) = engine.inner.residuals.missing_in(id, Bound::Unbounded, Bound::Unbounded, FETCH_KEYS)
+                let Some((from, keys)) =
+                    engine.inner.residuals.missing_in(id, Bound::Unbounded, Bound::Unbounded, FETCH_KEYS)
                 else {
                     return; // empty: the last fetch released the source
                 };
@@ -319,7 +337,12 @@ impl Engine {
     }
 
     /// The source of a lazy move: the pages under `keys`, as many as fit `max_bytes`.
-    pub(super) fn fetched(&self, id: ObjectId, keys: Vec<Vec<u8>>, max_bytes: usize) -> Result<ResponseBody, InvokeError> {
+    pub(super) fn fetched(
+        &self,
+        id: ObjectId,
+        keys: Vec<Vec<u8>>,
+        max_bytes: usize,
+    ) -> Result<ResponseBody, InvokeError> {
         let mut out = Vec::new();
         let mut bytes = 0;
         for key in keys {

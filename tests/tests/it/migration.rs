@@ -174,6 +174,62 @@ async fn a_refused_or_failed_move_leaves_the_object_where_it_was() {
     assert!(matches!(denied, InvokeError::Denied { .. }), "{denied}");
 }
 
+/// A class whose state format moved on: the same class name at version 1 and at version 2.
+mod v1 {
+    #[derive(clouds::Object, Default, serde::Serialize, serde::Deserialize)]
+    pub struct Versioned {
+        pub n: u64,
+    }
+    #[clouds::methods]
+    impl Versioned {
+        pub fn get(&self) -> u64 {
+            self.n
+        }
+    }
+}
+
+mod v2 {
+    #[derive(clouds::Object, Default, serde::Serialize, serde::Deserialize)]
+    #[object(version = 2)]
+    pub struct Versioned {
+        pub n: u64,
+        pub label: String,
+    }
+    #[clouds::methods]
+    impl Versioned {
+        pub fn get(&self) -> u64 {
+            self.n
+        }
+    }
+}
+
+/// A node whose class reads another format version of the state refuses the object, and
+/// says which versions; the object stays where it was. (Heterogeneous nodes agree on the
+/// class and its format, not on the build.)
+#[tokio::test]
+async fn a_target_with_another_state_format_refuses_the_object() {
+    let net = Network::start_with(3, |id| {
+        let standard = objectd::Registry::standard();
+        if id == 3 {
+            standard.with::<v2::Versioned>().unwrap()
+        } else {
+            standard.with::<v1::Versioned>().unwrap()
+        }
+    })
+    .await;
+    let old = net.create(1, "Versioned", 2).await;
+    let refused = net.migrate(1, &old, 3, Strategy::Precopy).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("its Versioned state has format version 1, and node-3's Versioned reads version 2"),
+        "{refused}"
+    );
+    assert_eq!(net.owners(old.id), [2]);
+    net.migrate(1, &old, 1, Strategy::Lazy).await.expect("a node with the same format takes it");
+    assert_eq!(net.invoke(2, &old, "get", json!([]), SHORT).await.unwrap(), json!(0));
+}
+
 /// The source crashes at each step of the protocol (the step made durable, nothing after
 /// it), then restarts: before the commit was asked it aborts and keeps the object; once it
 /// was asked it asks the target, which committed or refuses for good; once the target
