@@ -48,6 +48,9 @@ echo "== a live object moves: counters/bonus from node 2 to node 3 (precopy), ca
 run --node "$N1" migrate counters/bonus --to 3
 run --node "$N1" describe counters/bonus
 run --node "$N2" invoke counters/bonus.incr 1
+echo "== a lazy move: logs/events from node 3 to node 1; its pages follow when touched"
+run --node "$N2" migrate logs/events --to 1 --strategy lazy
+run --node "$N2" invoke logs/events.read 0 10
 echo "\$ clouds migrate counters/bonus --to 2 --strategy eager --json   (and back)"
 "$BIN/clouds" --node "$N3" --json migrate counters/bonus --to 2 --strategy eager
 

@@ -272,7 +272,7 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100
 /// The bar `clouds migrate` shows on a terminal: bytes sent of the object's size, copy
 /// rounds and the protocol step.
 fn progress_bar(strategy: protocol::migration::Strategy) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(0);
+    let bar = indicatif::ProgressBar::no_length();
     let style = indicatif::ProgressStyle::with_template(&format!(
         "{{spinner}} {strategy} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{msg}} ({{elapsed}})"
     ))

@@ -51,9 +51,9 @@ impl Routes {
             };
             match conn.send(body.clone(), left).await {
                 Ok(response) => return response,
-                Err(reason) => {
+                Err(protocol::service::Failed { reason, unsent }) => {
                     self.pool.forget(node);
-                    if pooled && repeatable && !retried {
+                    if pooled && (repeatable || unsent) && !retried {
                         retried = true;
                         continue;
                     }

@@ -40,9 +40,10 @@ impl Cluster {
 
     /// A connection to `node`: pooled (the watcher keeps only live incarnations there), or
     /// opened to the incarnation membership reports now.
-    async fn connection(&self, node: NodeId, within: Duration) -> Result<Connection, InvokeError> {
+    /// `true` with a pooled one.
+    async fn connection(&self, node: NodeId, within: Duration) -> Result<(Connection, bool), InvokeError> {
         if let Some(conn) = self.pool.pooled(node) {
-            return Ok(conn);
+            return Ok((conn, true));
         }
         let Some(view) = self.membership.peer(node).await else {
             return Err(InvokeError::Unavailable {
@@ -52,7 +53,7 @@ impl Cluster {
         };
         let to = Endpoint { node, generation: view.generation, addr: view.addr };
         match self.pool.get(to, within.min(CONNECT), Credentials::Node(&self.identity), true).await {
-            Ok((conn, _)) => Ok(conn),
+            Ok((conn, _)) => Ok((conn, false)),
             Err(e) => {
                 self.membership.mark_unreachable(node);
                 Err(e)
@@ -61,16 +62,28 @@ impl Cluster {
     }
 
     async fn send_to(&self, node: NodeId, body: RequestBody, within: Duration) -> Response {
-        let conn = self.connection(node, within).await?;
-        match conn.send(body, within).await {
-            Err(reason) => {
-                self.pool.forget(node);
-                self.membership.mark_unreachable(node);
-                Err(InvokeError::Unavailable { node: format!("{node} at {}", conn.addr()), reason })
-            }
-            Ok(answer) => {
-                self.membership.mark_reachable(node);
-                answer
+        let mut retried = false;
+        loop {
+            let (conn, pooled) = self.connection(node, within).await?;
+            match conn.send(body.clone(), within).await {
+                Err(failed) => {
+                    self.pool.forget(node);
+                    // A pooled connection to an incarnation that is gone, closed before the
+                    // request went out: once more, to the incarnation membership knows now.
+                    if failed.unsent && pooled && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    self.membership.mark_unreachable(node);
+                    return Err(InvokeError::Unavailable {
+                        node: format!("{node} at {}", conn.addr()),
+                        reason: failed.reason,
+                    });
+                }
+                Ok(answer) => {
+                    self.membership.mark_reachable(node);
+                    return answer;
+                }
             }
         }
     }

@@ -169,6 +169,8 @@ impl Engine {
                 guard,
             }),
         };
+        #[cfg(feature = "faults")]
+        engine.arm_from_env()?;
         engine.recover_moves()?;
         engine.recover_residuals()?;
         Ok(engine)

@@ -35,7 +35,9 @@ pub struct Membership {
     authority: Option<capability::PublicKey>,
     addr: SocketAddr,
     /// Nodes whose direct contact failed, and when. std `Mutex`: one map operation at a time.
-    unreachable: Mutex<HashMap<NodeId, Instant>>,
+    /// When a direct call to a node last failed: monotonic, and wall-clock ms to compare
+    /// with incarnations' generations.
+    unreachable: Mutex<HashMap<NodeId, (Instant, u64)>>,
 }
 
 impl Membership {
@@ -103,7 +105,12 @@ impl Membership {
                     continue;
                 }
             }
-            let suspect = id != self.id && unreachable.get(&id).is_some_and(|t| t.elapsed() < SUSPECT_FOR);
+            // A failure to reach a node counts against the incarnations that were up then,
+            // not against one started after it (a generation is its start time in ms).
+            let suspect = id != self.id
+                && unreachable
+                    .get(&id)
+                    .is_some_and(|(at, wall)| at.elapsed() < SUSPECT_FOR && *wall >= cid.generation_id);
             let peer = NodeView {
                 id,
                 generation: cid.generation_id,
@@ -160,7 +167,8 @@ impl Membership {
 
     /// A direct call to `node` failed: show it as suspect for a while.
     pub fn mark_unreachable(&self, node: NodeId) {
-        self.unreachable.lock().expect("unreachable mutex").insert(node, Instant::now());
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        self.unreachable.lock().expect("unreachable mutex").insert(node, (Instant::now(), wall));
     }
 
     /// A direct call to `node` worked.

@@ -38,6 +38,15 @@ pub struct Connection {
     addr: SocketAddr,
 }
 
+/// A request that did not get its answer.
+#[derive(Debug)]
+pub struct Failed {
+    pub reason: String,
+    /// The connection was closed before the request went out: it did not run, and can be
+    /// sent again on another connection (a pooled connection to a node that restarted).
+    pub unsent: bool,
+}
+
 impl Connection {
     /// Connects to `addr` and runs the handshake as `credentials`, checking that the server
     /// is node `expect` of the same cluster if given; gives up after `within`.
@@ -69,16 +78,20 @@ impl Connection {
     }
 
     /// Sends one request that may take up to `deadline`. `Err` is a transport failure: the
-    /// node could not be reached or went away, and the request may or may not have run.
-    pub async fn send(&self, body: RequestBody, deadline: Duration) -> Result<Response, String> {
+    /// node could not be reached or went away, and the request may or may not have run
+    /// (it did not, if `Failed::unsent`).
+    pub async fn send(&self, body: RequestBody, deadline: Duration) -> Result<Response, Failed> {
         let mut ctx = tarpc::context::current();
         ctx.deadline = Instant::now() + deadline + TRANSPORT_MARGIN;
-        self.rpc.call(ctx, Request::new(body)).await.map_err(|e| e.to_string())
+        self.rpc
+            .call(ctx, Request::new(body))
+            .await
+            .map_err(|e| Failed { unsent: matches!(e, tarpc::client::RpcError::Shutdown), reason: e.to_string() })
     }
 
     /// `send`, with a transport failure as `Unavailable` naming `node` (or the address).
     pub async fn call(&self, node: Option<NodeId>, body: RequestBody, deadline: Duration) -> Response {
-        self.send(body, deadline).await.map_err(|reason| InvokeError::Unavailable {
+        self.send(body, deadline).await.map_err(|Failed { reason, .. }| InvokeError::Unavailable {
             node: match node {
                 Some(n) => format!("{n} at {}", self.addr),
                 None => self.addr.to_string(),

@@ -170,12 +170,19 @@ impl LocalCluster {
 
     /// Runs `clouds cluster up` (again): starts whichever nodes are not running.
     pub fn start(&mut self, n: u16) {
+        self.start_env(n, &[]);
+    }
+
+    /// `start`, with environment variables for the nodes it starts (for example
+    /// `CLOUDS_FAULT`, which arms a fault point in a `testnode`).
+    pub fn start_env(&mut self, n: u16, env: &[(&str, &str)]) {
         let out = Command::new(bin("clouds"))
             .args(["cluster", "up", "--nodes", &n.to_string(), "--dir"])
             .arg(self.dir.path())
             .arg("--objectd")
             .arg(bin("testnode"))
             .env("CLOUDS_WALLET", self.wallet())
+            .envs(env.iter().copied())
             .output()
             .expect("run clouds cluster up");
         assert!(out.status.success(), "cluster up failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -208,6 +215,23 @@ impl LocalCluster {
     /// A library client at node `id`, acting for the administrator's wallet.
     pub async fn client(&self, id: u16) -> client::Client {
         client_with(self.addr(id), &self.wallet()).await
+    }
+
+    /// How many lines of node `id`'s log (kept across restarts) contain `needle`.
+    pub fn log_count(&self, id: u16, needle: &str) -> usize {
+        let path = self.dir.path().join(format!("node-{id}.log"));
+        std::fs::read_to_string(path).unwrap_or_default().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits (at most 10 s) until more than `seen` lines of node `id`'s log contain `needle`.
+    pub fn wait_for_log(&self, id: u16, needle: &str, seen: usize) {
+        for _ in 0..200 {
+            if self.log_count(id, needle) > seen {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node {id} did not log `{needle}` within 10 s");
     }
 
     /// kill -9 one node, by the pid `cluster up` recorded.

@@ -3,6 +3,11 @@
 //! process had died at that instant, and tells the test. The test then crashes the node
 //! (or another) and checks what recovery makes of it. Only in builds with the `faults`
 //! feature (the tests crate enables it); elsewhere `fault` does nothing.
+//!
+//! A node process of such a build (the tests' `testnode`) arms the point named by the
+//! environment variable `CLOUDS_FAULT` at start (`source:frozen`, `target:target-committed`,
+//! ...: a role and a step as [`parse_point`] reads them), so that a test can kill -9 the real
+//! process at that step: the node logs `stopping at an armed fault point` when it gets there.
 
 use super::Engine;
 use crate::migration::Step;
@@ -41,5 +46,60 @@ impl Engine {
         let hit = std::sync::Arc::new(tokio::sync::Notify::new());
         *self.inner.faults.lock().expect("faults mutex") = Some((role, step, hit.clone()));
         hit
+    }
+}
+
+/// Reads a fault point: `ROLE:STEP`, the role `source`, `target` or `home`, the step as
+/// `Step` prints it with dashes (`intent-written`, `copy-round-1`, `commit-asked`, ...).
+pub fn parse_point(text: &str) -> Result<(Role, Step), String> {
+    let (role, step) = text.split_once(':').ok_or_else(|| format!("`{text}`: expected ROLE:STEP"))?;
+    let role = match role {
+        "source" => Role::Source,
+        "target" => Role::Target,
+        "home" => Role::Home,
+        other => return Err(format!("`{other}` is not a role; expected source, target or home")),
+    };
+    let mut steps = vec![
+        Step::IntentWritten,
+        Step::TargetAccepted,
+        Step::Frozen,
+        Step::CommitAsked,
+        Step::TargetCommitted,
+        Step::SourceForwarded,
+        Step::HomeUpdated,
+        Step::PullDone,
+    ];
+    steps.extend((1..=8).map(Step::Copied));
+    let named = |s: &Step| s.to_string().replace(' ', "-");
+    let found = steps.iter().find(|s| named(s) == step).copied();
+    let names: Vec<String> = steps.iter().map(named).collect();
+    found.map(|s| (role, s)).ok_or_else(|| format!("`{step}` is not a step; expected one of {}", names.join(", ")))
+}
+
+#[cfg(feature = "faults")]
+impl Engine {
+    /// Arms the point `CLOUDS_FAULT` names, if set (see the module docs).
+    pub(super) fn arm_from_env(&self) -> Result<(), clouds::InvokeError> {
+        let Ok(text) = std::env::var("CLOUDS_FAULT") else { return Ok(()) };
+        let (role, step) = parse_point(&text).map_err(clouds::InvokeError::invalid)?;
+        tracing::warn!(?role, %step, "CLOUDS_FAULT armed");
+        drop(self.arm_fault(role, step));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_points_are_read_from_text() {
+        assert_eq!(parse_point("source:frozen"), Ok((Role::Source, Step::Frozen)));
+        assert_eq!(parse_point("source:copy-round-1"), Ok((Role::Source, Step::Copied(1))));
+        assert_eq!(parse_point("target:lazy-pull-done"), Ok((Role::Target, Step::PullDone)));
+        assert_eq!(parse_point("home:home-updated"), Ok((Role::Home, Step::HomeUpdated)));
+        assert!(parse_point("frozen").unwrap_err().contains("ROLE:STEP"));
+        assert!(parse_point("sink:frozen").unwrap_err().contains("not a role"));
+        assert!(parse_point("source:melted").unwrap_err().contains("commit-asked"));
     }
 }
