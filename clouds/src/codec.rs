@@ -134,6 +134,7 @@ mod tests {
             ],
             returns: "()".into(),
             is_async: false,
+            atomic: false,
         }
     }
 

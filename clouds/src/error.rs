@@ -76,6 +76,12 @@ pub enum InvokeError {
     #[error("object {id} moved to {to}")]
     Moved { id: ObjectId, to: NodeId },
 
+    /// An atomic action was rolled back on every node it touched: a call inside it failed
+    /// (even one the method caught), a node it touched could not prepare, or it was
+    /// chosen as a deadlock victim. Nothing it did is visible.
+    #[error("atomic action aborted: {reason}")]
+    Aborted { reason: String },
+
     /// The node's store failed (disk full, corrupt record). Nothing was committed.
     #[error("storage error: {reason}")]
     Storage { reason: String },
@@ -101,6 +107,7 @@ impl InvokeError {
             InvokeError::Panicked { .. } => "panicked",
             InvokeError::App { .. } => "app",
             InvokeError::Moved { .. } => "moved",
+            InvokeError::Aborted { .. } => "aborted",
             InvokeError::Storage { .. } => "storage",
         }
     }

@@ -41,7 +41,7 @@ pub use object::{class_of, Access, Class, ClassInfo, Instance, MethodInfo, Objec
 pub use reference::{RawRef, Ref};
 pub use rights::Rights;
 pub use strategy::Strategy;
-pub use thread::{Frame, ThreadCtx};
+pub use thread::{ActionRef, Frame, ThreadCtx};
 pub use value::Value;
 
 /// A boxed, sendable future: how async work crosses the `dyn` boundaries of this crate.

@@ -54,6 +54,9 @@ pub struct MethodInfo {
     pub params: Vec<ParamInfo>,
     pub returns: String,
     pub is_async: bool,
+    /// `#[atomic]`: the method is an atomic action's boundary (or joins the one it runs in).
+    #[serde(default)]
+    pub atomic: bool,
 }
 
 impl MethodInfo {

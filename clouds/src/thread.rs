@@ -34,6 +34,28 @@ pub struct ThreadCtx {
     pub trace: Option<String>,
     /// Whether replies carry the path the thread took (`clouds invoke --trace`).
     pub record_path: bool,
+    /// The atomic action the thread is inside of, if any: everything it does commits with
+    /// the action or not at all.
+    #[serde(default)]
+    pub action: Option<ActionRef>,
+    /// Asked by a client for one call (`clouds invoke --atomic`): the method the thread
+    /// invokes first is an atomic action's boundary, as if it were `#[atomic]`.
+    #[serde(default)]
+    pub atomic: bool,
+}
+
+/// An atomic action, as threads inside it carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ActionRef {
+    pub id: uuid::Uuid,
+    /// The node where the atomic method runs: it decides, and participants ask it.
+    pub coordinator: NodeId,
+}
+
+impl std::fmt::Display for ActionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "action {} (coordinator {})", self.id, self.coordinator)
+    }
 }
 
 impl ThreadCtx {
@@ -46,6 +68,8 @@ impl ThreadCtx {
             lamport: 0,
             trace: None,
             record_path: false,
+            action: None,
+            atomic: false,
         }
     }
 

@@ -88,6 +88,7 @@ fn method_info(m: &Method) -> TokenStream {
         Output::Fallible { ok, err, .. } => format!("Result<{}, {}>", type_text(ok), type_text(err)),
     };
     let is_async = m.is_async;
+    let atomic = m.atomic;
     quote! {
         ::clouds::MethodInfo {
             name: #name.to_string(),
@@ -95,6 +96,7 @@ fn method_info(m: &Method) -> TokenStream {
             params: ::std::vec![#(#params),*],
             returns: #returns.to_string(),
             is_async: #is_async,
+            atomic: #atomic,
         }
     }
 }

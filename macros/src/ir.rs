@@ -9,6 +9,8 @@ pub struct Class {
 pub struct Method {
     pub ident: syn::Ident,
     pub write: bool,
+    /// `#[atomic]`: an atomic action's boundary.
+    pub atomic: bool,
     pub is_async: bool,
     pub takes_ctx: bool,
     pub params: Vec<Param>,

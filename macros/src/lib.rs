@@ -38,7 +38,9 @@
 //! ```
 //!
 //! Only `pub` methods with a `&self` or `&mut self` receiver are exported; other items of
-//! the impl block stay ordinary Rust.
+//! the impl block stay ordinary Rust. `#[atomic]` on a method makes it an atomic action's
+//! boundary: everything the thread does inside it, on every object and node, commits
+//! together when it returns `Ok`, or not at all.
 
 use proc_macro::TokenStream;
 
@@ -59,12 +61,19 @@ pub fn derive_object(input: TokenStream) -> TokenStream {
 /// Exports the `pub` methods of an impl block as the class's methods. See the crate docs.
 #[proc_macro_attribute]
 pub fn methods(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let item = syn::parse_macro_input!(item as syn::ItemImpl);
+    let mut item = syn::parse_macro_input!(item as syn::ItemImpl);
     if !attr.is_empty() {
         let err = syn::Error::new(proc_macro2::Span::call_site(), "#[methods] takes no arguments");
         return err.into_compile_error().into();
     }
-    match parse::class(&item) {
+    let parsed = parse::class(&item);
+    // `#[atomic]` is read by `parse` and is no attribute of Rust's: it leaves the item.
+    for it in &mut item.items {
+        if let syn::ImplItem::Fn(f) = it {
+            f.attrs.retain(|a| !a.path().is_ident("atomic"));
+        }
+    }
+    match parsed {
         Ok(class) => expand::expand(&item, &class).into(),
         Err(err) => {
             // Keep the user's impl block so that one error shows, not a cascade of

@@ -89,9 +89,16 @@ fn method(f: &syn::ImplItemFn) -> syn::Result<Option<Method>> {
         }
         params.push(Param { ident: pi.ident.clone(), ty: (*pt.ty).clone() });
     }
+    let atomic = f.attrs.iter().any(|a| a.path().is_ident("atomic"));
+    if let Some(a) = f.attrs.iter().find(|a| a.path().is_ident("atomic")) {
+        if !matches!(a.meta, syn::Meta::Path(_)) {
+            return Err(syn::Error::new_spanned(a, "#[atomic] takes no arguments"));
+        }
+    }
     Ok(Some(Method {
         ident: f.sig.ident.clone(),
         write,
+        atomic,
         is_async: f.sig.asyncness.is_some(),
         takes_ctx,
         params,

@@ -33,6 +33,7 @@
 
 mod backend;
 mod clock;
+mod action;
 mod commit;
 mod deadlock;
 pub mod faults;
@@ -121,6 +122,10 @@ struct Inner {
     /// The armed fault point (tests only).
     #[cfg(feature = "faults")]
     faults: Mutex<Option<(faults::Role, crate::migration::Step, Arc<tokio::sync::Notify>)>>,
+    #[cfg(feature = "faults")]
+    action_faults: Mutex<Option<(faults::Role, crate::atomic::Step, Arc<tokio::sync::Notify>)>>,
+    /// This node's parts of atomic actions.
+    actions: action::Actions,
     /// Checks capabilities and issues them.
     guard: Guard,
     /// The administrator's key: who may have the root directory's capability.
@@ -166,6 +171,9 @@ impl Engine {
                 incoming: Mutex::new(HashMap::new()),
                 #[cfg(feature = "faults")]
                 faults: Mutex::new(None),
+                #[cfg(feature = "faults")]
+                action_faults: Mutex::new(None),
+                actions: action::Actions::default(),
                 guard,
             }),
         };
@@ -173,6 +181,8 @@ impl Engine {
         engine.arm_from_env()?;
         engine.recover_moves()?;
         engine.recover_residuals()?;
+        engine.recover_actions()?;
+        engine.sweep_later();
         Ok(engine)
     }
 
@@ -253,9 +263,16 @@ impl Engine {
         self.inner.guard.admit(inv.capability.as_ref(), inv.target, epoch, needed, &method.name)?;
         let entry = reentrancy::check(&inv.thread.chain, inv.target, method.access, &method.name, &class.info().name)?;
         let _running = Running::start(&self.inner.inflight);
-        let (value, nested) = match method.access {
-            Access::Read => self.run_read(&slot, method, &inv, deadline, entry).await?,
-            Access::Write => self.run_write(&slot, method, &inv, deadline).await?,
+        let (value, nested, trail) = match inv.thread.action {
+            Some(action) => self.run_in_action(&slot, method, &inv, deadline, action).await?,
+            None if method.atomic || inv.thread.atomic => self.run_atomic(&slot, method, &inv, deadline).await?,
+            None => {
+                let (value, nested) = match method.access {
+                    Access::Read => self.run_read(&slot, method, &inv, deadline, entry).await?,
+                    Access::Write => self.run_write(&slot, method, &inv, deadline).await?,
+                };
+                (value, nested, protocol::wire::ActionTrail::default())
+            }
         };
         let micros = started.elapsed().as_micros() as u64;
         tracing::debug!(elapsed_us = micros, "invoked");
@@ -272,7 +289,7 @@ impl Engine {
             });
             hops.extend(nested);
         }
-        Ok(Reply { value, hops })
+        Ok(Reply { value, hops, trail })
     }
 
     /// Reads the object's committed record and decodes it.
@@ -330,6 +347,8 @@ impl Engine {
             epoch: slot.epoch.load(std::sync::atomic::Ordering::Acquire),
             method: method.name.clone(),
             writes: (method.access == Access::Write).then(Default::default),
+            writable: method.access == Access::Write,
+            trail: Mutex::new(Default::default()),
             move_after: Mutex::new(None),
             hops: Mutex::new(Vec::new()),
         }

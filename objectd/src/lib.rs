@@ -20,6 +20,7 @@
 //! client library is the `client` crate. An application with its own classes builds its
 //! own node binary: `node::run` with a `Registry` that has them (see `examples/`).
 
+pub mod atomic;
 pub mod cluster;
 pub mod config;
 pub mod daemon;

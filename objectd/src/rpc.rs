@@ -77,7 +77,7 @@ fn may_have_root(peer: &Peer, holder: &PublicKey, admin: Option<&PublicKey>) -> 
 
 /// Requests only nodes of the cluster may make.
 fn is_internal(body: &RequestBody) -> bool {
-    matches!(body, RequestBody::Probe(_) | RequestBody::Migration(_))
+    matches!(body, RequestBody::Probe(_) | RequestBody::Migration(_) | RequestBody::Action(_))
 }
 
 /// How long a peer may take over the handshake.

@@ -56,7 +56,7 @@ pub type Intents = Vec<(Vec<u8>, Vec<u8>)>;
 pub type PageWrite = (Vec<u8>, Option<Vec<u8>>);
 
 /// Everything a write method changed, applied as one unit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Commit {
     pub id: ObjectId,
     /// The version the method ran on; the commit fails if the store holds another.
@@ -75,7 +75,12 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new live object at version 1.
     fn create(&self, id: ObjectId, class: &str, state: &[u8]) -> Result<(), StoreError>;
     /// Applies a write method's changes atomically and bumps the version by one.
-    fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
+    fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        self.commit_all(std::slice::from_ref(commit))
+    }
+    /// Applies the commits of several objects (an atomic action's, on this node) as one
+    /// unit: all of them, or none if any does not apply.
+    fn commit_all(&self, commits: &[Commit]) -> Result<(), StoreError>;
     /// Removes the object, its pages and its call records. Returns whether it existed.
     fn delete(&self, id: ObjectId) -> Result<bool, StoreError>;
     fn page_get(&self, id: ObjectId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;

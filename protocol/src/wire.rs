@@ -5,14 +5,16 @@ use crate::migration::{Chunk, MigrationReport, Resolution, Strategy};
 use crate::placement::Placement;
 use crate::view::NodeView;
 use capability::PublicKey;
-use clouds::{CallId, Cap, ClassInfo, Codec, InvokeError, NodeId, ObjectId, RawRef, ThreadCtx, ThreadId};
+use clouds::{ActionRef, CallId, Cap, ClassInfo, Codec, InvokeError, NodeId, ObjectId, RawRef, ThreadCtx, ThreadId};
 use serde::{Deserialize, Serialize};
 
 /// 3: the node view carries a versioned load vector; invocations may name their target by
 /// path; objects move between nodes (`Migrate`, `Migration`).
 /// 4: lazy moves (`Missing`, `Fetch`, `Release`); the offer names its source and
 /// strategy; `describe` shows a move under way and a lazy move's residual pages.
-pub const WIRE_VERSION: u16 = 4;
+/// 5: atomic actions (the thread's action, `Action` steps, replies naming the nodes an
+/// action touched).
+pub const WIRE_VERSION: u16 = 5;
 
 /// One method call by one thread.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -90,6 +92,59 @@ pub struct Reply {
     pub value: Vec<u8>,
     /// In call order; empty unless the thread's `record_path` is set.
     pub hops: Vec<Hop>,
+    /// Inside an atomic action: the nodes it holds objects on, and whether a call inside it
+    /// failed (which dooms it).
+    #[serde(default)]
+    pub trail: ActionTrail,
+}
+
+/// What an invocation inside an atomic action tells the caller about the action.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionTrail {
+    /// Nodes where the action holds objects (participants), this one included.
+    pub joined: Vec<NodeId>,
+    /// Why the action can only abort, if a call inside it failed.
+    pub doomed: Option<String>,
+}
+
+impl ActionTrail {
+    pub fn join(&mut self, node: NodeId) {
+        if !self.joined.contains(&node) {
+            self.joined.push(node);
+        }
+    }
+
+    /// Adds what a nested invocation reported.
+    pub fn merge(&mut self, other: ActionTrail) {
+        for n in other.joined {
+            self.join(n);
+        }
+        if self.doomed.is_none() {
+            self.doomed = other.doomed;
+        }
+    }
+}
+
+/// The node-to-node messages of an atomic action's two-phase commit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ActionStep {
+    /// Coordinator to participant: make your part durable, keep its locks, and vote.
+    Prepare { action: ActionRef },
+    /// Coordinator to participant: the action committed; apply and unlock.
+    Commit { action: ActionRef },
+    /// Coordinator (or anyone who knows) to participant: the action aborted; roll back.
+    Abort { action: ActionRef },
+    /// Participant to coordinator: what was decided?
+    Decision { action: ActionRef },
+}
+
+/// What a coordinator answers about an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Committed,
+    Aborted,
+    /// Still running or collecting votes: ask again.
+    Pending,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -127,6 +182,8 @@ pub enum RequestBody {
     },
     /// A step of a move, from the source (or, for `Home`, to the object's home); node to node.
     Migration(MigrationStep),
+    /// A step of an atomic action's commit; node to node.
+    Action(ActionStep),
 }
 
 /// The node-to-node messages of a move of `id`.
@@ -184,6 +241,7 @@ impl RequestBody {
             RequestBody::Probe(_) => "probe",
             RequestBody::Migrate { .. } => "migrate",
             RequestBody::Migration(_) => "migration step",
+            RequestBody::Action(_) => "atomic action step",
         }
     }
 }
@@ -240,6 +298,9 @@ pub struct ObjectInfo {
     /// Pages still on the node a lazy move came from.
     #[serde(default)]
     pub residual: Option<Residual>,
+    /// The atomic action that holds the object locked, if it is prepared (or in doubt).
+    #[serde(default)]
+    pub held_by: Option<String>,
 }
 
 /// How far a move of an object has come, as its source sees it.
@@ -308,6 +369,9 @@ pub enum ResponseBody {
     /// A migration step was done (an offer accepted, a chunk installed, the home updated).
     StepDone,
     Resolved(Resolution),
+    /// A participant's vote: `None` yes, `Some(reason)` no.
+    Voted(Option<String>),
+    Decided(Outcome),
 }
 
 pub type Response = Result<ResponseBody, InvokeError>;

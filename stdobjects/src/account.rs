@@ -38,7 +38,9 @@ impl Account {
     }
 
     /// Moves `amount` to `to`: the thread withdraws here, then continues into `to` to deposit.
-    /// If the deposit fails, this method fails and the withdrawal is rolled back with it.
+    /// Atomic: the withdrawal and the deposit commit together on both nodes, or neither
+    /// does (a failed deposit, a deadline, a crash of either node before the decision).
+    #[atomic]
     pub async fn transfer(&mut self, ctx: &Ctx, to: Ref<Account>, amount: u64) -> Result<u64, InvokeError> {
         if Some(to.id()) == ctx.this() {
             return Err(InvokeError::app(AccountError::SameAccount));

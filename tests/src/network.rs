@@ -209,8 +209,8 @@ impl Store for Fenced {
     fn create(&self, id: ObjectId, class: &str, state: &[u8]) -> Result<(), StoreError> {
         self.check()?.create(id, class, state)
     }
-    fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
-        self.check()?.commit(commit)
+    fn commit_all(&self, commits: &[Commit]) -> Result<(), StoreError> {
+        self.check()?.commit_all(commits)
     }
     fn delete(&self, id: ObjectId) -> Result<bool, StoreError> {
         self.check()?.delete(id)

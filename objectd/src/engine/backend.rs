@@ -21,9 +21,14 @@ pub struct NodeBackend {
     /// The running object's revocation epoch when the method started.
     pub epoch: u64,
     pub method: String,
-    /// Page writes of a write method; `None` in a read method. std `Mutex`: held only for
-    /// one map operation, never across an `.await`.
+    /// Page writes of a write method (and, in an atomic action, those the action made
+    /// before); `None` in a read method outside an action. std `Mutex`: held only for one
+    /// map operation, never across an `.await`.
     pub writes: Option<Mutex<WriteSet>>,
+    /// Whether the method may write pages (a write method).
+    pub writable: bool,
+    /// Inside an atomic action: where it went and whether a call failed. std `Mutex`.
+    pub trail: Mutex<protocol::wire::ActionTrail>,
     /// Where the running object moves once the invocation committed (`ctx.migrate_to`).
     /// std `Mutex`: one set or take at a time.
     pub move_after: Mutex<Option<NodeId>>,
@@ -43,10 +48,15 @@ impl NodeBackend {
         std::mem::take(&mut *self.hops.lock().expect("hops mutex"))
     }
 
+    /// What the atomic action this method runs in learned from its nested calls.
+    pub fn take_trail(&self) -> protocol::wire::ActionTrail {
+        std::mem::take(&mut *self.trail.lock().expect("trail mutex"))
+    }
+
     fn writes(&self) -> Result<std::sync::MutexGuard<'_, WriteSet>, InvokeError> {
         match &self.writes {
-            Some(w) => Ok(w.lock().expect("write set mutex")),
-            None => Err(InvokeError::invalid(format!(
+            Some(w) if self.writable => Ok(w.lock().expect("write set mutex")),
+            _ => Err(InvokeError::invalid(format!(
                 "`{}` is a read method (&self); storage pages can be written only in write methods (&mut self)",
                 self.method
             ))),
@@ -91,6 +101,8 @@ impl Backend for NodeBackend {
                 lamport: self.engine.tick(),
                 trace: self.thread.trace.clone(),
                 record_path: self.thread.record_path,
+                action: self.thread.action,
+                atomic: false,
             },
             target: target.id,
             method: method.to_string(),
@@ -100,8 +112,18 @@ impl Backend for NodeBackend {
             capability: target.cap.clone(),
         };
         Box::pin(async move {
-            let reply = self.engine.invoke(inv).await?;
+            let reply = match self.engine.invoke(inv).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    // Inside an atomic action, a failed call dooms it (no partial rollback).
+                    if self.thread.action.is_some() {
+                        self.trail.lock().expect("trail mutex").doomed.get_or_insert_with(|| e.to_string());
+                    }
+                    return Err(e);
+                }
+            };
             self.hops.lock().expect("hops mutex").extend(reply.hops);
+            self.trail.lock().expect("trail mutex").merge(reply.trail);
             Ok(reply.value)
         })
     }

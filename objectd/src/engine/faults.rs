@@ -18,6 +18,10 @@ pub enum Role {
     Source,
     Target,
     Home,
+    /// Of an atomic action: the node where its atomic method runs.
+    Coordinator,
+    /// Of an atomic action: a node where it holds objects.
+    Participant,
 }
 
 impl Engine {
@@ -37,6 +41,32 @@ impl Engine {
         }
         #[cfg(not(feature = "faults"))]
         let _ = (role, step);
+    }
+
+    /// Stops here for good if a test armed this point of an atomic action.
+    pub(super) async fn action_fault(&self, role: Role, step: crate::atomic::Step) {
+        #[cfg(feature = "faults")]
+        {
+            let hit = {
+                let armed = self.inner.action_faults.lock().expect("faults mutex");
+                armed.as_ref().filter(|(r, s, _)| *r == role && *s == step).map(|(_, _, hit)| hit.clone())
+            };
+            if let Some(hit) = hit {
+                tracing::warn!(?role, %step, "stopping at an armed fault point");
+                hit.notify_one();
+                std::future::pending::<()>().await;
+            }
+        }
+        #[cfg(not(feature = "faults"))]
+        let _ = (role, step);
+    }
+
+    /// Arms the fault point `(role, step)` of atomic actions (see `arm_fault`).
+    #[cfg(feature = "faults")]
+    pub fn arm_action_fault(&self, role: Role, step: crate::atomic::Step) -> std::sync::Arc<tokio::sync::Notify> {
+        let hit = std::sync::Arc::new(tokio::sync::Notify::new());
+        *self.inner.action_faults.lock().expect("faults mutex") = Some((role, step, hit.clone()));
+        hit
     }
 
     /// Arms the fault point `(role, step)`: the node stops for good when it reaches it; the

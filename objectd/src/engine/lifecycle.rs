@@ -200,6 +200,7 @@ impl Engine {
             methods: c.info().clone(),
             moving: self.move_progress(id),
             residual: self.inner.residuals.info(id),
+            held_by: self.inner.actions.held_by(id),
         })
     }
 

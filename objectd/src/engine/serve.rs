@@ -35,6 +35,7 @@ impl Engine {
                 self.migrate(target, to, strategy).await.map(ResponseBody::Migrated)
             }
             RequestBody::Migration(step) => self.migration_step(step).await,
+            RequestBody::Action(step) => self.action_step(step).await,
             RequestBody::Probe(p) => Ok(ResponseBody::Probed(self.probe(p.initiator, p.object, p.path).await)),
         }
     }

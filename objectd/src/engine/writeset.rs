@@ -11,6 +11,11 @@ pub struct WriteSet {
 }
 
 impl WriteSet {
+    /// A write set that starts with these changes (an atomic action's earlier writes).
+    pub fn from_changes(changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> WriteSet {
+        WriteSet { changes: changes.into_iter().collect() }
+    }
+
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
         self.changes.insert(key.to_vec(), Some(value.to_vec()));
     }

@@ -114,27 +114,33 @@ impl Store for SledStore {
         }
     }
 
-    fn commit(&self, c: &Commit) -> Result<(), StoreError> {
+    fn commit_all(&self, commits: &[Commit]) -> Result<(), StoreError> {
         let result = (&self.objects, &self.pages, &self.calls).transaction(|(objects, pages, calls)| {
             let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
-            let current = objects.get(c.id.as_bytes())?.ok_or_else(|| abort(StoreError::NotFound(c.id)))?;
-            let (class, version) = match record::decode(&current).map_err(|e| abort(StoreError::Corrupt(e)))? {
-                Record::Live { class, version, .. } => (class, version),
-                Record::Forward { .. } => return Err(abort(StoreError::Forwarded(c.id))),
-            };
-            if version != c.base_version {
-                return Err(abort(StoreError::VersionConflict { id: c.id, expected: c.base_version, found: version }));
-            }
-            let next = Record::Live { class, version: version + 1, epoch: c.epoch, state: c.state.clone() };
-            objects.insert(c.id.as_bytes(), record::encode(&next))?;
-            for (key, value) in &c.pages {
-                match value {
-                    Some(v) => pages.insert(prefixed(c.id, key), v.as_slice())?,
-                    None => pages.remove(prefixed(c.id, key))?,
+            for c in commits {
+                let current = objects.get(c.id.as_bytes())?.ok_or_else(|| abort(StoreError::NotFound(c.id)))?;
+                let (class, version) = match record::decode(&current).map_err(|e| abort(StoreError::Corrupt(e)))? {
+                    Record::Live { class, version, .. } => (class, version),
+                    Record::Forward { .. } => return Err(abort(StoreError::Forwarded(c.id))),
                 };
-            }
-            if let Some((call, reply)) = &c.call {
-                calls.insert(prefixed(c.id, call.as_bytes()), reply.as_slice())?;
+                if version != c.base_version {
+                    return Err(abort(StoreError::VersionConflict {
+                        id: c.id,
+                        expected: c.base_version,
+                        found: version,
+                    }));
+                }
+                let next = Record::Live { class, version: version + 1, epoch: c.epoch, state: c.state.clone() };
+                objects.insert(c.id.as_bytes(), record::encode(&next))?;
+                for (key, value) in &c.pages {
+                    match value {
+                        Some(v) => pages.insert(prefixed(c.id, key), v.as_slice())?,
+                        None => pages.remove(prefixed(c.id, key))?,
+                    };
+                }
+                if let Some((call, reply)) = &c.call {
+                    calls.insert(prefixed(c.id, call.as_bytes()), reply.as_slice())?;
+                }
             }
             Ok(())
         });
