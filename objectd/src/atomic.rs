@@ -60,7 +60,9 @@ pub enum Part {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The coordinator asks for a vote; `doomed`: a call in this part failed.
-    Prepare { doomed: Option<String> },
+    Prepare {
+        doomed: Option<String>,
+    },
     Commit,
     Abort,
     /// The thread's deadline (and a grace) passed without a decision reaching this node.

@@ -31,9 +31,9 @@
 //! store transaction, version + 1, wait for the group flush -> reply. A write that fails,
 //! panics or runs out of time reloads the object from its last committed state.
 
+mod action;
 mod backend;
 mod clock;
-mod action;
 mod commit;
 mod deadlock;
 pub mod faults;

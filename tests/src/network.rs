@@ -376,16 +376,7 @@ impl Network {
         args: serde_json::Value,
         deadline: Duration,
     ) -> Result<serde_json::Value, InvokeError> {
-        let inv = Invocation {
-            thread: ThreadCtx::new(deadline.as_millis() as u64),
-            target: target.id,
-            method: method.into(),
-            codec: Codec::Json,
-            args: serde_json::to_vec(&args).expect("JSON args"),
-            call_id: None,
-            capability: target.cap.clone(),
-        };
-        let reply = self.engine(via).invoke(inv).await?;
+        let reply = self.engine(via).invoke(invocation(target, method, args, deadline)).await?;
         Ok(serde_json::from_slice(&reply.value).expect("a JSON reply"))
     }
 
@@ -526,5 +517,19 @@ impl Drop for Network {
     fn drop(&mut self) {
         // Engines hold their ports, which hold the router: break the cycle.
         self.shared.members.lock().expect("members").clear();
+    }
+}
+
+/// An invocation of `method` with JSON `args` by a new thread with `deadline`, presenting
+/// the reference's capability.
+pub fn invocation(target: &RawRef, method: &str, args: serde_json::Value, deadline: Duration) -> Invocation {
+    Invocation {
+        thread: ThreadCtx::new(deadline.as_millis() as u64),
+        target: target.id,
+        method: method.into(),
+        codec: Codec::Json,
+        args: serde_json::to_vec(&args).expect("JSON args"),
+        call_id: None,
+        capability: target.cap.clone(),
     }
 }

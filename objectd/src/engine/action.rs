@@ -113,7 +113,13 @@ impl Actions {
 impl Engine {
     /// The object `id` as action `action` holds it here, taken out for a method to run
     /// on; `None` if the action does not hold it yet (the caller takes its lock).
-    pub(super) fn take_held(&self, action: ActionRef, thread: ThreadId, deadline: Instant, id: ObjectId) -> Option<Taken> {
+    pub(super) fn take_held(
+        &self,
+        action: ActionRef,
+        thread: ThreadId,
+        deadline: Instant,
+        id: ObjectId,
+    ) -> Option<Taken> {
         self.inner.actions.with(|parts| {
             let part = parts.entry(action.id).or_insert_with(|| PartHere {
                 action,
@@ -254,9 +260,10 @@ impl Engine {
         self.roll_back(action);
         let me = self.inner.node;
         let nodes = self.inner.peers.nodes().await;
-        let tells = nodes.iter().filter(|n| n.id != me).map(|n| {
-            self.inner.peers.send(n.id, RequestBody::Action(ActionStep::Abort { action }), STEP_WITHIN)
-        });
+        let tells = nodes
+            .iter()
+            .filter(|n| n.id != me)
+            .map(|n| self.inner.peers.send(n.id, RequestBody::Action(ActionStep::Abort { action }), STEP_WITHIN));
         // Best effort: a node that misses it aborts its part alone once its time is up.
         let _ = futures::future::join_all(tells).await;
     }
@@ -369,9 +376,10 @@ impl Engine {
     fn on_event(&self, action: ActionRef, event: Event) -> Result<Effect, InvokeError> {
         let state = self.inner.actions.with(|parts| parts.get(&action.id).map_or(Part::Over, |p| p.state));
         // A part with an object out (a call of it still running here) cannot prepare.
-        let busy = self.inner.actions.with(|parts| {
-            parts.get(&action.id).is_some_and(|p| p.holds.values().any(|h| h.guard.is_none()))
-        });
+        let busy = self
+            .inner
+            .actions
+            .with(|parts| parts.get(&action.id).is_some_and(|p| p.holds.values().any(|h| h.guard.is_none())));
         let event = match event {
             Event::Prepare { doomed: None } if busy => {
                 Event::Prepare { doomed: Some("a call of the action is still running on this node".into()) }
@@ -470,9 +478,8 @@ impl Engine {
 
     async fn sweep(&self) {
         let now = Instant::now();
-        let due: Vec<ActionRef> = self.inner.actions.with(|parts| {
-            parts.values().filter(|p| p.due <= now).map(|p| p.action).collect()
-        });
+        let due: Vec<ActionRef> =
+            self.inner.actions.with(|parts| parts.values().filter(|p| p.due <= now).map(|p| p.action).collect());
         for action in due {
             if self.inner.actions.deciding.lock().expect("deciding mutex").contains(&action.id) {
                 continue; // its coordinator is here, deciding
@@ -486,7 +493,9 @@ impl Engine {
             };
             if effect == Effect::Ask {
                 let ask = RequestBody::Action(ActionStep::Decision { action });
-                if let Ok(ResponseBody::Decided(outcome)) = self.inner.peers.send(action.coordinator, ask, STEP_WITHIN).await {
+                if let Ok(ResponseBody::Decided(outcome)) =
+                    self.inner.peers.send(action.coordinator, ask, STEP_WITHIN).await
+                {
                     if let Err(e) = self.on_event(action, Event::Answer(outcome)) {
                         tracing::warn!(%action, "acting on the coordinator's answer: {e}");
                     }
@@ -503,7 +512,6 @@ impl Engine {
         }
     }
 }
-
 
 impl Engine {
     /// An atomic method (or a call asked to be atomic) outside any action: the boundary of
@@ -576,7 +584,8 @@ impl Engine {
                 Admission::Run => break,
                 Admission::Reload if fresh => self.reload(slot, &mut taken.guard)?,
                 Admission::Reload => {
-                    let e = InvokeError::Aborted { reason: format!("an earlier call of {action} on {} failed", slot.id) };
+                    let e =
+                        InvokeError::Aborted { reason: format!("an earlier call of {action} on {} failed", slot.id) };
                     self.put_held(action, thread, slot, taken, Some(e.to_string()))?;
                     return Err(e);
                 }

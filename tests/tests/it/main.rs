@@ -9,6 +9,7 @@
 //! - `migration`: live objects moving between nodes, with crashes at every protocol step.
 //! - `network`: the cluster in one process, with cut links, lost messages, delays and crashes.
 
+mod atomic;
 mod caps;
 mod classes;
 mod cli;

@@ -1,0 +1,157 @@
+//! Atomic actions on the in-process cluster: a transfer between accounts on two nodes
+//! commits on both or on neither, through a lost reply, a failed deposit, and a crash of
+//! the coordinator or the participant at every step of the two-phase commit; crossing
+//! transfers over three nodes conserve money.
+
+use clouds::{InvokeError, RawRef};
+use objectd::atomic::Step;
+use objectd::engine::faults::Role;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tests::network::Network;
+
+const SHORT: Duration = Duration::from_secs(5);
+
+async fn account(net: &Network, on: u16, balance: u64) -> RawRef {
+    let a = net.create(1, "Account", on).await;
+    net.invoke(1, &a, "deposit", json!([balance]), SHORT).await.unwrap();
+    a
+}
+
+/// The balance, once the account is served again (a recovery may take a few retries).
+async fn balance(net: &Network, via: u16, a: &RawRef) -> u64 {
+    for _ in 0..150 {
+        if let Ok(Value::Number(n)) = net.invoke(via, a, "balance", json!([]), Duration::from_secs(2)).await {
+            return n.as_u64().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("account {} was not served within 15 s", a.id);
+}
+
+/// An atomic transfer commits on both nodes; one whose deposit fails, or whose deposit's
+/// reply is lost after the deposit ran, leaves both accounts as they were; a withdrawal
+/// beyond the balance changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_commits_on_both_nodes_or_on_neither() {
+    let net = Network::start(3).await;
+    let (a, b) = (account(&net, 1, 100).await, account(&net, 2, 0).await);
+    assert_eq!(net.invoke(1, &a, "transfer", json!([b, 30]), SHORT).await.unwrap(), json!(70));
+    assert_eq!((balance(&net, 3, &a).await, balance(&net, 3, &b).await), (70, 30));
+
+    // The deposit runs on node 2, its answer to node 1 is lost: the action aborts on both.
+    net.drop_answers(1, 2, 1);
+    let lost = net.invoke(1, &a, "transfer", json!([b, 20]), SHORT).await.unwrap_err();
+    assert!(matches!(lost, InvokeError::Unavailable { .. } | InvokeError::Aborted { .. }), "{lost}");
+    net.recover();
+    assert_eq!((balance(&net, 3, &a).await, balance(&net, 3, &b).await), (70, 30), "nothing half done");
+
+    // A deposit into something that is not an account fails: the withdrawal goes with it.
+    let counter = net.create(1, "Counter", 2).await;
+    let failed = net.invoke(1, &a, "transfer", json!([counter, 10]), SHORT).await.unwrap_err();
+    assert!(matches!(failed, InvokeError::NoSuchMethod { .. }), "{failed}");
+    let broke = net.invoke(1, &a, "transfer", json!([b, 1000]), SHORT).await.unwrap_err();
+    assert!(broke.to_string().contains("insufficient funds"), "{broke}");
+    assert_eq!((balance(&net, 3, &a).await, balance(&net, 3, &b).await), (70, 30));
+    // And the locks are gone: both accounts take new transfers.
+    assert_eq!(net.invoke(2, &b, "transfer", json!([a, 30]), SHORT).await.unwrap(), json!(0));
+    assert_eq!(balance(&net, 1, &a).await, 100);
+}
+
+/// The coordinator (node 1, where `transfer` runs) or the participant (node 2, the
+/// deposit) crashes at each step of the commit, and comes back. Before the decision was
+/// durable the transfer is undone on both; after it, it is done on both. Either way the
+/// money is conserved, and the accounts take transfers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_every_step_of_the_commit_leaves_the_transfer_whole() {
+    // (the node that stops, its role, the step, whether the transfer is done afterwards)
+    let points = [
+        (2, Role::Participant, Step::Prepared, false),
+        (1, Role::Coordinator, Step::VotesAsked, false),
+        (1, Role::Coordinator, Step::Decided, true),
+        (2, Role::Participant, Step::Applied, true),
+        (1, Role::Coordinator, Step::Told, true),
+    ];
+    for (node, role, step, done) in points {
+        eprintln!("crash of node {node} at {step}");
+        let mut net = Network::start(3).await;
+        let (a, b) = (account(&net, 1, 100).await, account(&net, 2, 50).await);
+        let hit = net.engine(node).arm_action_fault(role, step);
+        let transfer = {
+            let (engine, a, b) = (net.engine(3), a.clone(), b.clone());
+            tokio::spawn(async move {
+                let inv = tests::network::invocation(&a, "transfer", json!([b, 30]), SHORT);
+                engine.invoke(inv).await
+            })
+        };
+        tokio::time::timeout(SHORT, hit.notified()).await.unwrap_or_else(|_| panic!("reached {step}"));
+        if step == Step::VotesAsked {
+            // The participant is prepared: its account is held, and says by what.
+            let participant = net.engine(2);
+            let describe = protocol::RequestBody::Describe(b.clone());
+            match participant.handle(objectd::engine::Origin::Caller, describe).await {
+                Ok(protocol::ResponseBody::Described(i)) => {
+                    assert!(i.held_by.as_deref().is_some_and(|h| h.contains("prepared")), "{:?}", i.held_by)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        net.crash(node);
+        net.restart(node).await;
+        let _ = transfer.await;
+        let expected = if done { (70, 80) } else { (100, 50) };
+        let got = (balance(&net, 3, &a).await, balance(&net, 3, &b).await);
+        assert_eq!(got, expected, "after a crash of node {node} at {step}");
+        assert_eq!(net.invoke(2, &b, "transfer", json!([a, 10]), SHORT).await.unwrap(), json!(expected.1 - 10));
+        assert_eq!(balance(&net, 1, &a).await, expected.0 + 10, "at {step}");
+    }
+}
+
+/// Crossing transfers between six accounts on three nodes, 8 at a time: deadlocks between
+/// them are broken (the victim's whole action rolls back) and retried; the total stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_transfers_over_three_nodes_conserve_money() {
+    let net = std::sync::Arc::new(Network::start(3).await);
+    let mut accounts = Vec::new();
+    for i in 0..6u16 {
+        accounts.push(account(&net, 1 + i % 3, 100).await);
+    }
+    let accounts = std::sync::Arc::new(accounts);
+    let workers: Vec<_> = (0..8usize)
+        .map(|w| {
+            let (net, accounts) = (net.clone(), accounts.clone());
+            tokio::spawn(async move {
+                let mut done = 0;
+                for t in 0..15usize {
+                    let (from, to) = ((w + t) % 6, (w * 5 + t * 7 + 1) % 6);
+                    if from == to {
+                        continue;
+                    }
+                    for _ in 0..20 {
+                        let via = 1 + (t % 3) as u16;
+                        let args = json!([accounts[to], 1 + (t % 5)]);
+                        match net.invoke(via, &accounts[from], "transfer", args, SHORT).await {
+                            Ok(_) => {
+                                done += 1;
+                                break;
+                            }
+                            Err(e) if e.to_string().contains("insufficient funds") => break,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(5 * (w as u64 + 1))).await,
+                        }
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for w in workers {
+        done += w.await.unwrap();
+    }
+    let mut total = 0;
+    for a in accounts.iter() {
+        total += balance(&net, 1, a).await;
+    }
+    assert_eq!(total, 600, "money is conserved ({done} transfers done)");
+    assert!(done > 50, "most transfers went through: {done}");
+}
