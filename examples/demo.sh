@@ -3,11 +3,11 @@
 # Builds the binaries; starts the cluster with `clouds cluster up`; creates objects on
 # different nodes and invokes them from others (threads continue on the node that has the
 # object, and `--trace` shows the path); runs the bank example (accounts spread over the
-# nodes, concurrent transfers, the total checked); kills a node with -9, shows that its
-# objects are unavailable while the rest works, restarts it and shows every object kept its
-# committed state. On the way, a second user gets a read-only capability, uses it, is
-# refused a write, and loses it to a revocation. Stops the cluster at the end. Needs only
-# cargo.
+# nodes, concurrent atomic transfers, the total checked); kills a node with -9 in the
+# middle of transfers, shows that its objects are unavailable while the rest works,
+# restarts it, shows every object kept its committed state and the bank's total
+# conserved. On the way, a second user gets a read-only capability, uses it, is refused a
+# write, and loses it to a revocation. Stops the cluster at the end. Needs only cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,6 +74,10 @@ run --node "$N3" invoke counters/visits.get
 echo "== the bank example: 8 accounts over the 3 nodes, 200 concurrent transfers"
 "$BIN/bank" --node "$N2" --accounts 8 --transfers 200
 
+echo "== the bank again, 800 atomic transfers, and node 2 killed with -9 in the middle of them"
+"$BIN/bank" --node "$N3" --accounts 8 --transfers 800 &
+BANK=$!
+sleep 1
 echo "== kill -9 node 2 (no shutdown, no final flush)"
 kill -9 "$(cat "$DIR/2.pid")"
 sleep 0.2
@@ -85,6 +89,8 @@ echo "== clouds cluster up again: restarts node 2 with its address and data"
 "$BIN/clouds" cluster up --nodes 3 --dir "$DIR"
 run --node "$N1" invoke counters/bonus.get
 run --node "$N3" invoke logs/events.read 0 10
+echo "== the bank's transfers go on once node 2 is back (retried with their call ids); the total:"
+wait "$BANK"
 echo "== the bank again, on the accounts that survived the crash"
 "$BIN/bank" --node "$N3" --accounts 8 --transfers 50
 run --node "$N2" nodes

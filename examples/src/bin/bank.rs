@@ -1,7 +1,11 @@
 //! A bank on Clouds: accounts are persistent `Account` objects named `/bank/<name>`, placed
 //! at random over the cluster's nodes, and each transfer is a thread that withdraws from
-//! one account and continues into the other (often on another node) to deposit. Runs
-//! concurrent transfers, then checks that no money appeared or vanished.
+//! one account and continues into the other (often on another node) to deposit.
+//! `Account::transfer` is atomic: the withdrawal and the deposit commit together or not at
+//! all, whichever node dies when. Runs concurrent transfers, each with a call id; a
+//! transfer that fails because a node is down (or its action was aborted, or it was a
+//! deadlock victim) is retried with the same call id until the node is back, so it runs
+//! exactly once. Then it checks that no money appeared or vanished.
 //!
 //! It acts for the wallet the `clouds` command uses (`--wallet`, `$CLOUDS_WALLET`, or
 //! `~/.clouds/wallet`): the accounts it creates are its own, and each transfer passes the
@@ -37,8 +41,9 @@ struct Args {
 }
 
 const OPENING_BALANCE: u64 = 1_000;
-/// How often one transfer is retried after being chosen as a deadlock victim.
-const MAX_RETRIES: u64 = 10;
+/// How often one transfer is tried again (deadlock victim, aborted, a node down): with
+/// the backoff below, about two minutes, time for a node to come back.
+const MAX_RETRIES: u64 = 240;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -79,31 +84,41 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("{} accounts under /bank, {} in total, on {:?}", accounts.len(), total_before, per_node);
 
-    let (mut done, mut refused, mut deadlocks) = (0, 0, 0);
+    let (mut done, mut refused, mut retried) = (0, 0, 0);
+    // Each run's call ids are its own: a rerun does new transfers.
+    let run = uuid::Uuid::new_v4().simple().to_string();
     for batch in (0..args.transfers).collect::<Vec<_>>().chunks(16) {
         let runs = batch.iter().map(|&t| {
-            let from = accounts[t % accounts.len()].clone();
-            let to = payees[(t * 7 + 3) % accounts.len()].clone();
+            let from = accounts[t % accounts.len()].raw().clone();
+            let to = serde_json::to_value(payees[(t * 7 + 3) % accounts.len()].raw()).expect("a reference");
             let amount = (t as u64 * 37) % 400 + 1;
-            let ctx = client.ctx();
+            let call = clouds::CallId(format!("bank-{run}-{t}"));
+            let client = &client;
             async move {
                 // Two transfers crossing over (a -> b while b -> a) wait for each other;
                 // the node breaks the cycle by failing one with `Deadlock`, after rolling
-                // it back. Retry it, a bounded number of times.
-                let mut victims = 0;
+                // it back everywhere. A node may be down. Either way nothing was done, or
+                // it was done and the call id replays its reply: try again.
+                let mut tries = 0;
                 loop {
-                    match from.transfer(&ctx, to.clone(), amount).await {
-                        Err(InvokeError::Deadlock { .. }) if victims < MAX_RETRIES => {
-                            victims += 1;
-                            tokio::time::sleep(std::time::Duration::from_millis(5 * victims)).await;
+                    let args = [to.clone(), serde_json::json!(amount)];
+                    match client.invoke_json(&from, "transfer", &args, Some(call.clone())).await {
+                        Err(
+                            InvokeError::Deadlock { .. }
+                            | InvokeError::Aborted { .. }
+                            | InvokeError::Unavailable { .. }
+                            | InvokeError::DeadlineExceeded { .. },
+                        ) if tries < MAX_RETRIES => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis((5 * tries).min(500))).await;
                         }
-                        other => return (other, victims),
+                        other => return (other, tries),
                     }
                 }
             }
         });
-        for (result, victims) in futures::future::join_all(runs).await {
-            deadlocks += victims;
+        for (result, tries) in futures::future::join_all(runs).await {
+            retried += tries;
             match result {
                 Ok(_) => done += 1,
                 // Insufficient funds, or a transfer to itself: refused whole, nothing moved.
@@ -113,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let total_after = total(&ctx, &accounts).await?;
-    println!("{done} transfers done, {refused} refused (insufficient funds or same account), {deadlocks} retried after a deadlock");
+    println!("{done} transfers done, {refused} refused (insufficient funds or same account), {retried} retries (deadlock victims, aborted, a node down)");
     for (i, a) in accounts.iter().enumerate() {
         println!("  /bank/acct-{i} on {}: {}", a.id().home(), a.balance(&ctx).await?);
     }
