@@ -84,21 +84,40 @@ fn signed(domain: &[u8], nonce: &[u8; 32], node: NodeId) -> Vec<u8> {
     [domain, nonce, &node.0.to_be_bytes()].concat()
 }
 
-async fn send<S: AsyncWrite + Unpin, T: Serialize>(stream: &mut S, message: &T) -> Result<(), String> {
-    let bytes = postcard::to_stdvec(message).expect("handshake messages encode");
-    stream.write_u32(bytes.len() as u32).await.map_err(|e| e.to_string())?;
-    stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
-    stream.flush().await.map_err(|e| e.to_string())
+/// Why a handshake failed: the connection broke (the peer may be going down: try again
+/// later), or the peer is not who it must be or refused us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Transport(String),
+    Refused(String),
 }
 
-async fn recv<S: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(stream: &mut S) -> Result<T, String> {
-    let len = stream.read_u32().await.map_err(|e| format!("connection closed during the handshake: {e}"))?;
+impl From<Failure> for String {
+    fn from(f: Failure) -> String {
+        match f {
+            Failure::Transport(s) | Failure::Refused(s) => s,
+        }
+    }
+}
+
+async fn send<S: AsyncWrite + Unpin, T: Serialize>(stream: &mut S, message: &T) -> Result<(), Failure> {
+    let bytes = postcard::to_stdvec(message).expect("handshake messages encode");
+    let broke = |e: std::io::Error| Failure::Transport(format!("connection closed during the handshake: {e}"));
+    stream.write_u32(bytes.len() as u32).await.map_err(broke)?;
+    stream.write_all(&bytes).await.map_err(broke)?;
+    stream.flush().await.map_err(broke)
+}
+
+async fn recv<S: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(stream: &mut S) -> Result<T, Failure> {
+    let broke = |e: std::io::Error| Failure::Transport(format!("connection closed during the handshake: {e}"));
+    let len = stream.read_u32().await.map_err(broke)?;
     if len > MAX_MESSAGE {
-        return Err(format!("handshake message of {len} bytes is too large (not a Clouds peer?)"));
+        return Err(Failure::Refused(format!("handshake message of {len} bytes is too large (not a Clouds peer?)")));
     }
     let mut bytes = vec![0u8; len as usize];
-    stream.read_exact(&mut bytes).await.map_err(|e| format!("connection closed during the handshake: {e}"))?;
-    postcard::from_bytes(&bytes).map_err(|_| "malformed handshake message (not a Clouds peer?)".to_string())
+    stream.read_exact(&mut bytes).await.map_err(broke)?;
+    postcard::from_bytes(&bytes)
+        .map_err(|_| Failure::Refused("malformed handshake message (not a Clouds peer?)".into()))
 }
 
 fn version_ok(version: u16) -> Result<(), String> {
@@ -160,20 +179,20 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     credentials: Credentials<'_>,
     expect: Option<NodeId>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let hello: ServerHello = recv(stream).await?;
-    version_ok(hello.version)?;
+    version_ok(hello.version).map_err(Failure::Refused)?;
+    let refused = |s: String| Err(Failure::Refused(s));
     let server_key = match (credentials, expect) {
         (Credentials::Node(id), Some(expected)) => {
-            let cert = hello
-                .cert
-                .as_ref()
-                .ok_or_else(|| format!("the node at this address presents no certificate (expected {expected})"))?;
+            let Some(cert) = hello.cert.as_ref() else {
+                return refused(format!("the node at this address presents no certificate (expected {expected})"));
+            };
             if cert.node != expected || hello.node != expected {
-                return Err(format!("the node at this address is {}, not {expected}", cert.node));
+                return refused(format!("the node at this address is {}, not {expected}", cert.node));
             }
             if !cert.is_signed_by(&id.authority) {
-                return Err(format!("{expected}'s certificate is not from this cluster's authority"));
+                return refused(format!("{expected}'s certificate is not from this cluster's authority"));
             }
             Some(cert.key)
         }
@@ -188,10 +207,10 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     };
     send(stream, &ClientHello { version: HANDSHAKE_VERSION, identity: who, nonce: my_nonce, signature }).await?;
     match recv::<_, ServerAnswer>(stream).await? {
-        ServerAnswer::Refused { reason } => Err(format!("the node refused the connection: {reason}")),
+        ServerAnswer::Refused { reason } => refused(format!("the node refused the connection: {reason}")),
         ServerAnswer::Welcome { proof } => match server_key {
             Some(key) if !key.verifies(&signed(SERVER_DOMAIN, &my_nonce, hello.node), &proof) => {
-                Err(format!("the node at this address does not hold {}'s key", hello.node))
+                refused(format!("the node at this address does not hold {}'s key", hello.node))
             }
             _ => Ok(()),
         },
@@ -229,7 +248,7 @@ mod tests {
         let server_side =
             tokio::time::timeout(std::time::Duration::from_secs(5), accept(&mut a, NodeId(server_node), server));
         let (server, client) = tokio::join!(server_side, client_side);
-        (server.unwrap_or_else(|_| Err("timed out".into())), client)
+        (server.unwrap_or_else(|_| Err("timed out".into())), client.map_err(String::from))
     }
 
     #[tokio::test]

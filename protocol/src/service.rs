@@ -61,9 +61,11 @@ impl Connection {
             let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
             // Small request/reply messages: do not wait to coalesce them.
             let _ = stream.set_nodelay(true);
-            handshake::connect(&mut stream, credentials, expect)
-                .await
-                .map_err(|reason| InvokeError::Denied { reason })?;
+            handshake::connect(&mut stream, credentials, expect).await.map_err(|f| match f {
+                // The connection broke: the node may be going down or starting up.
+                handshake::Failure::Transport(reason) => InvokeError::Unavailable { node: addr.to_string(), reason },
+                handshake::Failure::Refused(reason) => InvokeError::Denied { reason },
+            })?;
             Ok::<_, InvokeError>(stream)
         });
         let stream =

@@ -435,11 +435,14 @@ impl Engine {
                 let mut holds = HashMap::new();
                 for commit in record.commits {
                     let slot = self.inner.table.get_or_load(commit.id, || self.activate(commit.id))?;
-                    let guard = slot
+                    let mut guard = slot
                         .lock
                         .clone()
                         .try_write_owned()
                         .map_err(|_| InvokeError::storage("a prepared object was locked at start"))?;
+                    // In memory, the object is as the action left it: what a commit makes
+                    // durable must be what is served after it.
+                    guard.instance = slot.class.instantiate(&commit.state)?;
                     self.inner.waits.lock().expect("wait graph mutex").hold(commit.id, record.thread);
                     holds.insert(commit.id, Hold { slot, guard: Some(guard), pending: Some(commit) });
                 }

@@ -80,3 +80,78 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
         assert_eq!(after.last(), Some(&json!(acked)));
     });
 }
+
+/// Atomic transfers between six accounts on three real nodes, 8 threads at a time, each
+/// transfer with a call id and tried again while a node is down; in each of three rounds
+/// one node (a different one each time) is killed with -9 in the middle and restarted.
+/// After every round the total is what it was: no transfer is half done, none ran twice.
+#[test]
+fn atomic_transfers_conserve_money_through_kill_9_of_any_node() {
+    use clouds::{InvokeError, NodeId};
+    use protocol::wire::InitialState;
+    use protocol::Placement;
+    let mut c = tests::LocalCluster::up(3);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let accounts: Vec<RawRef> = rt.block_on(async {
+        let client = c.client(1).await;
+        let mut accounts = Vec::new();
+        for i in 0..6u16 {
+            let state = InitialState::Json(r#"{"balance": 1000}"#.into());
+            accounts.push(client.create_placed("Account", state, Placement::On(NodeId(1 + i % 3))).await.unwrap());
+        }
+        accounts
+    });
+    let total = |c: &tests::LocalCluster, entry: u16| {
+        rt.block_on(async {
+            let client = c.client(entry).await;
+            let mut sum = 0;
+            for a in &accounts {
+                sum += client.invoke_json(a, "balance", &[], None).await.unwrap().as_u64().unwrap();
+            }
+            sum
+        })
+    };
+    for (round, victim) in [2u16, 3, 1].into_iter().enumerate() {
+        let entry = if victim == 1 { 2 } else { 1 };
+        let addr = c.addr(entry);
+        let wallet = c.wallet();
+        let workers: Vec<_> = (0..8usize)
+            .map(|w| {
+                let (accounts, wallet) = (accounts.clone(), wallet.clone());
+                rt.spawn(async move {
+                    let client = tests::client_with(addr, &wallet).await.with_deadline(Duration::from_secs(5));
+                    for t in 0..12usize {
+                        let (from, to) = ((w + t) % 6, (w * 5 + t * 7 + 1) % 6);
+                        if from == to {
+                            continue;
+                        }
+                        let call = Some(CallId(format!("r{round}-w{w}-t{t}")));
+                        let args = [serde_json::to_value(&accounts[to]).unwrap(), json!(1 + t % 9)];
+                        for _ in 0..400 {
+                            match client.invoke_json(&accounts[from], "transfer", &args, call.clone()).await {
+                                Err(
+                                    InvokeError::Unavailable { .. }
+                                    | InvokeError::Aborted { .. }
+                                    | InvokeError::Deadlock { .. }
+                                    | InvokeError::DeadlineExceeded { .. },
+                                ) => tokio::time::sleep(Duration::from_millis(50)).await,
+                                Ok(_) => break,
+                                Err(e) => panic!("transfer {t} of worker {w}: {e}"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300 + 250 * round as u64));
+        c.kill9(victim);
+        std::thread::sleep(Duration::from_millis(200));
+        c.start(3);
+        rt.block_on(async {
+            for w in workers {
+                w.await.expect("a worker");
+            }
+        });
+        assert_eq!(total(&c, entry), 6000, "round {round}: node {victim} killed with -9 in the middle of transfers");
+    }
+}
