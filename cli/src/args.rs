@@ -67,6 +67,10 @@ pub enum Command {
         /// After the result, print the path the thread took: node, object, method, time per hop.
         #[arg(long)]
         trace: bool,
+        /// Run the call as one atomic action: everything it does, on every object and node,
+        /// commits together, or nothing does.
+        #[arg(long)]
+        atomic: bool,
     },
     /// Show an object: id, class, node, version, size, state, methods.
     Describe { target: String },

@@ -35,7 +35,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Create { class, name, state, on, share } => {
             create(&client, json, &class, name.as_deref(), state, on, share).await
         }
-        Command::Invoke { call, args, call_id, trace } => invoke(&client, json, &call, &args, call_id, trace).await,
+        Command::Invoke { call, args, call_id, trace, atomic } => {
+            invoke(&client, json, &call, &args, call_id, trace, atomic).await
+        }
         Command::Describe { target } => describe(&client, json, &target).await,
         Command::Migrate { target, to, strategy } => migrate(&client, json, &target, to, strategy).await,
         Command::Ls { path } => ls(&client, json, path.as_deref().unwrap_or("/")).await,
@@ -120,13 +122,14 @@ async fn invoke(
     args: &[String],
     call_id: Option<String>,
     trace: bool,
+    atomic: bool,
 ) -> Result<(), CliError> {
     let (target, method) = split_call(call)?;
     let target = parse_target(target)?;
     let mut values: Vec<serde_json::Value> = args.iter().map(|a| parse_arg(a)).collect();
     let by_name = match &target {
         // A name and no references among the arguments: resolved and invoked in one request.
-        Target::Name(path) if values.iter().all(|v| texts(v).is_empty()) => {
+        Target::Name(path) if !atomic && values.iter().all(|v| texts(v).is_empty()) => {
             match client.invoke_path_json(path, method, &values, call_id.clone().map(CallId), trace).await {
                 // Nothing ran: without a capability for the root directory in the wallet,
                 // resolve the usual way, which asks for the administrator's.
@@ -157,7 +160,12 @@ async fn invoke(
             }
         }
     }
-    let (result, path) = client.invoke_json_traced(&target, method, &values, call_id.map(CallId), trace).await?;
+    let call_id = call_id.map(CallId);
+    let (result, path) = if atomic {
+        client.invoke_json_atomic(&target, method, &values, call_id, trace).await?
+    } else {
+        client.invoke_json_traced(&target, method, &values, call_id, trace).await?
+    };
     print_result(json, trace, &result, &path);
     Ok(())
 }
@@ -234,6 +242,7 @@ async fn describe(client: &Client, json: bool, target: &str) -> Result<(), CliEr
             "id": info.id, "class": info.class, "node": info.node, "home": info.home, "version": info.version,
             "epoch": info.epoch, "state_bytes": info.state_bytes, "pages": info.pages, "page_bytes": info.page_bytes,
             "state": state, "methods": info.methods.methods, "moving": info.moving, "residual": info.residual,
+            "held_by": info.held_by,
             "residual_percent": info.residual.as_ref().map(protocol::wire::Residual::percent),
         }));
         return Ok(());
@@ -248,6 +257,9 @@ async fn describe(client: &Client, json: bool, target: &str) -> Result<(), CliEr
             "moving:   to {} ({}), {}: {} of about {} bytes sent, {} rounds",
             p.to, p.strategy, p.step, p.bytes, p.total_bytes, p.rounds
         );
+    }
+    if let Some(held) = &info.held_by {
+        println!("held by:  {held}");
     }
     if let Some(r) = &info.residual {
         println!(

@@ -204,9 +204,36 @@ impl Client {
         call_id: Option<CallId>,
         trace: bool,
     ) -> Result<(serde_json::Value, Vec<Hop>), InvokeError> {
+        self.invoke_json_on(target, method, args, call_id, trace, false).await
+    }
+
+    /// `invoke_json_traced` as one atomic action, as if the method were `#[atomic]`:
+    /// everything it does, on every object and node it reaches, commits together when it
+    /// returns `Ok`, or none of it does (`clouds invoke --atomic`).
+    pub async fn invoke_json_atomic(
+        &self,
+        target: &RawRef,
+        method: &str,
+        args: &[serde_json::Value],
+        call_id: Option<CallId>,
+        trace: bool,
+    ) -> Result<(serde_json::Value, Vec<Hop>), InvokeError> {
+        self.invoke_json_on(target, method, args, call_id, trace, true).await
+    }
+
+    async fn invoke_json_on(
+        &self,
+        target: &RawRef,
+        method: &str,
+        args: &[serde_json::Value],
+        call_id: Option<CallId>,
+        trace: bool,
+        atomic: bool,
+    ) -> Result<(serde_json::Value, Vec<Hop>), InvokeError> {
         let bytes = serde_json::to_vec(args).map_err(|e| InvokeError::invalid(e.to_string()))?;
         let mut thread = self.new_thread();
         thread.record_path = trace;
+        thread.atomic = atomic;
         let reply = self.invoke_reply(thread, target, method, Codec::Json, bytes, call_id).await?;
         let value = serde_json::from_slice(&reply.value)
             .map_err(|e| InvokeError::storage(format!("reply is not JSON: {e}")))?;

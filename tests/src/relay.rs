@@ -22,6 +22,16 @@ impl Relay {
         Ok(nodes)
     }
 
+    /// `pass` through `rest` (each of those commits on its own, outside an atomic action),
+    /// then fails: what an atomic call undoes.
+    pub async fn pass_then_fail(&mut self, ctx: &Ctx, rest: Vec<Ref<Relay>>) -> Result<(), InvokeError> {
+        self.visits += 1;
+        if let Some((next, tail)) = rest.split_first() {
+            next.pass(ctx, tail.to_vec()).await?;
+        }
+        Err(InvokeError::invalid("failing after the calls, as asked"))
+    }
+
     /// `pass` as reads (a thread may re-enter an object it reads).
     pub async fn look(&self, ctx: &Ctx, rest: Vec<Ref<Relay>>) -> Result<Vec<u16>, InvokeError> {
         let mut nodes = vec![ctx.node().map_or(0, |n| n.0)];

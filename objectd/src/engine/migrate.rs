@@ -86,6 +86,11 @@ impl Engine {
         if Some(id) == self.inner.local_root {
             return Err(InvokeError::invalid("the root directory stays on the root node"));
         }
+        if let Some(held) = self.inner.actions.held_by(id) {
+            return Err(InvokeError::invalid(format!(
+                "object {id} is held by {held}; it moves once the action is decided"
+            )));
+        }
         if let Some(r) = self.inner.residuals.info(id) {
             return Err(InvokeError::invalid(format!(
                 "object {id} is still pulling {} of its {} pages from {} (a lazy move is finishing); \

@@ -95,6 +95,9 @@ async fn a_crash_at_every_step_of_the_commit_leaves_the_transfer_whole() {
                 }
                 other => panic!("{other:?}"),
             }
+            // Nor does it move until the action is decided.
+            let refused = net.migrate(2, &b, 3, protocol::migration::Strategy::Eager).await.unwrap_err();
+            assert!(refused.to_string().contains("moves once the action is decided"), "{refused}");
         }
         net.crash(node);
         net.restart(node).await;
@@ -154,4 +157,37 @@ async fn crossing_transfers_over_three_nodes_conserve_money() {
     }
     assert_eq!(total, 600, "money is conserved ({done} transfers done)");
     assert!(done > 50, "most transfers went through: {done}");
+}
+
+/// A call asked to be atomic (`ThreadCtx::atomic`, what `clouds invoke --atomic` and
+/// `Client::invoke_json_atomic` send) undoes the nested writes it made on other nodes when
+/// it fails; the same call without it leaves them committed, as a method without the label
+/// promises.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_asked_to_be_atomic_undoes_its_nested_writes_when_it_fails() {
+    let net = Network::start(3).await;
+    let (a, b, c) = (net.create(1, "Relay", 1).await, net.create(1, "Relay", 2).await, net.create(1, "Relay", 3).await);
+    let visits = |r: RawRef| {
+        let net = &net;
+        async move { net.invoke(1, &r, "visits", json!([]), SHORT).await.unwrap() }
+    };
+    let plain = net.invoke(1, &a, "pass_then_fail", json!([[b, c]]), SHORT).await.unwrap_err();
+    assert!(plain.to_string().contains("failing after the calls"), "{plain}");
+    assert_eq!(
+        (visits(a.clone()).await, visits(b.clone()).await, visits(c.clone()).await),
+        (json!(0), json!(1), json!(1))
+    );
+    let mut inv = tests::network::invocation(&a, "pass_then_fail", json!([[b, c]]), SHORT);
+    inv.thread.atomic = true;
+    let atomic = net.engine(1).invoke(inv).await.unwrap_err();
+    assert!(atomic.to_string().contains("failing after the calls"), "{atomic}");
+    assert_eq!(
+        (visits(a.clone()).await, visits(b.clone()).await, visits(c.clone()).await),
+        (json!(0), json!(1), json!(1)),
+        "all undone"
+    );
+    let mut inv = tests::network::invocation(&a, "pass", json!([[b, c]]), SHORT);
+    inv.thread.atomic = true;
+    net.engine(1).invoke(inv).await.unwrap();
+    assert_eq!((visits(a).await, visits(b).await, visits(c).await), (json!(1), json!(2), json!(2)), "all done");
 }

@@ -386,3 +386,17 @@ fn kill_9_at_every_step_of_a_move_leaves_one_owner_and_every_write() {
         assert_eq!(d["node"].to_string(), other, "moved on after {point}");
     }
 }
+
+/// `clouds invoke --atomic`: a call that fails after nested writes on other nodes leaves
+/// none of them; without the flag they stay.
+#[test]
+fn clouds_invoke_atomic_undoes_nested_writes_on_failure() {
+    let c = LocalCluster::up(3);
+    let (_, b, cc) = (relay(&c, "at/a", 1), relay(&c, "at/b", 2), relay(&c, "at/c", 3));
+    c.clouds(1, &["invoke", "--atomic", "at/a.pass_then_fail", &ids(&[&b, &cc])]).fails(4, "failing after the calls");
+    assert_eq!(c.clouds(2, &["invoke", "at/c.visits"]).json(), json!(0));
+    c.clouds(1, &["invoke", "at/a.pass_then_fail", &ids(&[&b, &cc])]).fails(4, "failing after the calls");
+    assert_eq!(c.clouds(2, &["invoke", "at/c.visits"]).json(), json!(1));
+    assert_eq!(c.clouds(3, &["invoke", "--atomic", "at/a.pass", &ids(&[&b, &cc])]).json(), json!([1, 2, 3]));
+    assert_eq!(c.clouds(2, &["invoke", "at/b.visits"]).json(), json!(2));
+}
