@@ -16,6 +16,7 @@
 //!
 //! Sections by name: `node durable tarpc transport blob cluster caps`; none named runs all.
 
+mod atomic;
 mod cluster;
 mod migrate;
 mod stats;
@@ -446,5 +447,8 @@ fn main() {
     }
     if wanted("migrate") {
         rt.block_on(migrate::run());
+    }
+    if wanted("atomic") {
+        rt.block_on(atomic::run());
     }
 }
