@@ -32,6 +32,16 @@ impl Relay {
         Err(InvokeError::invalid("failing after the calls, as asked"))
     }
 
+    /// `pass` through `rest`, then sleeps `ms` (past the deadline, if it is short).
+    pub async fn pass_then_sleep(&mut self, ctx: &Ctx, rest: Vec<Ref<Relay>>, ms: u64) -> Result<(), InvokeError> {
+        self.visits += 1;
+        if let Some((next, tail)) = rest.split_first() {
+            next.pass(ctx, tail.to_vec()).await?;
+        }
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(())
+    }
+
     /// `pass` as reads (a thread may re-enter an object it reads).
     pub async fn look(&self, ctx: &Ctx, rest: Vec<Ref<Relay>>) -> Result<Vec<u16>, InvokeError> {
         let mut nodes = vec![ctx.node().map_or(0, |n| n.0)];

@@ -191,3 +191,21 @@ async fn a_call_asked_to_be_atomic_undoes_its_nested_writes_when_it_fails() {
     net.engine(1).invoke(inv).await.unwrap();
     assert_eq!((visits(a).await, visits(b).await, visits(c).await), (json!(1), json!(2), json!(2)), "all done");
 }
+
+/// An atomic call whose deadline passes after its nested writes on other nodes ran fails
+/// with `DeadlineExceeded`, and none of those writes stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_atomic_call_past_its_deadline_leaves_nothing() {
+    let net = Network::start(3).await;
+    let (a, b) = (net.create(1, "Relay", 1).await, net.create(1, "Relay", 2).await);
+    let mut inv = tests::network::invocation(&a, "pass_then_sleep", json!([[b], 2000]), Duration::from_millis(300));
+    inv.thread.atomic = true;
+    let late = net.engine(1).invoke(inv).await.unwrap_err();
+    assert!(matches!(late, InvokeError::DeadlineExceeded { .. }), "{late}");
+    assert_eq!(
+        net.invoke(3, &b, "visits", json!([]), SHORT).await.unwrap(),
+        json!(0),
+        "the deposit-like write is undone"
+    );
+    assert_eq!(net.invoke(3, &a, "visits", json!([]), SHORT).await.unwrap(), json!(0));
+}
