@@ -106,6 +106,27 @@ pub enum Command {
     /// Run a local cluster on 127.0.0.1.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Atomic actions held in doubt.
+    #[command(subcommand)]
+    Action(ActionCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ActionCommand {
+    /// Decide by hand the part of a prepared action on the node `--node` names, when its
+    /// coordinator will not come back (`clouds describe` shows the action holding an
+    /// object). Only the administrator may; deciding otherwise than the coordinator did
+    /// breaks the action's atomicity.
+    Resolve {
+        /// The action's id (a UUID, as `describe` prints it).
+        action: String,
+        /// Apply the node's part.
+        #[arg(long, conflicts_with = "abort", required_unless_present = "abort")]
+        commit: bool,
+        /// Roll the node's part back.
+        #[arg(long)]
+        abort: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

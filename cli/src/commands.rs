@@ -1,6 +1,6 @@
 //! One function per command.
 
-use crate::args::{CapCommand, Cli, ClusterCommand, Command};
+use crate::args::{ActionCommand, CapCommand, Cli, ClusterCommand, Command};
 use crate::exit::CliError;
 use crate::target::{parse_arg, parse_target, resolve, root, split_call, Target};
 use crate::{caps, cluster};
@@ -46,6 +46,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status => status(&client, json).await,
         Command::Nodes => nodes(&client, json).await,
         Command::Cap(c) => caps::run(&client, c, json).await,
+        Command::Action(ActionCommand::Resolve { action, commit, .. }) => {
+            let outcome = client.resolve_action(&action, commit).await?;
+            if json {
+                print_json(&serde_json::json!({ "action": action, "outcome": format!("{outcome:?}").to_lowercase() }));
+            } else {
+                println!("action {action}: {}", if commit { "committed here" } else { "rolled back here" });
+            }
+            Ok(())
+        }
         Command::Cluster(_) | Command::Whoami => unreachable!("handled above"),
     }
 }

@@ -375,6 +375,15 @@ impl Client {
         Ok(cap)
     }
 
+    /// Decides by hand the entry node's part of a prepared atomic action whose coordinator
+    /// will not come back (`clouds action resolve`). Needs the administrator's wallet.
+    pub async fn resolve_action(&self, action: &str, commit: bool) -> Result<protocol::wire::Outcome, InvokeError> {
+        match self.call(RequestBody::ResolveAction { action: action.to_string(), commit }).await? {
+            ResponseBody::Decided(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// The cluster's root directory: asked of the entry node once, then remembered.
     pub async fn root(&self) -> Result<ObjectId, InvokeError> {
         if let Some(root) = self.root.get() {

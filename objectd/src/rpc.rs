@@ -47,6 +47,9 @@ impl NodeRpc for Server {
         if let RequestBody::RootCapability { holder } = &req.body {
             may_have_root(&self.peer, holder, self.engine.admin()).map_err(|reason| InvokeError::Denied { reason })?;
         }
+        if let RequestBody::ResolveAction { .. } = &req.body {
+            is_admin(&self.peer, self.engine.admin()).map_err(|reason| InvokeError::Denied { reason })?;
+        }
         let engine = self.engine.clone();
         let origin = if matches!(self.peer, Peer::Node(_)) { Origin::Node } else { Origin::Caller };
         match self.work.spawn(async move { engine.handle(origin, req.body).await }).await {
@@ -70,6 +73,17 @@ fn may_have_root(peer: &Peer, holder: &PublicKey, admin: Option<&PublicKey>) -> 
             Err("the root directory's capability is made out only to the key the connection proved".into())
         }
         _ => Err("only the cluster's administrator may have the root directory's capability this way \
+             (the connection did not prove the admin key)"
+            .into()),
+    }
+}
+
+/// Whether `peer` proved the administrator's key (who alone may decide an action by hand).
+fn is_admin(peer: &Peer, admin: Option<&PublicKey>) -> Result<(), String> {
+    match (peer, admin) {
+        (Peer::User(key), Some(admin)) if key == admin => Ok(()),
+        (_, None) => Err("no administrator is configured for this cluster (objectd --admin KEY)".into()),
+        _ => Err("only the cluster's administrator may decide an action by hand \
              (the connection did not prove the admin key)"
             .into()),
     }
@@ -148,5 +162,8 @@ mod tests {
         assert!(no(Peer::User(admin), &other, Some(&admin)).unwrap_err().contains("made out only to the key"));
         assert!(no(Peer::Anonymous, &admin, Some(&admin)).unwrap_err().contains("did not prove"));
         assert!(no(Peer::User(admin), &admin, None).unwrap_err().contains("no administrator"));
+        assert!(is_admin(&Peer::User(admin), Some(&admin)).is_ok());
+        assert!(is_admin(&Peer::User(other), Some(&admin)).unwrap_err().contains("only the cluster's administrator"));
+        assert!(is_admin(&Peer::Node(NodeId(2)), Some(&admin)).is_err(), "not even a node");
     }
 }

@@ -184,6 +184,12 @@ pub enum RequestBody {
     Migration(MigrationStep),
     /// A step of an atomic action's commit; node to node.
     Action(ActionStep),
+    /// The administrator decides by hand a prepared action whose coordinator does not come
+    /// back (`clouds action resolve`): commit or abort this node's part of it.
+    ResolveAction {
+        action: String,
+        commit: bool,
+    },
 }
 
 /// The node-to-node messages of a move of `id`.
@@ -242,6 +248,7 @@ impl RequestBody {
             RequestBody::Migrate { .. } => "migrate",
             RequestBody::Migration(_) => "migration step",
             RequestBody::Action(_) => "atomic action step",
+            RequestBody::ResolveAction { .. } => "resolve an action",
         }
     }
 }

@@ -372,6 +372,28 @@ impl Engine {
         }
     }
 
+    /// The administrator decides this node's prepared part of an action by hand: its
+    /// coordinator is gone for good. Breaks atomicity if the coordinator decided otherwise,
+    /// which is why only the administrator may, and why it is logged.
+    pub(super) fn resolve_by_hand(&self, id: &str, commit: bool) -> Result<ResponseBody, InvokeError> {
+        let uuid: uuid::Uuid =
+            id.parse().map_err(|e| InvokeError::invalid(format!("`{id}` is not an action id (a UUID): {e}")))?;
+        let found = self.inner.actions.with(|parts| parts.get(&uuid).map(|p| (p.action, p.state)));
+        let Some((action, state)) = found else {
+            return Err(InvokeError::invalid(format!("no action {uuid} holds anything on {}", self.inner.node)));
+        };
+        if state != Part::Prepared {
+            return Err(InvokeError::invalid(format!(
+                "{action} is not prepared on {} (it is still running): it decides itself",
+                self.inner.node
+            )));
+        }
+        let outcome = if commit { Outcome::Committed } else { Outcome::Aborted };
+        tracing::warn!(%action, ?outcome, "an action decided by hand by the administrator");
+        self.on_event(action, Event::Answer(outcome))?;
+        Ok(ResponseBody::Decided(outcome))
+    }
+
     /// Runs the participant's rule on this node's part of `action` and does its effect.
     fn on_event(&self, action: ActionRef, event: Event) -> Result<Effect, InvokeError> {
         let state = self.inner.actions.with(|parts| parts.get(&action.id).map_or(Part::Over, |p| p.state));

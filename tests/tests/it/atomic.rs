@@ -209,3 +209,40 @@ async fn an_atomic_call_past_its_deadline_leaves_nothing() {
     );
     assert_eq!(net.invoke(3, &a, "visits", json!([]), SHORT).await.unwrap(), json!(0));
 }
+
+/// The coordinator dies for good after the participant prepared: the participant keeps the
+/// account locked and says why; the administrator decides its part by hand (`clouds action
+/// resolve`), and the account is served again, rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_whose_coordinator_never_returns_is_resolved_by_hand() {
+    let mut net = Network::start(3).await;
+    let (a, b) = (account(&net, 1, 100).await, account(&net, 2, 50).await);
+    let hit = net.engine(1).arm_action_fault(Role::Coordinator, Step::VotesAsked);
+    let engine = net.engine(3);
+    let inv = tests::network::invocation(&a, "transfer", json!([b, 30]), SHORT);
+    let transfer = tokio::spawn(async move { engine.invoke(inv).await });
+    tokio::time::timeout(SHORT, hit.notified()).await.expect("the votes were asked");
+    net.crash(1);
+    let _ = transfer.await;
+    let describe = || {
+        let (participant, b) = (net.engine(2), b.clone());
+        async move {
+            match participant.handle(objectd::engine::Origin::Caller, protocol::RequestBody::Describe(b)).await {
+                Ok(protocol::ResponseBody::Described(i)) => i.held_by,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let held = describe().await.expect("held by the prepared action");
+    let id = held.split_whitespace().nth(1).expect("the action id").to_string();
+    let still = net.invoke(3, &b, "balance", json!([]), Duration::from_millis(300)).await.unwrap_err();
+    assert!(matches!(still, InvokeError::DeadlineExceeded { .. }), "locked while in doubt: {still}");
+    let body = protocol::RequestBody::ResolveAction { action: "not-a-uuid".into(), commit: false };
+    let bad = net.engine(2).handle(objectd::engine::Origin::Caller, body).await.unwrap_err();
+    assert!(bad.to_string().contains("is not an action id"), "{bad}");
+    let body = protocol::RequestBody::ResolveAction { action: id, commit: false };
+    let done = net.engine(2).handle(objectd::engine::Origin::Caller, body).await.unwrap();
+    assert!(matches!(done, protocol::ResponseBody::Decided(protocol::wire::Outcome::Aborted)), "{done:?}");
+    assert_eq!(describe().await, None);
+    assert_eq!(balance(&net, 3, &b).await, 50);
+}
