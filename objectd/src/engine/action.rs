@@ -240,7 +240,14 @@ impl Engine {
                     let bytes = serde_json::to_vec(&record).map_err(InvokeError::storage)?;
                     self.inner.store.intent_put(&key(DECIDED, action.id), &bytes)?;
                 }
-                self.apply_here(action)?;
+                if let Err(e) = self.apply_here(action) {
+                    // Nothing was applied here and nobody was told: the decision goes with
+                    // it (before any participant asks, a second after it prepared).
+                    let _ = self.inner.store.intent_remove(&key(DECIDED, action.id));
+                    let _ = self.inner.store.flush();
+                    self.abort_everywhere(action).await;
+                    return Err(InvokeError::Aborted { reason: format!("the coordinator's commit failed: {e}") });
+                }
                 self.action_fault(Role::Coordinator, atomic::Step::Decided).await;
                 if !others.is_empty() {
                     self.tell_later(action, others);
@@ -254,18 +261,22 @@ impl Engine {
         self.inner.actions.with(|parts| parts.get(&action.id).and_then(|p| p.doomed.clone()))
     }
 
-    /// Rolls the action back here and tells every other node (a failed call may have left
-    /// parts on nodes the trail does not name); nodes that hold nothing of it ignore it.
+    /// Rolls the action back here and tells every other node, in the background (a failed
+    /// call may have left parts on nodes the trail does not name); nodes that hold nothing
+    /// of it ignore it. The caller hears of the abort at once; a node that misses the news
+    /// aborts its part alone once its time is up.
     async fn abort_everywhere(&self, action: ActionRef) {
         self.roll_back(action);
-        let me = self.inner.node;
-        let nodes = self.inner.peers.nodes().await;
-        let tells = nodes
-            .iter()
-            .filter(|n| n.id != me)
-            .map(|n| self.inner.peers.send(n.id, RequestBody::Action(ActionStep::Abort { action }), STEP_WITHIN));
-        // Best effort: a node that misses it aborts its part alone once its time is up.
-        let _ = futures::future::join_all(tells).await;
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let me = engine.inner.node;
+            let nodes = engine.inner.peers.nodes().await;
+            let tells = nodes
+                .iter()
+                .filter(|n| n.id != me)
+                .map(|n| engine.inner.peers.send(n.id, RequestBody::Action(ActionStep::Abort { action }), STEP_WITHIN));
+            let _ = futures::future::join_all(tells).await;
+        });
     }
 
     /// Tells the participants of a decided commit, each until it answers; then the

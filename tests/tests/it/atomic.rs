@@ -18,6 +18,18 @@ async fn account(net: &Network, on: u16, balance: u64) -> RawRef {
     a
 }
 
+/// Waits (at most 10 s) until `node` has told every participant of its decided actions.
+async fn told(net: &Network, node: u16) {
+    for _ in 0..100 {
+        let intents = net.engine(node).store().intents().unwrap();
+        if !intents.iter().any(|(k, _)| k.starts_with(b"decided/")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("node {node} did not finish telling its participants");
+}
+
 /// The balance, once the account is served again (a recovery may take a few retries).
 async fn balance(net: &Network, via: u16, a: &RawRef) -> u64 {
     for _ in 0..150 {
@@ -40,6 +52,9 @@ async fn a_transfer_commits_on_both_nodes_or_on_neither() {
     assert_eq!((balance(&net, 3, &a).await, balance(&net, 3, &b).await), (70, 30));
 
     // The deposit runs on node 2, its answer to node 1 is lost: the action aborts on both.
+    // (First the coordinator finishes telling node 2 of the transfer before, in the
+    // background: its decision record goes once node 2 answered.)
+    told(&net, 1).await;
     net.drop_answers(1, 2, 1);
     let lost = net.invoke(1, &a, "transfer", json!([b, 20]), SHORT).await.unwrap_err();
     assert!(matches!(lost, InvokeError::Unavailable { .. } | InvokeError::Aborted { .. }), "{lost}");
