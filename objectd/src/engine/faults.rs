@@ -5,7 +5,7 @@
 //! feature (the tests crate enables it); elsewhere `fault` does nothing.
 //!
 //! A node process of such a build (the tests' `testnode`) arms the point named by the
-//! environment variable `CLOUDS_FAULT` at start (`source:frozen`, `target:target-committed`,
+//! environment variable `CLOUDS_FAULT` at start (`source:frozen`, `coordinator:decided`,
 //! ...: a role and a step as [`parse_point`] reads them), so that a test can kill -9 the real
 //! process at that step: the node logs `stopping at an armed fault point` when it gets there.
 
@@ -79,31 +79,54 @@ impl Engine {
     }
 }
 
-/// Reads a fault point: `ROLE:STEP`, the role `source`, `target` or `home`, the step as
-/// `Step` prints it with dashes (`intent-written`, `copy-round-1`, `commit-asked`, ...).
-pub fn parse_point(text: &str) -> Result<(Role, Step), String> {
+/// A step of one of the protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Point {
+    Move(Step),
+    Action(crate::atomic::Step),
+}
+
+/// Reads a fault point: `ROLE:STEP`. Roles `source`, `target`, `home` name a move's steps
+/// as `migration::Step` prints them with dashes (`intent-written`, `copy-round-1`, ...);
+/// roles `coordinator` and `participant` name an atomic action's (`votes-asked`,
+/// `prepared`, `decided`, `applied`, `told`).
+pub fn parse_point(text: &str) -> Result<(Role, Point), String> {
     let (role, step) = text.split_once(':').ok_or_else(|| format!("`{text}`: expected ROLE:STEP"))?;
     let role = match role {
         "source" => Role::Source,
         "target" => Role::Target,
         "home" => Role::Home,
-        other => return Err(format!("`{other}` is not a role; expected source, target or home")),
+        "coordinator" => Role::Coordinator,
+        "participant" => Role::Participant,
+        other => {
+            return Err(format!("`{other}` is not a role; expected source, target, home, coordinator or participant"))
+        }
     };
-    let mut steps = vec![
-        Step::IntentWritten,
-        Step::TargetAccepted,
-        Step::Frozen,
-        Step::CommitAsked,
-        Step::TargetCommitted,
-        Step::SourceForwarded,
-        Step::HomeUpdated,
-        Step::PullDone,
-    ];
-    steps.extend((1..=8).map(Step::Copied));
-    let named = |s: &Step| s.to_string().replace(' ', "-");
-    let found = steps.iter().find(|s| named(s) == step).copied();
-    let names: Vec<String> = steps.iter().map(named).collect();
-    found.map(|s| (role, s)).ok_or_else(|| format!("`{step}` is not a step; expected one of {}", names.join(", ")))
+    let named = |s: String| s.replace(' ', "-");
+    let points: Vec<Point> = if matches!(role, Role::Coordinator | Role::Participant) {
+        use crate::atomic::Step as A;
+        [A::VotesAsked, A::Prepared, A::Decided, A::Applied, A::Told].into_iter().map(Point::Action).collect()
+    } else {
+        let mut steps = vec![
+            Step::IntentWritten,
+            Step::TargetAccepted,
+            Step::Frozen,
+            Step::CommitAsked,
+            Step::TargetCommitted,
+            Step::SourceForwarded,
+            Step::HomeUpdated,
+            Step::PullDone,
+        ];
+        steps.extend((1..=8).map(Step::Copied));
+        steps.into_iter().map(Point::Move).collect()
+    };
+    let name = |p: &Point| match p {
+        Point::Move(s) => named(s.to_string()),
+        Point::Action(s) => named(s.to_string()),
+    };
+    let found = points.iter().find(|p| name(p) == step).copied();
+    let names: Vec<String> = points.iter().map(name).collect();
+    found.map(|p| (role, p)).ok_or_else(|| format!("`{step}` is not a step; expected one of {}", names.join(", ")))
 }
 
 #[cfg(feature = "faults")]
@@ -111,9 +134,12 @@ impl Engine {
     /// Arms the point `CLOUDS_FAULT` names, if set (see the module docs).
     pub(super) fn arm_from_env(&self) -> Result<(), clouds::InvokeError> {
         let Ok(text) = std::env::var("CLOUDS_FAULT") else { return Ok(()) };
-        let (role, step) = parse_point(&text).map_err(clouds::InvokeError::invalid)?;
-        tracing::warn!(?role, %step, "CLOUDS_FAULT armed");
-        drop(self.arm_fault(role, step));
+        let (role, point) = parse_point(&text).map_err(clouds::InvokeError::invalid)?;
+        tracing::warn!(?role, ?point, "CLOUDS_FAULT armed");
+        match point {
+            Point::Move(step) => drop(self.arm_fault(role, step)),
+            Point::Action(step) => drop(self.arm_action_fault(role, step)),
+        }
         Ok(())
     }
 }
@@ -124,12 +150,16 @@ mod tests {
 
     #[test]
     fn fault_points_are_read_from_text() {
-        assert_eq!(parse_point("source:frozen"), Ok((Role::Source, Step::Frozen)));
-        assert_eq!(parse_point("source:copy-round-1"), Ok((Role::Source, Step::Copied(1))));
-        assert_eq!(parse_point("target:lazy-pull-done"), Ok((Role::Target, Step::PullDone)));
-        assert_eq!(parse_point("home:home-updated"), Ok((Role::Home, Step::HomeUpdated)));
+        use crate::atomic::Step as A;
+        assert_eq!(parse_point("source:frozen"), Ok((Role::Source, Point::Move(Step::Frozen))));
+        assert_eq!(parse_point("source:copy-round-1"), Ok((Role::Source, Point::Move(Step::Copied(1)))));
+        assert_eq!(parse_point("target:lazy-pull-done"), Ok((Role::Target, Point::Move(Step::PullDone))));
+        assert_eq!(parse_point("home:home-updated"), Ok((Role::Home, Point::Move(Step::HomeUpdated))));
+        assert_eq!(parse_point("coordinator:votes-asked"), Ok((Role::Coordinator, Point::Action(A::VotesAsked))));
+        assert_eq!(parse_point("participant:prepared"), Ok((Role::Participant, Point::Action(A::Prepared))));
         assert!(parse_point("frozen").unwrap_err().contains("ROLE:STEP"));
         assert!(parse_point("sink:frozen").unwrap_err().contains("not a role"));
         assert!(parse_point("source:melted").unwrap_err().contains("commit-asked"));
+        assert!(parse_point("coordinator:frozen").unwrap_err().contains("votes-asked"));
     }
 }

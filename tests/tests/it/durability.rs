@@ -155,3 +155,54 @@ fn atomic_transfers_conserve_money_through_kill_9_of_any_node() {
         assert_eq!(total(&c, entry), 6000, "round {round}: node {victim} killed with -9 in the middle of transfers");
     }
 }
+
+/// Real processes, kill -9 at each step of an atomic transfer's commit (`testnode` with
+/// `CLOUDS_FAULT`): the withdrawal on node 1 (the coordinator) and the deposit on node 2
+/// (the participant) are both done, or both undone, once the killed node is back; the
+/// accounts take transfers again.
+#[test]
+fn kill_9_at_every_step_of_an_atomic_commit_leaves_the_transfer_whole() {
+    let mut c = tests::LocalCluster::up(3);
+    let points = [
+        ("participant:prepared", 2, false),
+        ("coordinator:votes-asked", 1, false),
+        ("coordinator:decided", 1, true),
+        ("participant:applied", 2, true),
+        ("coordinator:told", 1, true),
+    ];
+    let stopped = "stopping at an armed fault point";
+    for (i, (point, armed, done)) in points.into_iter().enumerate() {
+        c.kill9(armed);
+        c.start_env(3, &[("CLOUDS_FAULT", point)]);
+        let (a, b) = (format!("tx{i}/a"), format!("tx{i}/b"));
+        c.clouds(3, &["create", "Account", "--on", "1", "--name", &a, "--state", r#"{"balance": 100}"#]).ok();
+        c.clouds(3, &["create", "Account", "--on", "2", "--name", &b, "--state", r#"{"balance": 50}"#]).ok();
+        let seen = c.log_count(armed, stopped);
+        let mut mover = std::process::Command::new(tests::bin("clouds"))
+            .args(["--node", &c.addr(3).to_string(), "invoke", &format!("{a}.transfer"), &b, "30"])
+            .env("CLOUDS_WALLET", c.wallet())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("clouds invoke");
+        c.wait_for_log(armed, stopped, seen);
+        c.kill9(armed);
+        let _ = mover.kill();
+        let _ = mover.wait();
+        c.start(3);
+        let read = |name: &str| {
+            for _ in 0..100 {
+                let r = c.clouds(3, &["invoke", &format!("{name}.balance")]);
+                if r.code == 0 {
+                    return r.json();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("{name} was not served after a kill -9 at {point}");
+        };
+        let expected = if done { (70, 80) } else { (100, 50) };
+        assert_eq!((read(&a), read(&b)), (json!(expected.0), json!(expected.1)), "kill -9 at {point}");
+        assert_eq!(c.clouds(1, &["invoke", &format!("{b}.transfer"), &a, "10"]).json(), json!(expected.1 - 10));
+        assert_eq!(read(&a), json!(expected.0 + 10), "after {point}");
+    }
+}
