@@ -58,12 +58,33 @@ fn write_nodes(dir: &Path, members: &[Member]) -> Result<(), CliError> {
     std::fs::write(dir.join("nodes"), text).map_err(|e| failed(format!("cannot write {}/nodes: {e}", dir.display())))
 }
 
-/// A 127.0.0.1 port free for TCP (RPC) and UDP (gossip) alike.
+/// A 127.0.0.1 port free for TCP (RPC) and UDP (gossip) alike, below the kernel's range
+/// of ephemeral ports: a node keeps its port across restarts, and a port in that range may
+/// be taken meanwhile by some program's outgoing connection (then the node could not come
+/// back). Falls back to any free port.
 fn free_addr() -> Result<SocketAddr, CliError> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let both_free = |addr: SocketAddr| {
+        let tcp = std::net::TcpListener::bind(addr).ok()?;
+        let addr = tcp.local_addr().ok()?;
+        std::net::UdpSocket::bind(addr).ok().map(|_| addr)
+    };
+    if low > 11_000 {
+        // Spread the tries: clusters started at the same time should not collide.
+        let seed = std::collections::hash_map::RandomState::new();
+        for attempt in 0..200u32 {
+            use std::hash::BuildHasher;
+            let port = 10_000 + (seed.hash_one(attempt) % u64::from(low - 10_000)) as u16;
+            if let Some(addr) = both_free(SocketAddr::from(([127, 0, 0, 1], port))) {
+                return Ok(addr);
+            }
+        }
+    }
     for _ in 0..50 {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| failed(format!("cannot bind a port: {e}")))?;
-        let addr = tcp.local_addr().map_err(|e| failed(e.to_string()))?;
-        if std::net::UdpSocket::bind(addr).is_ok() {
+        if let Some(addr) = both_free(SocketAddr::from(([127, 0, 0, 1], 0))) {
             return Ok(addr);
         }
     }

@@ -121,9 +121,7 @@ struct Inner {
     incoming: Mutex<HashMap<ObjectId, migrate::Incoming>>,
     /// The armed fault point (tests only).
     #[cfg(feature = "faults")]
-    faults: Mutex<Option<(faults::Role, crate::migration::Step, Arc<tokio::sync::Notify>)>>,
-    #[cfg(feature = "faults")]
-    action_faults: Mutex<Option<(faults::Role, crate::atomic::Step, Arc<tokio::sync::Notify>)>>,
+    faults: Mutex<Option<(faults::Role, faults::Point, Arc<tokio::sync::Notify>)>>,
     /// This node's parts of atomic actions.
     actions: action::Actions,
     /// Checks capabilities and issues them.
@@ -171,8 +169,6 @@ impl Engine {
                 incoming: Mutex::new(HashMap::new()),
                 #[cfg(feature = "faults")]
                 faults: Mutex::new(None),
-                #[cfg(feature = "faults")]
-                action_faults: Mutex::new(None),
                 actions: action::Actions::default(),
                 guard,
             }),

@@ -217,6 +217,20 @@ impl LocalCluster {
         client_with(self.addr(id), &self.wallet()).await
     }
 
+    /// `clouds --node <node id> ARGS` started in the background, output discarded (for a
+    /// command that a test's kill -9 cuts short).
+    pub fn clouds_in_background(&self, id: u16, args: &[&str]) -> Child {
+        Command::new(bin("clouds"))
+            .arg("--node")
+            .arg(self.addr(id).to_string())
+            .args(args)
+            .env("CLOUDS_WALLET", self.wallet())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run clouds")
+    }
+
     /// How many lines of node `id`'s log (kept across restarts) contain `needle`.
     pub fn log_count(&self, id: u16, needle: &str) -> usize {
         let path = self.dir.path().join(format!("node-{id}.log"));

@@ -25,56 +25,50 @@ pub enum Role {
 }
 
 impl Engine {
-    /// Stops here for good if a test armed this point.
+    /// Stops here for good if a test armed this step of a move.
     pub(super) async fn fault(&self, role: Role, step: Step) {
+        self.stop_if_armed(role, Point::Move(step)).await;
+    }
+
+    /// Stops here for good if a test armed this step of an atomic action.
+    pub(super) async fn action_fault(&self, role: Role, step: crate::atomic::Step) {
+        self.stop_if_armed(role, Point::Action(step)).await;
+    }
+
+    async fn stop_if_armed(&self, role: Role, point: Point) {
         #[cfg(feature = "faults")]
         {
             let hit = {
                 let armed = self.inner.faults.lock().expect("faults mutex");
-                armed.as_ref().filter(|(r, s, _)| *r == role && *s == step).map(|(_, _, hit)| hit.clone())
+                armed.as_ref().filter(|(r, p, _)| *r == role && *p == point).map(|(_, _, hit)| hit.clone())
             };
             if let Some(hit) = hit {
-                tracing::warn!(?role, %step, "stopping at an armed fault point");
+                tracing::warn!(?role, ?point, "stopping at an armed fault point");
                 hit.notify_one();
                 std::future::pending::<()>().await;
             }
         }
         #[cfg(not(feature = "faults"))]
-        let _ = (role, step);
+        let _ = (role, point);
     }
 
-    /// Stops here for good if a test armed this point of an atomic action.
-    pub(super) async fn action_fault(&self, role: Role, step: crate::atomic::Step) {
-        #[cfg(feature = "faults")]
-        {
-            let hit = {
-                let armed = self.inner.action_faults.lock().expect("faults mutex");
-                armed.as_ref().filter(|(r, s, _)| *r == role && *s == step).map(|(_, _, hit)| hit.clone())
-            };
-            if let Some(hit) = hit {
-                tracing::warn!(?role, %step, "stopping at an armed fault point");
-                hit.notify_one();
-                std::future::pending::<()>().await;
-            }
-        }
-        #[cfg(not(feature = "faults"))]
-        let _ = (role, step);
+    /// Arms the fault point `(role, step)` of moves: the node stops for good when it
+    /// reaches it; the returned notifier fires then.
+    #[cfg(feature = "faults")]
+    pub fn arm_fault(&self, role: Role, step: Step) -> std::sync::Arc<tokio::sync::Notify> {
+        self.arm(role, Point::Move(step))
     }
 
     /// Arms the fault point `(role, step)` of atomic actions (see `arm_fault`).
     #[cfg(feature = "faults")]
     pub fn arm_action_fault(&self, role: Role, step: crate::atomic::Step) -> std::sync::Arc<tokio::sync::Notify> {
-        let hit = std::sync::Arc::new(tokio::sync::Notify::new());
-        *self.inner.action_faults.lock().expect("faults mutex") = Some((role, step, hit.clone()));
-        hit
+        self.arm(role, Point::Action(step))
     }
 
-    /// Arms the fault point `(role, step)`: the node stops for good when it reaches it; the
-    /// returned notifier fires then.
     #[cfg(feature = "faults")]
-    pub fn arm_fault(&self, role: Role, step: Step) -> std::sync::Arc<tokio::sync::Notify> {
+    fn arm(&self, role: Role, point: Point) -> std::sync::Arc<tokio::sync::Notify> {
         let hit = std::sync::Arc::new(tokio::sync::Notify::new());
-        *self.inner.faults.lock().expect("faults mutex") = Some((role, step, hit.clone()));
+        *self.inner.faults.lock().expect("faults mutex") = Some((role, point, hit.clone()));
         hit
     }
 }
@@ -136,10 +130,7 @@ impl Engine {
         let Ok(text) = std::env::var("CLOUDS_FAULT") else { return Ok(()) };
         let (role, point) = parse_point(&text).map_err(clouds::InvokeError::invalid)?;
         tracing::warn!(?role, ?point, "CLOUDS_FAULT armed");
-        match point {
-            Point::Move(step) => drop(self.arm_fault(role, step)),
-            Point::Action(step) => drop(self.arm_action_fault(role, step)),
-        }
+        drop(self.arm(role, point));
         Ok(())
     }
 }

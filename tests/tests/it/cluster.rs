@@ -342,13 +342,7 @@ fn kill_9_at_every_step_of_a_move_leaves_one_owner_and_every_write() {
             c.clouds(1, &["invoke", &format!("{name}.put"), &format!("k{k}"), &format!("v{k}")]).ok();
         }
         let seen = c.log_count(armed, stopped);
-        let mut mover = std::process::Command::new(tests::bin("clouds"))
-            .args(["--node", &c.addr(1).to_string(), "migrate", &name, "--to", "3", "--strategy", strategy])
-            .env("CLOUDS_WALLET", c.wallet())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("clouds migrate");
+        let mut mover = c.clouds_in_background(1, &["migrate", &name, "--to", "3", "--strategy", strategy]);
         c.wait_for_log(armed, stopped, seen);
         c.kill9(armed);
         // What the mover says is beside the point (its node may still be waiting for the

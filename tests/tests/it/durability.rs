@@ -178,13 +178,7 @@ fn kill_9_at_every_step_of_an_atomic_commit_leaves_the_transfer_whole() {
         c.clouds(3, &["create", "Account", "--on", "1", "--name", &a, "--state", r#"{"balance": 100}"#]).ok();
         c.clouds(3, &["create", "Account", "--on", "2", "--name", &b, "--state", r#"{"balance": 50}"#]).ok();
         let seen = c.log_count(armed, stopped);
-        let mut mover = std::process::Command::new(tests::bin("clouds"))
-            .args(["--node", &c.addr(3).to_string(), "invoke", &format!("{a}.transfer"), &b, "30"])
-            .env("CLOUDS_WALLET", c.wallet())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("clouds invoke");
+        let mut mover = c.clouds_in_background(3, &["invoke", &format!("{a}.transfer"), &b, "30"]);
         c.wait_for_log(armed, stopped, seen);
         c.kill9(armed);
         let _ = mover.kill();
