@@ -117,11 +117,12 @@ pub enum ActionCommand {
     /// coordinator will not come back (`clouds describe` shows the action holding an
     /// object). Only the administrator may; deciding otherwise than the coordinator did
     /// breaks the action's atomicity.
+    #[command(group(clap::ArgGroup::new("decision").required(true).args(["commit", "abort"])))]
     Resolve {
         /// The action's id (a UUID, as `describe` prints it).
         action: String,
         /// Apply the node's part.
-        #[arg(long, conflicts_with = "abort", required_unless_present = "abort")]
+        #[arg(long)]
         commit: bool,
         /// Roll the node's part back.
         #[arg(long)]
