@@ -9,8 +9,8 @@
 //!
 //! 1. `Prepared` (participant): its changes are written as a durable intent, its locks
 //!    still held; it voted yes. From here it may not decide alone.
-//! 2. `Decided` (coordinator): the decision to commit is durable, in the same flush as the
-//!    coordinator's own changes. Before it the action aborts, whatever happens (presumed
+//! 2. `Decided` (coordinator): the decision to commit is durable, in the same store
+//!    transaction as the coordinator's own changes. Before it the action aborts, whatever happens (presumed
 //!    abort: a coordinator that restarts without a decision answers `Aborted`).
 //! 3. `Applied` (participant): it applied its changes and dropped its intent and locks.
 //! 4. `Told` (coordinator): every participant acknowledged the commit; the decision record

@@ -49,6 +49,13 @@ impl From<StoreError> for clouds::InvokeError {
     }
 }
 
+/// An intent written with a commit (`Store::commit_with_intent`).
+#[derive(Clone, Copy, Debug)]
+pub enum IntentChange<'a> {
+    Put(&'a [u8], &'a [u8]),
+    Remove(&'a [u8]),
+}
+
 /// Protocol intents: key and value, in key order.
 pub type Intents = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -80,7 +87,13 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Applies the commits of several objects (an atomic action's, on this node) as one
     /// unit: all of them, or none if any does not apply.
-    fn commit_all(&self, commits: &[Commit]) -> Result<(), StoreError>;
+    fn commit_all(&self, commits: &[Commit]) -> Result<(), StoreError> {
+        self.commit_with_intent(commits, None)
+    }
+    /// `commit_all`, with a protocol intent put or removed in the same unit: after a crash
+    /// both are there or neither is (an atomic action's decision and the coordinator's own
+    /// changes; a participant's changes and the end of its prepared intent).
+    fn commit_with_intent(&self, commits: &[Commit], intent: Option<IntentChange<'_>>) -> Result<(), StoreError>;
     /// Removes the object, its pages and its call records. Returns whether it existed.
     fn delete(&self, id: ObjectId) -> Result<bool, StoreError>;
     fn page_get(&self, id: ObjectId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;

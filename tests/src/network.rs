@@ -20,7 +20,7 @@ use crate::relay::Relay;
 use capability::{KeyPair, PublicKey};
 use clouds::{BoxFuture, Codec, InvokeError, NodeId, ObjectId, Pages, RawRef, ThreadCtx};
 use objectd::engine::{Guard, Origin, Peers};
-use objectd::store::{Chunk, Commit, Cursor, Intents, Record, StoreError};
+use objectd::store::{Chunk, Commit, Cursor, IntentChange, Intents, Record, StoreError};
 use objectd::{Config, Engine, Registry, SledStore, Store};
 use protocol::migration::{MigrationReport, Strategy};
 use protocol::{Identity, InitialState, Invocation, Liveness, NodeView, Placement, RequestBody, Response};
@@ -209,8 +209,8 @@ impl Store for Fenced {
     fn create(&self, id: ObjectId, class: &str, state: &[u8]) -> Result<(), StoreError> {
         self.check()?.create(id, class, state)
     }
-    fn commit_all(&self, commits: &[Commit]) -> Result<(), StoreError> {
-        self.check()?.commit_all(commits)
+    fn commit_with_intent(&self, commits: &[Commit], intent: Option<IntentChange<'_>>) -> Result<(), StoreError> {
+        self.check()?.commit_with_intent(commits, intent)
     }
     fn delete(&self, id: ObjectId) -> Result<bool, StoreError> {
         self.check()?.delete(id)

@@ -7,8 +7,9 @@
 //! changes as a pending commit. A later call of the same action to the object runs on that
 //! guard and sees the action's own writes. At the atomic method's end the coordinator (the
 //! node it ran on) asks every other participant to prepare (durable intent
-//! `prepared/ACTION`, locks kept), writes its decision (`decided/ACTION`) in the same flush
-//! as its own changes, answers, and tells the participants, which apply and unlock. Any
+//! `prepared/ACTION`, locks kept), writes its decision (`decided/ACTION`) in the same
+//! store transaction as its own changes, answers, and tells the participants, which apply
+//! (their changes and the end of their intent, one transaction) and unlock. Any
 //! failed call inside the action, a no vote or a lost vote aborts it everywhere: the
 //! pending states are reloaded from the store, and the locks go.
 
@@ -16,7 +17,7 @@ use super::faults::Role;
 use super::table::{Active, Slot};
 use super::Engine;
 use crate::atomic::{self, Decision, Effect, Event, Part, Vote};
-use crate::store::Commit;
+use crate::store::{Commit, IntentChange};
 use clouds::{ActionRef, InvokeError, NodeId, ObjectId, ThreadId};
 use protocol::wire::{ActionStep, ActionTrail, Outcome};
 use protocol::{RequestBody, ResponseBody};
@@ -234,17 +235,14 @@ impl Engine {
                 Err(InvokeError::Aborted { reason })
             }
             Decision::Commit => {
-                // The decision and this node's changes, in one flush: durable together.
-                if !others.is_empty() {
-                    let record = DecidedRecord { action, participants: others.clone() };
-                    let bytes = serde_json::to_vec(&record).map_err(InvokeError::storage)?;
-                    self.inner.store.intent_put(&key(DECIDED, action.id), &bytes)?;
-                }
-                if let Err(e) = self.apply_here(action) {
-                    // Nothing was applied here and nobody was told: the decision goes with
-                    // it (before any participant asks, a second after it prepared).
-                    let _ = self.inner.store.intent_remove(&key(DECIDED, action.id));
-                    let _ = self.inner.store.flush();
+                // The decision and this node's changes in one store transaction: after a
+                // crash both are there or neither is.
+                let decided = key(DECIDED, action.id);
+                let record = DecidedRecord { action, participants: others.clone() };
+                let bytes = serde_json::to_vec(&record).map_err(InvokeError::storage)?;
+                let intent = (!others.is_empty()).then_some(IntentChange::Put(&decided, &bytes));
+                if let Err(e) = self.apply_here(action, intent) {
+                    // Nothing was applied here, no decision was recorded, nobody was told.
                     self.abort_everywhere(action).await;
                     return Err(InvokeError::Aborted { reason: format!("the coordinator's commit failed: {e}") });
                 }
@@ -303,18 +301,20 @@ impl Engine {
     }
 
     /// Applies this node's part of a committed action durably, then unlocks its objects.
-    fn apply_here(&self, action: ActionRef) -> Result<(), InvokeError> {
+    /// `intent`: the coordinator's decision, written with its changes; a participant's
+    /// prepared intent goes with its changes instead.
+    fn apply_here(&self, action: ActionRef, intent: Option<IntentChange<'_>>) -> Result<(), InvokeError> {
+        let prepared = key(PREPARED, action.id);
         let Some(part) = self.inner.actions.with(|parts| parts.remove(&action.id)) else {
-            // Nothing here (or applied already): the decision record may still need its flush.
-            return Ok(self.inner.store.flush()?);
+            // Nothing here (or applied already): a decision is still recorded.
+            return Ok(self.inner.store.commit_with_intent(&[], intent).and_then(|()| self.inner.store.flush())?);
+        };
+        let intent = match (intent, part.state) {
+            (None, Part::Prepared) => Some(IntentChange::Remove(&prepared)),
+            (intent, _) => intent,
         };
         let commits: Vec<Commit> = part.holds.values().filter_map(|h| h.pending.clone()).collect();
-        let result = self
-            .inner
-            .store
-            .commit_all(&commits)
-            .and_then(|()| self.inner.store.intent_remove(&key(PREPARED, action.id)))
-            .and_then(|()| self.inner.store.flush());
+        let result = self.inner.store.commit_with_intent(&commits, intent).and_then(|()| self.inner.store.flush());
         for (id, hold) in part.holds {
             if let Some(mut guard) = hold.guard {
                 match (&result, &hold.pending) {
@@ -427,7 +427,7 @@ impl Engine {
                     return Ok(Effect::RollBackAndVoteNo(format!("its prepare failed: {e}")));
                 }
             }
-            Effect::Apply => self.apply_here(action)?,
+            Effect::Apply => self.apply_here(action, None)?,
             Effect::RollBack | Effect::RollBackAndVoteNo(_) => self.roll_back(action),
             _ => {}
         }

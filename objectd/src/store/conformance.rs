@@ -4,7 +4,7 @@
 //! random operations, restarts included, and after every step compares the store with a
 //! plain in-memory model. `open(dir)` opens (or reopens) a store in `dir`.
 
-use super::{Chunk, Commit, Cursor, Record, Store, StoreError};
+use super::{Chunk, Commit, Cursor, IntentChange, Record, Store, StoreError};
 use clouds::{NodeId, ObjectId};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -50,6 +50,7 @@ pub fn run(open: impl Fn(&Path) -> Result<Box<dyn Store>, StoreError>) {
         ("install_never_replaces_a_live_object", install_never_replaces_a_live_object),
         ("forward_and_discard", forward_and_discard),
         ("intents_are_kept_across_restarts", intents_are_kept_across_restarts),
+        ("commits_of_several_objects_and_an_intent_are_one_unit", commits_and_an_intent_are_one_unit),
     ];
     for (name, check) in checks {
         eprintln!("store conformance: {name}");
@@ -321,6 +322,31 @@ fn intents_are_kept_across_restarts(open: Open) {
     assert_eq!(s.intents().unwrap(), expected, "in key order, the last value of each");
     assert_eq!(s.intent_get(b"migrate/a").unwrap().as_deref(), Some(&b"1'"[..]));
     assert_eq!(s.intent_get(b"migrate/c").unwrap(), None);
+}
+
+fn commits_and_an_intent_are_one_unit(open: Open) {
+    let dir = Scratch::new();
+    let (a, b) = (ObjectId::new(NodeId(1)), ObjectId::new(NodeId(1)));
+    {
+        let s = open(&dir.0).unwrap();
+        s.create(a, "C", b"a0").unwrap();
+        s.create(b, "C", b"b0").unwrap();
+        let both = [commit(a, 1, b"a1", &[]), commit(b, 1, b"b1", &[(b"p", Some(b"1"))])];
+        s.commit_with_intent(&both, Some(IntentChange::Put(b"decided/x", b"1"))).unwrap();
+        // One of two does not apply: neither does, nor the intent change.
+        let stale = [commit(a, 2, b"a2", &[]), commit(b, 1, b"b2", &[])];
+        let refused = s.commit_with_intent(&stale, Some(IntentChange::Remove(b"decided/x")));
+        assert!(matches!(refused, Err(StoreError::VersionConflict { .. })), "{refused:?}");
+        s.commit_all(&[commit(a, 2, b"a2", &[])]).unwrap();
+        s.flush().unwrap();
+    }
+    let s = reopen(open, &dir.0);
+    assert_eq!(live(s.as_ref(), a), ("C".into(), 3, b"a2".to_vec()));
+    assert_eq!(live(s.as_ref(), b), ("C".into(), 2, b"b1".to_vec()));
+    assert_eq!(s.page_get(b, b"p").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(s.intent_get(b"decided/x").unwrap().as_deref(), Some(&b"1"[..]));
+    s.commit_with_intent(&[], Some(IntentChange::Remove(b"decided/x"))).unwrap();
+    assert_eq!(s.intent_get(b"decided/x").unwrap(), None);
 }
 
 /// A tiny deterministic generator, so that a failing seed replays exactly.

@@ -10,7 +10,7 @@
 //! writes to the OS but does not fsync (see `Durability`).
 
 use super::record::{self, Record};
-use super::{Chunk, Commit, Cursor, Intents, Store, StoreError};
+use super::{Chunk, Commit, Cursor, IntentChange, Intents, Store, StoreError};
 use clouds::{NodeId, ObjectId};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -114,36 +114,23 @@ impl Store for SledStore {
         }
     }
 
-    fn commit_all(&self, commits: &[Commit]) -> Result<(), StoreError> {
-        let result = (&self.objects, &self.pages, &self.calls).transaction(|(objects, pages, calls)| {
-            let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
-            for c in commits {
-                let current = objects.get(c.id.as_bytes())?.ok_or_else(|| abort(StoreError::NotFound(c.id)))?;
-                let (class, version) = match record::decode(&current).map_err(|e| abort(StoreError::Corrupt(e)))? {
-                    Record::Live { class, version, .. } => (class, version),
-                    Record::Forward { .. } => return Err(abort(StoreError::Forwarded(c.id))),
-                };
-                if version != c.base_version {
-                    return Err(abort(StoreError::VersionConflict {
-                        id: c.id,
-                        expected: c.base_version,
-                        found: version,
-                    }));
-                }
-                let next = Record::Live { class, version: version + 1, epoch: c.epoch, state: c.state.clone() };
-                objects.insert(c.id.as_bytes(), record::encode(&next))?;
-                for (key, value) in &c.pages {
-                    match value {
-                        Some(v) => pages.insert(prefixed(c.id, key), v.as_slice())?,
-                        None => pages.remove(prefixed(c.id, key))?,
-                    };
-                }
-                if let Some((call, reply)) = &c.call {
-                    calls.insert(prefixed(c.id, call.as_bytes()), reply.as_slice())?;
-                }
-            }
-            Ok(())
-        });
+    fn commit_with_intent(&self, commits: &[Commit], intent: Option<IntentChange<'_>>) -> Result<(), StoreError> {
+        // Plain commits stay a transaction of three trees; the intents tree joins only when
+        // an intent changes with them.
+        let result = match intent {
+            None => (&self.objects, &self.pages, &self.calls)
+                .transaction(|(objects, pages, calls)| apply_commits(objects, pages, calls, commits)),
+            Some(change) => (&self.objects, &self.pages, &self.calls, &self.intent_tree).transaction(
+                |(objects, pages, calls, intents)| {
+                    apply_commits(objects, pages, calls, commits)?;
+                    match change {
+                        IntentChange::Put(k, v) => intents.insert(k, v).map(|_| ())?,
+                        IntentChange::Remove(k) => intents.remove(k).map(|_| ())?,
+                    }
+                    Ok(())
+                },
+            ),
+        };
         match result {
             Ok(()) => Ok(()),
             Err(TransactionError::Abort(e)) => Err(e),
@@ -370,6 +357,38 @@ impl Store for SledStore {
     fn intents(&self) -> Result<Intents, StoreError> {
         self.intent_tree.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io)).collect()
     }
+}
+
+/// The commits of one transaction: each on top of the version it ran on.
+fn apply_commits(
+    objects: &sled::transaction::TransactionalTree,
+    pages: &sled::transaction::TransactionalTree,
+    calls: &sled::transaction::TransactionalTree,
+    commits: &[Commit],
+) -> sled::transaction::ConflictableTransactionResult<(), StoreError> {
+    let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
+    for c in commits {
+        let current = objects.get(c.id.as_bytes())?.ok_or_else(|| abort(StoreError::NotFound(c.id)))?;
+        let (class, version) = match record::decode(&current).map_err(|e| abort(StoreError::Corrupt(e)))? {
+            Record::Live { class, version, .. } => (class, version),
+            Record::Forward { .. } => return Err(abort(StoreError::Forwarded(c.id))),
+        };
+        if version != c.base_version {
+            return Err(abort(StoreError::VersionConflict { id: c.id, expected: c.base_version, found: version }));
+        }
+        let next = Record::Live { class, version: version + 1, epoch: c.epoch, state: c.state.clone() };
+        objects.insert(c.id.as_bytes(), record::encode(&next))?;
+        for (key, value) in &c.pages {
+            match value {
+                Some(v) => pages.insert(prefixed(c.id, key), v.as_slice())?,
+                None => pages.remove(prefixed(c.id, key))?,
+            };
+        }
+        if let Some((call, reply)) = &c.call {
+            calls.insert(prefixed(c.id, call.as_bytes()), reply.as_slice())?;
+        }
+    }
+    Ok(())
 }
 
 impl SledStore {

@@ -83,7 +83,8 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
 
 /// Atomic transfers between six accounts on three real nodes, 8 threads at a time, each
 /// transfer with a call id and tried again while a node is down; in each of three rounds
-/// one node (a different one each time) is killed with -9 in the middle and restarted.
+/// one node (a different one each time) is killed with -9 at a random moment and
+/// restarted (the seed is printed; `CLOUDS_TEST_SEED=N` replays it).
 /// After every round the total is what it was: no transfer is half done, none ran twice.
 #[test]
 fn atomic_transfers_conserve_money_through_kill_9_of_any_node() {
@@ -111,6 +112,10 @@ fn atomic_transfers_conserve_money_through_kill_9_of_any_node() {
             sum
         })
     };
+    let seed: u64 = std::env::var("CLOUDS_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos().into()
+    });
+    eprintln!("seed {seed} (CLOUDS_TEST_SEED={seed} replays the kill moments)");
     for (round, victim) in [2u16, 3, 1].into_iter().enumerate() {
         let entry = if victim == 1 { 2 } else { 1 };
         let addr = c.addr(entry);
@@ -143,7 +148,10 @@ fn atomic_transfers_conserve_money_through_kill_9_of_any_node() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(300 + 250 * round as u64));
+        // 100-900 ms into the round, from the seed.
+        let moment =
+            100 + (seed.wrapping_mul(6364136223846793005).wrapping_add(round as u64 * 1442695040888963407) >> 33) % 800;
+        std::thread::sleep(Duration::from_millis(moment));
         c.kill9(victim);
         std::thread::sleep(Duration::from_millis(200));
         c.start(3);
