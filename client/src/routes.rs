@@ -41,7 +41,7 @@ impl Routes {
         let Some(endpoint) = self.endpoints.get(&node).copied() else {
             return entry.call(None, body, left).await;
         };
-        let repeatable = matches!(&body, RequestBody::Invoke(inv) if inv.call_id.is_some());
+        let repeatable = body.repeatable();
         let mut retried = false;
         loop {
             let within = CONNECT_TIMEOUT.min(left);
@@ -51,9 +51,9 @@ impl Routes {
             };
             match conn.send(body.clone(), left).await {
                 Ok(response) => return response,
-                Err(protocol::service::Failed { reason, unsent }) => {
+                Err(reason) => {
                     self.pool.forget(node);
-                    if pooled && (repeatable || unsent) && !retried {
+                    if pooled && repeatable && !retried {
                         retried = true;
                         continue;
                     }

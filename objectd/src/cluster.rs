@@ -66,19 +66,17 @@ impl Cluster {
         loop {
             let (conn, pooled) = self.connection(node, within).await?;
             match conn.send(body.clone(), within).await {
-                Err(failed) => {
+                Err(reason) => {
                     self.pool.forget(node);
-                    // A pooled connection to an incarnation that is gone, closed before the
-                    // request went out: once more, to the incarnation membership knows now.
-                    if failed.unsent && pooled && !retried {
+                    // A pooled connection to an incarnation that may be gone: a request
+                    // that may run twice goes once more, to the incarnation membership
+                    // knows now. Any other could have run: the caller hears `Unavailable`.
+                    if pooled && !retried && body.repeatable() {
                         retried = true;
                         continue;
                     }
                     self.membership.mark_unreachable(node);
-                    return Err(InvokeError::Unavailable {
-                        node: format!("{node} at {}", conn.addr()),
-                        reason: failed.reason,
-                    });
+                    return Err(InvokeError::Unavailable { node: format!("{node} at {}", conn.addr()), reason });
                 }
                 Ok(answer) => {
                     self.membership.mark_reachable(node);

@@ -125,9 +125,7 @@ fn run(args: Args, registry: Registry) -> anyhow::Result<()> {
     let config = args.into_config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         // Scripts and tests read this line to learn the address (port 0 picks one).
         println!("objectd {} listening on {addr}", config.id);
@@ -137,4 +135,20 @@ fn run(args: Args, registry: Registry) -> anyhow::Result<()> {
     // Background tasks (gossip, its address refresh) are cut off rather than waited for.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     result
+}
+
+/// Binds the listener. An address in use is tried again for up to 3 s: a node restarted
+/// right after it was killed may find its port still held while the dead process's last
+/// threads exit.
+async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let mut tries = 0;
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && addr.port() != 0 && tries < 30 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }

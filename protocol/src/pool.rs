@@ -30,7 +30,13 @@ impl Pool {
     /// The pooled connection to `node`, whatever incarnation it leads to: for a pool whose
     /// owner drops connections to incarnations that ended (`retain`).
     pub fn pooled(&self, node: NodeId) -> Option<Connection> {
-        self.conns.lock().expect("pool mutex").get(&node).map(|(_, conn)| conn.clone())
+        let mut conns = self.conns.lock().expect("pool mutex");
+        // A connection whose peer went away is dropped, not handed out: a request sent on it
+        // would fail without going out.
+        if conns.get(&node).is_some_and(|(_, conn)| conn.is_closed()) {
+            conns.remove(&node);
+        }
+        conns.get(&node).map(|(_, conn)| conn.clone())
     }
 
     /// A connection to `to`: pooled (`true`), or opened now as `credentials` (`false`),
@@ -43,7 +49,7 @@ impl Pool {
         check: bool,
     ) -> Result<(Connection, bool), InvokeError> {
         if let Some((at, conn)) = self.conns.lock().expect("pool mutex").get(&to.node) {
-            if *at == to {
+            if *at == to && !conn.is_closed() {
                 return Ok((conn.clone(), true));
             }
         }

@@ -36,15 +36,9 @@ pub fn frame_codec() -> LengthDelimitedCodec {
 pub struct Connection {
     rpc: NodeRpcClient,
     addr: SocketAddr,
-}
-
-/// A request that did not get its answer.
-#[derive(Debug)]
-pub struct Failed {
-    pub reason: String,
-    /// The connection was closed before the request went out: it did not run, and can be
-    /// sent again on another connection (a pooled connection to a node that restarted).
-    pub unsent: bool,
+    /// Set once the connection's dispatch ended (the peer went away): nothing sent on it
+    /// would go out.
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Connection {
@@ -71,8 +65,20 @@ impl Connection {
         let stream =
             connected.await.map_err(|_| unavailable(format!("no answer within {} ms", within.as_millis())))??;
         let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
-        let rpc = NodeRpcClient::new(tarpc::client::Config::default(), transport).spawn();
-        Ok(Connection { rpc, addr })
+        let tarpc::client::NewClient { client: rpc, dispatch } =
+            NodeRpcClient::new(tarpc::client::Config::default(), transport);
+        let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ended = closed.clone();
+        tokio::spawn(async move {
+            let _ = dispatch.await;
+            ended.store(true, std::sync::atomic::Ordering::Release);
+        });
+        Ok(Connection { rpc, addr, closed })
+    }
+
+    /// Whether the connection is closed for good: a pool hands it out no more.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -81,19 +87,17 @@ impl Connection {
 
     /// Sends one request that may take up to `deadline`. `Err` is a transport failure: the
     /// node could not be reached or went away, and the request may or may not have run
-    /// (it did not, if `Failed::unsent`).
-    pub async fn send(&self, body: RequestBody, deadline: Duration) -> Result<Response, Failed> {
+    /// (tarpc cannot tell a request that never went out from one cut off mid-way, so only
+    /// a request that may run twice, `RequestBody::repeatable`, may be sent again).
+    pub async fn send(&self, body: RequestBody, deadline: Duration) -> Result<Response, String> {
         let mut ctx = tarpc::context::current();
         ctx.deadline = Instant::now() + deadline + TRANSPORT_MARGIN;
-        self.rpc
-            .call(ctx, Request::new(body))
-            .await
-            .map_err(|e| Failed { unsent: matches!(e, tarpc::client::RpcError::Shutdown), reason: e.to_string() })
+        self.rpc.call(ctx, Request::new(body)).await.map_err(|e| e.to_string())
     }
 
     /// `send`, with a transport failure as `Unavailable` naming `node` (or the address).
     pub async fn call(&self, node: Option<NodeId>, body: RequestBody, deadline: Duration) -> Response {
-        self.send(body, deadline).await.map_err(|Failed { reason, .. }| InvokeError::Unavailable {
+        self.send(body, deadline).await.map_err(|reason| InvokeError::Unavailable {
             node: match node {
                 Some(n) => format!("{n} at {}", self.addr),
                 None => self.addr.to_string(),

@@ -221,6 +221,31 @@ pub enum MigrationStep {
 }
 
 impl RequestBody {
+    /// Whether the request may run twice with the effect of once, so that a transport
+    /// failure (which may come after it ran) can be answered by sending it again: reads,
+    /// writes with a call id, and the protocol steps whose handlers are idempotent.
+    pub fn repeatable(&self) -> bool {
+        match self {
+            RequestBody::Invoke(inv) => inv.call_id.is_some(),
+            RequestBody::InvokePath(inv) => inv.call_id.is_some(),
+            RequestBody::Describe(_)
+            | RequestBody::Classes
+            | RequestBody::Status
+            | RequestBody::Nodes
+            | RequestBody::Probe(_)
+            | RequestBody::Action(_) => true,
+            RequestBody::Migration(step) => matches!(
+                step,
+                MigrationStep::Fetch { .. }
+                    | MigrationStep::Resolve { .. }
+                    | MigrationStep::Home { .. }
+                    | MigrationStep::Release { .. }
+                    | MigrationStep::Abort { .. }
+            ),
+            _ => false,
+        }
+    }
+
     /// The object the request is about, for those that go to the node that has it.
     pub fn target(&self) -> Option<ObjectId> {
         match self {
@@ -382,3 +407,38 @@ pub enum ResponseBody {
 }
 
 pub type Response = Result<ResponseBody, InvokeError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_requests_that_may_run_twice_are_repeatable() {
+        let id = ObjectId::new(NodeId(1));
+        let inv = |call: Option<&str>| Invocation {
+            thread: ThreadCtx::new(1000),
+            target: id,
+            method: "incr".into(),
+            codec: Codec::Json,
+            args: Vec::new(),
+            call_id: call.map(|c| CallId(c.into())),
+            capability: None,
+        };
+        let target = RawRef { id, cap: None };
+        let to = NodeId(2);
+        let table = [
+            (RequestBody::Invoke(inv(None)), false),
+            (RequestBody::Invoke(inv(Some("dep-17"))), true),
+            (RequestBody::Describe(target.clone()), true),
+            (RequestBody::Delete(target.clone()), false),
+            (RequestBody::Migrate { target, to, strategy: Strategy::Eager }, false),
+            (RequestBody::Migration(MigrationStep::Fetch { id, keys: Vec::new() }), true),
+            (RequestBody::Migration(MigrationStep::Missing { id, keys: Vec::new() }), false),
+            (RequestBody::Migration(MigrationStep::Resolve { id }), true),
+            (RequestBody::ResolveAction { action: "x".into(), commit: true }, false),
+        ];
+        for (body, repeatable) in table {
+            assert_eq!(body.repeatable(), repeatable, "{}", body.operation());
+        }
+    }
+}

@@ -257,7 +257,10 @@ impl LocalCluster {
         for _ in 0..100 {
             let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
             // Gone, or exited and waiting to be reaped (state Z).
-            if stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with('Z')) {
+            let dead = stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with('Z'));
+            // A zombie leader may still have threads exiting, and with them its sockets:
+            // dead means its port is free again too.
+            if dead && std::net::TcpListener::bind(self.addr(id)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
