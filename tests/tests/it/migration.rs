@@ -252,15 +252,7 @@ async fn a_source_crash_at_every_step_leaves_exactly_one_owner() {
         let counter = net.create(1, "Counter", 2).await;
         net.invoke(1, &counter, "incr", json!([7]), SHORT).await.unwrap();
         let hit = net.engine(2).arm_fault(Role::Source, step);
-        let mover = {
-            let engine = net.engine(1);
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let body =
-                    protocol::RequestBody::Migrate { target: counter, to: NodeId(3), strategy: Strategy::Precopy };
-                engine.handle(objectd::engine::Origin::Caller, body).await
-            })
-        };
+        let mover = moving(&net, 1, &counter, 3, Strategy::Precopy);
         tokio::time::timeout(SHORT, hit.notified()).await.unwrap_or_else(|_| panic!("reached {step}"));
         net.crash(2);
         let _ = mover.await;
@@ -286,14 +278,7 @@ async fn a_target_or_home_crash_is_resolved_when_it_comes_back() {
     let counter = net.create(1, "Counter", 2).await;
     net.invoke(1, &counter, "incr", json!([3]), SHORT).await.unwrap();
     let hit = net.engine(3).arm_fault(Role::Target, Step::TargetCommitted);
-    let mover = {
-        let engine = net.engine(2);
-        let counter = counter.clone();
-        tokio::spawn(async move {
-            let body = protocol::RequestBody::Migrate { target: counter, to: NodeId(3), strategy: Strategy::Eager };
-            engine.handle(objectd::engine::Origin::Caller, body).await
-        })
-    };
+    let mover = moving(&net, 2, &counter, 3, Strategy::Eager);
     tokio::time::timeout(SHORT, hit.notified()).await.expect("the target committed");
     net.crash(3);
     net.restart(3).await;
@@ -305,14 +290,7 @@ async fn a_target_or_home_crash_is_resolved_when_it_comes_back() {
     // The home (node 2, which created it) crashes as it records that the object went
     // from 3 to 1: the move is done; the home is told again once it is back.
     let hit = net.engine(2).arm_fault(Role::Home, Step::HomeUpdated);
-    let mover = {
-        let engine = net.engine(3);
-        let counter = counter.clone();
-        tokio::spawn(async move {
-            let body = protocol::RequestBody::Migrate { target: counter, to: NodeId(1), strategy: Strategy::Eager };
-            engine.handle(objectd::engine::Origin::Caller, body).await
-        })
-    };
+    let mover = moving(&net, 3, &counter, 1, Strategy::Eager);
     tokio::time::timeout(SHORT, hit.notified()).await.expect("the home was told");
     net.crash(2);
     assert!(mover.await.unwrap().is_ok(), "the move completes; the home is told later");
@@ -322,6 +300,22 @@ async fn a_target_or_home_crash_is_resolved_when_it_comes_back() {
         assert_eq!(settled(&net, via, &counter).await, json!(3), "through node {via}");
     }
     assert_eq!(net.invoke(2, &counter, "incr", json!([1]), SHORT).await.unwrap(), json!(4));
+}
+
+/// A move of `target` to node `to`, asked of node `via`, in a task of its own (a test
+/// stops one end of it at a fault point).
+fn moving(
+    net: &Network,
+    via: u16,
+    target: &RawRef,
+    to: u16,
+    strategy: Strategy,
+) -> tokio::task::JoinHandle<protocol::Response> {
+    let (engine, target) = (net.engine(via), target.clone());
+    tokio::spawn(async move {
+        let body = protocol::RequestBody::Migrate { target, to: NodeId(to), strategy };
+        engine.handle(objectd::engine::Origin::Caller, body).await
+    })
 }
 
 async fn describe(net: &Network, via: u16, target: &RawRef) -> protocol::wire::ObjectInfo {
@@ -453,14 +447,7 @@ async fn a_lazy_source_crash_at_every_step_leaves_one_owner_and_every_page() {
         let mut net = Network::start(3).await;
         let map = map_of_pages(&net).await;
         let hit = net.engine(2).arm_fault(Role::Source, step);
-        let mover = {
-            let engine = net.engine(1);
-            let map = map.clone();
-            tokio::spawn(async move {
-                let body = protocol::RequestBody::Migrate { target: map, to: NodeId(3), strategy: Strategy::Lazy };
-                engine.handle(objectd::engine::Origin::Caller, body).await
-            })
-        };
+        let mover = moving(&net, 1, &map, 3, Strategy::Lazy);
         tokio::time::timeout(SHORT, hit.notified()).await.unwrap_or_else(|_| panic!("reached {step}"));
         net.crash(2);
         let _ = mover.await;
