@@ -43,10 +43,13 @@ pub enum Command {
         /// Initial state as JSON (default: the class's default state).
         #[arg(long)]
         state: Option<String>,
-        /// Where: `local` (the node asked, default), `random` (a live node with the class),
-        /// or a node id (`2` or `node-2`).
-        #[arg(long, default_value = "local")]
-        on: protocol::Placement,
+        /// Where: `local` (the node asked), `random`, `least-loaded`, `two-choices` (the
+        /// lighter of two nodes drawn at random), `node:N` (or `N`), `label:KEY=VALUE`
+        /// (only nodes with that label), or `near:TARGET` (on the node of another object,
+        /// by name or id). Default: the class's policy, else the node's (`placement` in
+        /// its config, `local` unless set).
+        #[arg(long, alias = "on")]
+        placement: Option<String>,
         /// With --name: hand a capability with these rights (`read`, `read,write`...) to
         /// everyone who can read the directory. Default: the name gives the id only.
         #[arg(long, requires = "name")]
@@ -96,8 +99,12 @@ pub enum Command {
     Classes,
     /// Show the node's id, root directory and object count.
     Status,
-    /// List the cluster's nodes: id, address, state, objects, load.
+    /// List the cluster's nodes: id, address, state, mode, objects, load (busy time of
+    /// invocations in ms per second, calls per second, lock waiters, memory).
     Nodes,
+    /// A node's role in the cluster.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Print your public key (the wallet's): what others grant capabilities to.
     Whoami,
     /// Capabilities: show, grant, import, revoke.
@@ -109,6 +116,14 @@ pub enum Command {
     /// Atomic actions held in doubt.
     #[command(subcommand)]
     Action(ActionCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Set the mode of the node `--node` names: `server` (takes any object) or `draining`
+    /// (takes no new object: placement passes it over and moves to it are refused).
+    /// Only the administrator may.
+    Mode { mode: protocol::NodeMode },
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,6 +1,6 @@
 //! One function per command.
 
-use crate::args::{ActionCommand, CapCommand, Cli, ClusterCommand, Command};
+use crate::args::{ActionCommand, CapCommand, Cli, ClusterCommand, Command, NodeCommand};
 use crate::exit::CliError;
 use crate::target::{parse_arg, parse_target, resolve, root, split_call, Target};
 use crate::{caps, cluster};
@@ -32,8 +32,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         .await?
         .with_deadline(Duration::from_millis(cli.deadline));
     match command {
-        Command::Create { class, name, state, on, share } => {
-            create(&client, json, &class, name.as_deref(), state, on, share).await
+        Command::Create { class, name, state, placement, share } => {
+            let placement = placement_of(&client, placement.as_deref()).await?;
+            create(&client, json, &class, name.as_deref(), state, placement, share).await
         }
         Command::Invoke { call, args, call_id, trace, atomic } => {
             invoke(&client, json, &call, &args, call_id, trace, atomic).await
@@ -45,6 +46,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Classes => classes(&client, json).await,
         Command::Status => status(&client, json).await,
         Command::Nodes => nodes(&client, json).await,
+        Command::Node(NodeCommand::Mode { mode }) => {
+            let mode = client.set_mode(mode).await?;
+            if json {
+                print_json(&serde_json::json!({ "node": client.addr(), "mode": mode }));
+            } else {
+                println!("{}: {mode}", client.addr());
+            }
+            Ok(())
+        }
         Command::Cap(c) => caps::run(&client, c, json).await,
         Command::Action(ActionCommand::Resolve { action, commit, .. }) => {
             let outcome = client.resolve_action(&action, commit).await?;
@@ -65,6 +75,16 @@ fn open_wallet(dir: &std::path::Path) -> Result<Wallet, CliError> {
 
 pub fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(v).expect("values print as JSON"));
+}
+
+/// The placement a `--placement` names; `near:TARGET` takes a name or an id.
+async fn placement_of(client: &Client, text: Option<&str>) -> Result<Placement, CliError> {
+    let Some(text) = text else { return Ok(Placement::Default) };
+    if let Some(target) = text.strip_prefix("near:") {
+        let (target, _) = resolve(client, &parse_target(target)?).await?;
+        return Ok(Placement::Near(target.id));
+    }
+    text.parse().map_err(CliError::Usage)
 }
 
 async fn create(
@@ -412,22 +432,31 @@ async fn nodes(client: &Client, json: bool) -> Result<(), CliError> {
         print_json(&nodes);
         return Ok(());
     }
-    println!("{:<8} {:<22} {:<8} {:>8} {:>8} {:>9}  LABELS", "ID", "ADDRESS", "STATE", "OBJECTS", "ACTIVE", "INFLIGHT");
+    println!(
+        "{:<8} {:<22} {:<8} {:<9} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8}  LABELS",
+        "ID", "ADDRESS", "STATE", "MODE", "OBJECTS", "ACTIVE", "INFLIGHT", "BUSY", "CALLS/S", "MEMORY"
+    );
     for n in nodes {
         let labels = if n.labels.is_empty() { "-".to_string() } else { n.labels.join(",") };
         // A node whose load vector this build cannot read shows dashes.
-        let [objects, active, inflight] = match n.load {
-            Some(l) => [l.objects, l.active, l.inflight].map(|v| v.to_string()),
-            None => ["-", "-", "-"].map(String::from),
+        let load = match n.load {
+            Some(l) => [
+                l.objects.to_string(),
+                l.active.to_string(),
+                format!("{}+{}", l.inflight, l.waiting),
+                format!("{:.0}ms", l.busy_ms),
+                format!("{:.0}", l.calls),
+                format!("{}M", l.memory_bytes >> 20),
+            ],
+            None => ["-", "-", "-", "-", "-", "-"].map(String::from),
         };
+        let [objects, active, inflight, busy, calls, memory] = load;
         println!(
-            "{:<8} {:<22} {:<8} {:>8} {:>8} {:>9}  {labels}",
+            "{:<8} {:<22} {:<8} {:<9} {objects:>8} {active:>7} {inflight:>8} {busy:>8} {calls:>8} {memory:>8}  {labels}",
             n.id.to_string(),
-            n.addr,
-            n.state,
-            objects,
-            active,
-            inflight
+            n.addr.to_string(),
+            n.state.to_string(),
+            n.mode.to_string(),
         );
     }
     Ok(())

@@ -375,6 +375,14 @@ impl Client {
         Ok(cap)
     }
 
+    /// Sets the mode of the node this client talks to (the administrator only).
+    pub async fn set_mode(&self, mode: protocol::NodeMode) -> Result<protocol::NodeMode, InvokeError> {
+        match self.call(RequestBody::SetMode(mode)).await? {
+            ResponseBody::Mode(mode) => Ok(mode),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Decides by hand the entry node's part of a prepared atomic action whose coordinator
     /// will not come back (`clouds action resolve`). Needs the administrator's wallet.
     pub async fn resolve_action(&self, action: &str, commit: bool) -> Result<protocol::wire::Outcome, InvokeError> {

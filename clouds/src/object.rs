@@ -75,6 +75,13 @@ pub struct ClassInfo {
     #[serde(default = "first_format")]
     pub format: u32,
     pub methods: Vec<MethodInfo>,
+    /// The placement policy its objects get when the creator names none
+    /// (`#[object(placement = "least-loaded")]`).
+    #[serde(default)]
+    pub placement: Option<String>,
+    /// Labels a node must carry to hold its objects (`#[object(labels = "gpu")]`).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 fn first_format() -> u32 {
@@ -97,6 +104,10 @@ pub trait ObjectState {
     const CLASS: &'static str;
     /// The version of the stored state's format (`#[object(version = N)]`, default 1).
     const FORMAT: u32 = 1;
+    /// The default placement policy (`#[object(placement = "POLICY")]`).
+    const PLACEMENT: Option<&'static str> = None;
+    /// Labels a node must carry to hold objects of the class (`#[object(labels = "a,b")]`).
+    const LABELS: &'static [&'static str] = &[];
     /// The generated type that `Ref<Self>` dereferences to; it carries the typed stubs.
     type Stub: crate::reference::StubOf;
 }

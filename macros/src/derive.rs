@@ -12,9 +12,14 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
     }
     // A bad attribute is one error; the impls still come (at version 1), so that no
     // cascade of "not implemented" errors follows it.
-    let (version, bad) = match format_version(&input.attrs) {
-        Ok(v) => (v, None),
-        Err(e) => (1, Some(e.into_compile_error())),
+    let (attrs, bad) = match object_attrs(&input.attrs) {
+        Ok(a) => (a, None),
+        Err(e) => (ObjectAttrs::default(), Some(e.into_compile_error())),
+    };
+    let ObjectAttrs { version, placement, labels } = attrs;
+    let placement = match placement {
+        Some(p) => quote!(::core::option::Option::Some(#p)),
+        None => quote!(::core::option::Option::None),
     };
     let name = &input.ident;
     let vis = &input.vis;
@@ -27,6 +32,8 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
         impl ::clouds::__private::ObjectState for #name {
             const CLASS: &'static str = #class;
             const FORMAT: u32 = #version;
+            const PLACEMENT: ::core::option::Option<&'static str> = #placement;
+            const LABELS: &'static [&'static str] = &[#(#labels),*];
             type Stub = #stub;
         }
 
@@ -47,23 +54,53 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
     })
 }
 
-/// The state format version from `#[object(version = N)]` (default 1): a node refuses to
-/// take, by a move, an object whose state has a format its class does not read.
-fn format_version(attrs: &[syn::Attribute]) -> syn::Result<u32> {
-    let mut version = 1u32;
+/// What `#[object(...)]` says about a class.
+struct ObjectAttrs {
+    /// The format version of its stored state (default 1): a node refuses to take, by a
+    /// move, an object whose state has a format its class does not read.
+    version: u32,
+    /// Its default placement policy (checked when the node reads it: `least-loaded`...).
+    placement: Option<String>,
+    /// Labels a node must carry to hold objects of the class.
+    labels: Vec<String>,
+}
+
+impl Default for ObjectAttrs {
+    fn default() -> Self {
+        ObjectAttrs { version: 1, placement: None, labels: Vec::new() }
+    }
+}
+
+/// `#[object(version = N, placement = "POLICY", labels = "a,b=c")]`, all optional.
+fn object_attrs(attrs: &[syn::Attribute]) -> syn::Result<ObjectAttrs> {
+    let mut out = ObjectAttrs::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("object")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("version") {
                 let lit: syn::LitInt = meta.value()?.parse()?;
-                version = lit.base10_parse()?;
-                if version == 0 {
+                out.version = lit.base10_parse()?;
+                if out.version == 0 {
                     return Err(meta.error("the state format version starts at 1"));
                 }
                 Ok(())
+            } else if meta.path.is_ident("placement") {
+                let lit: syn::LitStr = meta.value()?.parse()?;
+                if lit.value().is_empty() {
+                    return Err(meta.error("the placement policy is empty; expected for example `least-loaded`"));
+                }
+                out.placement = Some(lit.value());
+                Ok(())
+            } else if meta.path.is_ident("labels") {
+                let lit: syn::LitStr = meta.value()?.parse()?;
+                out.labels = lit.value().split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+                Ok(())
             } else {
-                Err(meta.error("unknown `object` attribute; expected `version = N`"))
+                Err(meta.error(
+                    "unknown `object` attribute; expected `version = N`, `placement = \"POLICY\"` or \
+                     `labels = \"KEY=VALUE,...\"`",
+                ))
             }
         })?;
     }
-    Ok(version)
+    Ok(out)
 }

@@ -30,6 +30,8 @@ pub fn expand(item: &ItemImpl, class: &Class) -> TokenStream {
                     ::clouds::ClassInfo {
                         name: <#ident as ::clouds::__private::ObjectState>::CLASS.to_string(),
                         format: <#ident as ::clouds::__private::ObjectState>::FORMAT,
+                        placement: <#ident as ::clouds::__private::ObjectState>::PLACEMENT.map(ToString::to_string),
+                        labels: <#ident as ::clouds::__private::ObjectState>::LABELS.iter().map(|l| l.to_string()).collect(),
                         methods: ::std::vec![#(#infos),*],
                     }
                 }

@@ -52,6 +52,8 @@ mod parse;
 /// Makes a struct the state of a class. See the crate docs. `#[object(version = N)]`
 /// (default 1) names the format of its stored state: bump it when the struct changes in a
 /// way old nodes cannot read, and a move to a node with another format is refused.
+/// `#[object(placement = "least-loaded")]` gives the class a default placement policy,
+/// and `#[object(labels = "gpu")]` the labels a node must carry to hold its objects.
 #[proc_macro_derive(Object, attributes(object))]
 pub fn derive_object(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

@@ -73,8 +73,12 @@ pub struct Config {
     pub cluster: String,
     /// How often membership gossip runs. Failure detection takes a few intervals.
     pub gossip_interval_ms: u64,
-    /// Free-form labels other nodes see (`gpu`, `ssd`, `zone-a`), for placement rules.
+    /// Free-form labels other nodes see (`gpu`, `ssd`, `zone=a`), for placement rules
+    /// (`label:zone=a`, and classes that need a label).
     pub labels: Vec<String>,
+    /// Where a new object goes when its creator names no policy and its class declares
+    /// none: `local`, `random`, `least-loaded`, `two-choices`, `node:N` or `label:KEY=VALUE`.
+    pub placement: String,
     /// The node's identity directory (`clouds cluster init` makes one per node): its key and
     /// its certificate from the cluster authority. Only certified nodes of the same cluster
     /// may join and make internal requests, and the node checks the nodes it calls.
@@ -104,6 +108,7 @@ impl Default for Config {
             cluster: "clouds".into(),
             gossip_interval_ms: 300,
             labels: Vec::new(),
+            placement: "local".into(),
             identity: None,
             admin: None,
         }
@@ -139,6 +144,13 @@ impl Config {
         }
         if self.cluster.is_empty() {
             return Err("cluster must not be empty".into());
+        }
+        match self.placement.parse::<protocol::Placement>() {
+            Ok(protocol::Placement::Near(_) | protocol::Placement::Default) => {
+                return Err("placement: a node's default cannot be `near:` or `default`".into())
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("placement: {e}")),
         }
         if let Some(bad) = self.labels.iter().find(|l| l.is_empty() || l.contains(',')) {
             return Err(format!("label `{bad}` must be non-empty and contain no comma"));
@@ -181,6 +193,10 @@ mod tests {
         let c = Config { cache_objects: 0, ..Config::default() };
         assert!(c.validate().unwrap_err().contains("cache_objects"));
         assert!(Config::default().validate().is_ok());
+        let c = Config { placement: "least-loaded".into(), ..Config::default() };
+        assert!(c.validate().is_ok());
+        let c = Config { placement: "everywhere".into(), ..Config::default() };
+        assert!(c.validate().unwrap_err().contains("placement: `everywhere` is not a placement"));
         assert!("fsync".parse::<Durability>().unwrap_err().contains("process-crash"));
     }
 }

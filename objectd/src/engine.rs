@@ -15,7 +15,8 @@
 //! - `names`: invoking by path in one request, resolved on the caller's behalf.
 //! - `migrate`: moving a live object to another node, both ends (`crate::migration`'s
 //!   driver); `faults`: fault points a test arms at each step.
-//! - `lifecycle`: create, delete, describe, revoke, status.
+//! - `lifecycle`: create (placement), delete, describe, revoke, status, the node's mode.
+//! - `meter`: the node's measured load (busy time, calls, lock waiters), smoothed.
 //! - `route`: where an object is, and taking each request there (the one routing path).
 //! - `pages`: where a method's committed pages are read from (a page source).
 //! - `peers`: the trait through which the engine reaches other nodes.
@@ -45,6 +46,7 @@ pub use peers::Peers;
 pub use route::Origin;
 mod lifecycle;
 mod locks;
+mod meter;
 mod migrate;
 mod names;
 mod outcome;
@@ -104,6 +106,16 @@ struct Inner {
     locations: Locations,
     /// Invocations running on this node: part of the published load.
     inflight: std::sync::atomic::AtomicU64,
+    /// Busy time, calls and lock waiters: the rest of it.
+    meter: meter::Meter,
+    /// Whether this node takes new objects (kept in the store's metadata).
+    mode: Mutex<protocol::NodeMode>,
+    /// The policy of a creation that names none and whose class declares none.
+    default_placement: protocol::Placement,
+    /// Objects placed on each node since its last load report, and that report.
+    placed: Mutex<(crate::placement::Placed, HashMap<NodeId, protocol::Load>)>,
+    /// Bytes per second of the last move out (f64 bits), for the load vector.
+    copy_rate: std::sync::atomic::AtomicU64,
     /// Read holds by thread, so that a thread re-entering an object it holds for reading
     /// runs under its hold instead of queueing behind a writer that waits for it.
     /// std `Mutex`: held for one map operation, never across an `.await`.
@@ -143,6 +155,7 @@ impl Engine {
     ) -> Result<Engine, InvokeError> {
         let root = prepare_root(config, store.as_ref(), &registry)?;
         let commits = commit::GroupCommit::start(config.durability, store.clone());
+        let mode = lifecycle::stored_mode(store.as_ref())?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 node: config.id,
@@ -161,6 +174,11 @@ impl Engine {
                 peers,
                 locations: Locations::default(),
                 inflight: std::sync::atomic::AtomicU64::new(0),
+                meter: meter::Meter::default(),
+                mode: Mutex::new(mode),
+                default_placement: config.placement.parse().map_err(InvokeError::invalid)?,
+                placed: Mutex::new(Default::default()),
+                copy_rate: std::sync::atomic::AtomicU64::new(0),
                 reads_held: Mutex::new(HashMap::new()),
                 waits: Mutex::new(deadlock::WaitGraph::default()),
                 moving: Mutex::new(HashMap::new()),
@@ -272,6 +290,11 @@ impl Engine {
         };
         let micros = started.elapsed().as_micros() as u64;
         tracing::debug!(elapsed_us = micros, "invoked");
+        // The node's load counts the invocations that entered it, not the nested ones of
+        // its own objects (their time is inside their caller's).
+        if inv.thread.chain.last().is_none_or(|f| f.node != self.inner.node) {
+            self.inner.meter.called(micros);
+        }
         let mut hops = Vec::new();
         if inv.thread.record_path {
             hops.push(Hop {

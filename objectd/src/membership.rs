@@ -4,7 +4,8 @@
 //!
 //! Each node publishes its own keys; nobody else writes them:
 //! `addr` (RPC address), `classes`, `labels`, `root` (its root directory), `load`
-//! (the load vector, versioned), and `cert` (its certificate, with an identity).
+//! (the load vector, versioned), `mode` (whether it takes new objects), and `cert` (its
+//! certificate, with an identity).
 //! A node with an identity counts as members only the nodes whose certificate its
 //! authority signed for that node id: gossip from anyone else is heard but ignored.
 
@@ -12,7 +13,7 @@ use crate::config::Config;
 use chitchat::transport::UdpTransport;
 use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
 use clouds::{NodeId, ObjectId};
-use protocol::{Identity, Liveness, Load, NodeView};
+use protocol::{Identity, Liveness, Load, NodeMode, NodeView};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -24,6 +25,7 @@ const KEY_LABELS: &str = "labels";
 const KEY_CERT: &str = "cert";
 const KEY_ROOT: &str = "root";
 const KEY_LOAD: &str = "load";
+const KEY_MODE: &str = "mode";
 
 /// How long a failed direct contact keeps a node `Suspect` while gossip still says alive.
 const SUSPECT_FOR: Duration = Duration::from_secs(10);
@@ -124,6 +126,7 @@ impl Membership {
                 labels: list(get(KEY_LABELS)),
                 root: get(KEY_ROOT).and_then(|r| r.parse().ok()),
                 load: get(KEY_LOAD).as_deref().and_then(Load::decode),
+                mode: NodeMode::decode(get(KEY_MODE).as_deref()),
             };
             let keep = newest.get(&id).is_none_or(|(g, p)| {
                 cid.generation_id > *g || (cid.generation_id == *g && is_live && p.state == Liveness::Dead)
@@ -157,12 +160,15 @@ impl Membership {
         self.handle.chitchat().lock().await.live_nodes_watcher()
     }
 
-    /// Publishes this node's load vector.
-    pub async fn publish_load(&self, load: Load) {
+    /// Publishes this node's load vector and mode.
+    pub async fn publish_load(&self, load: Load, mode: NodeMode) {
         let chitchat = self.handle.chitchat();
         let mut chitchat = chitchat.lock().await;
         let me = chitchat.self_node_state();
         me.set(KEY_LOAD, load.encode());
+        if me.get(KEY_MODE) != Some(mode.as_str()) {
+            me.set(KEY_MODE, mode.as_str());
+        }
     }
 
     /// A direct call to `node` failed: show it as suspect for a while.

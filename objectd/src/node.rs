@@ -94,13 +94,13 @@ async fn refuse_duplicate_id(config: &Config, membership: &Membership) -> anyhow
     Ok(())
 }
 
-/// Publishes the load vector every gossip interval.
+/// Publishes the load vector and the mode every gossip interval.
 async fn publish_load(engine: Engine, cluster: Arc<Cluster>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         if let Ok(load) = engine.load() {
-            cluster.membership.publish_load(load).await;
+            cluster.membership.publish_load(load, engine.mode()).await;
         }
     }
 }

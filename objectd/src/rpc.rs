@@ -47,8 +47,9 @@ impl NodeRpc for Server {
         if let RequestBody::RootCapability { holder } = &req.body {
             may_have_root(&self.peer, holder, self.engine.admin()).map_err(|reason| InvokeError::Denied { reason })?;
         }
-        if let RequestBody::ResolveAction { .. } = &req.body {
-            is_admin(&self.peer, self.engine.admin()).map_err(|reason| InvokeError::Denied { reason })?;
+        if let RequestBody::ResolveAction { .. } | RequestBody::SetMode(_) = &req.body {
+            is_admin(&self.peer, self.engine.admin(), req.body.operation())
+                .map_err(|reason| InvokeError::Denied { reason })?;
         }
         let engine = self.engine.clone();
         let origin = if matches!(self.peer, Peer::Node(_)) { Origin::Node } else { Origin::Caller };
@@ -78,14 +79,15 @@ fn may_have_root(peer: &Peer, holder: &PublicKey, admin: Option<&PublicKey>) -> 
     }
 }
 
-/// Whether `peer` proved the administrator's key (who alone may decide an action by hand).
-fn is_admin(peer: &Peer, admin: Option<&PublicKey>) -> Result<(), String> {
+/// Whether `peer` proved the administrator's key (who alone may decide an action by hand,
+/// or set a node's mode): `operation` names what was asked, for the message.
+fn is_admin(peer: &Peer, admin: Option<&PublicKey>, operation: &str) -> Result<(), String> {
     match (peer, admin) {
         (Peer::User(key), Some(admin)) if key == admin => Ok(()),
         (_, None) => Err("no administrator is configured for this cluster (objectd --admin KEY)".into()),
-        _ => Err("only the cluster's administrator may decide an action by hand \
-             (the connection did not prove the admin key)"
-            .into()),
+        _ => Err(format!(
+            "only the cluster's administrator may {operation} (the connection did not prove the admin key)"
+        )),
     }
 }
 
@@ -162,8 +164,9 @@ mod tests {
         assert!(no(Peer::User(admin), &other, Some(&admin)).unwrap_err().contains("made out only to the key"));
         assert!(no(Peer::Anonymous, &admin, Some(&admin)).unwrap_err().contains("did not prove"));
         assert!(no(Peer::User(admin), &admin, None).unwrap_err().contains("no administrator"));
-        assert!(is_admin(&Peer::User(admin), Some(&admin)).is_ok());
-        assert!(is_admin(&Peer::User(other), Some(&admin)).unwrap_err().contains("only the cluster's administrator"));
-        assert!(is_admin(&Peer::Node(NodeId(2)), Some(&admin)).is_err(), "not even a node");
+        assert!(is_admin(&Peer::User(admin), Some(&admin), "resolve an action").is_ok());
+        let other = is_admin(&Peer::User(other), Some(&admin), "set the node's mode").unwrap_err();
+        assert!(other.contains("only the cluster's administrator may set the node's mode"), "{other}");
+        assert!(is_admin(&Peer::Node(NodeId(2)), Some(&admin), "resolve an action").is_err(), "not even a node");
     }
 }

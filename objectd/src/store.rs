@@ -115,6 +115,8 @@ pub trait Store: Send + Sync + 'static {
     /// Object ids in id order, after `after`.
     fn list(&self, after: Option<ObjectId>, limit: usize) -> Result<Vec<ObjectId>, StoreError>;
     fn count(&self) -> Result<u64, StoreError>;
+    /// Bytes the store takes on disk.
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
     /// Node metadata (for example the root directory's id).
     fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;

@@ -32,7 +32,7 @@ pub use placement::Placement;
 pub use pool::{Endpoint, Pool};
 pub use route::Locations;
 pub use service::Connection;
-pub use view::{Liveness, Load, NodeView};
+pub use view::{Liveness, Load, NodeMode, NodeView};
 pub use wire::{
     InitialState, Invocation, PathInvocation, Reply, Request, RequestBody, Response, ResponseBody, WaitEdge,
 };

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 
 /// Version of the load vector's encoding in gossip. A node that reads a load of another
 /// version (a newer node in a rolling upgrade) treats it as unknown rather than misread it.
-pub const LOAD_VERSION: u16 = 1;
+/// 2: busy time, calls, lock waiters, store bytes, memory and the measured copy rate.
+pub const LOAD_VERSION: u16 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Liveness {
@@ -29,8 +30,9 @@ impl std::fmt::Display for Liveness {
     }
 }
 
-/// The load vector a node publishes. Adding a field means a new `LOAD_VERSION`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The load vector a node publishes, smoothed over the last few seconds (an exponentially
+/// weighted mean refreshed every second). Adding a field means a new `LOAD_VERSION`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Load {
     /// Objects in the node's store.
     pub objects: u64,
@@ -38,6 +40,75 @@ pub struct Load {
     pub active: u64,
     /// Invocations running now.
     pub inflight: u64,
+    /// Invocations waiting for an object's lock now.
+    pub waiting: u64,
+    /// Time spent in invocations that entered this node (running, or waiting for an
+    /// object's lock), in milliseconds per second: 1000 is one invocation always in
+    /// progress. The measure that rebalancing evens out.
+    pub busy_ms: f64,
+    /// Invocations that entered this node, per second.
+    pub calls: f64,
+    /// Bytes of the node's store on disk.
+    pub store_bytes: u64,
+    /// Resident memory of the node's process.
+    pub memory_bytes: u64,
+    /// How fast this node last copied an object to another (bytes per second); 0 until it has.
+    pub copy_rate: f64,
+}
+
+impl Load {
+    /// How loaded the node is, as one number: its busy time (ms per second).
+    pub fn busy(&self) -> f64 {
+        self.busy_ms
+    }
+}
+
+/// What a node takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeMode {
+    /// Takes any object.
+    #[default]
+    Server,
+    /// Takes no new object (placement passes it over, moves to it are refused); what it
+    /// has keeps being served, and may be moved off.
+    Draining,
+}
+
+impl NodeMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NodeMode::Server => "server",
+            NodeMode::Draining => "draining",
+        }
+    }
+
+    /// Whether the node takes new objects (creations placed there, moves to it).
+    pub fn takes_new(&self) -> bool {
+        *self == NodeMode::Server
+    }
+
+    /// Reads the gossip form; a node that published none is a server.
+    pub fn decode(text: Option<&str>) -> NodeMode {
+        text.and_then(|t| t.parse().ok()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for NodeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for NodeMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "server" => Ok(NodeMode::Server),
+            "draining" => Ok(NodeMode::Draining),
+            other => Err(format!("`{other}` is not a node mode; expected `server` or `draining`")),
+        }
+    }
 }
 
 /// The load vector as it travels in gossip: with its version.
@@ -62,7 +133,7 @@ impl Load {
 }
 
 /// One node as a node sees it (itself included).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeView {
     pub id: NodeId,
     /// The incarnation: a new one each time the node starts.
@@ -74,12 +145,26 @@ pub struct NodeView {
     pub root: Option<ObjectId>,
     /// `None`: the node published no load vector this node can read.
     pub load: Option<Load>,
+    /// Whether it takes new objects.
+    #[serde(default)]
+    pub mode: NodeMode,
 }
 
 impl NodeView {
     /// Whether the node runs objects of `class`.
     pub fn has_class(&self, class: &str) -> bool {
         self.classes.iter().any(|c| c == class)
+    }
+
+    /// Whether the node carries the label `want`: `KEY=VALUE` exactly, or `KEY` alone as a
+    /// label of its own or as the key of one (`gpu` matches `gpu` and `gpu=a100`).
+    pub fn has_label(&self, want: &str) -> bool {
+        self.labels.iter().any(|l| l == want || (!want.contains('=') && l.split('=').next() == Some(want)))
+    }
+
+    /// The node's busy time (ms per second), 0 if it published no load.
+    pub fn busy(&self) -> f64 {
+        self.load.map_or(0.0, |l| l.busy())
     }
 }
 
@@ -89,15 +174,42 @@ mod tests {
 
     #[test]
     fn the_load_vector_round_trips_with_its_version() {
-        let load = Load { objects: 7, active: 2, inflight: 1 };
+        let load = Load { objects: 7, active: 2, inflight: 1, busy_ms: 12.5, ..Load::default() };
         assert_eq!(Load::decode(&load.encode()), Some(load));
-        assert!(load.encode().contains("\"v\":1"));
+        assert!(load.encode().contains("\"v\":2"));
     }
 
     #[test]
     fn another_version_or_garbage_is_unknown_not_misread() {
-        assert_eq!(Load::decode(r#"{"v":2,"objects":7,"active":2,"inflight":1}"#), None);
+        assert_eq!(Load::decode(r#"{"v":1,"objects":7,"active":2,"inflight":1}"#), None);
         assert_eq!(Load::decode("7"), None);
         assert_eq!(Load::decode(""), None);
+    }
+
+    #[test]
+    fn modes_round_trip_through_gossip_and_say_who_takes_new_objects() {
+        for (mode, takes) in [(NodeMode::Server, true), (NodeMode::Draining, false)] {
+            assert_eq!(NodeMode::decode(Some(mode.as_str())), mode);
+            assert_eq!(mode.takes_new(), takes, "{mode}");
+        }
+        assert_eq!(NodeMode::decode(None), NodeMode::Server, "an older node is a server");
+        assert!("laptop".parse::<NodeMode>().unwrap_err().contains("expected `server`"));
+    }
+
+    #[test]
+    fn labels_match_by_key_or_key_and_value() {
+        let node = NodeView {
+            id: NodeId(1),
+            generation: 1,
+            addr: ([127, 0, 0, 1], 1).into(),
+            state: Liveness::Alive,
+            classes: Vec::new(),
+            labels: vec!["gpu=a100".into(), "ssd".into()],
+            root: None,
+            load: None,
+            mode: NodeMode::Server,
+        };
+        assert!(node.has_label("gpu") && node.has_label("gpu=a100") && node.has_label("ssd"));
+        assert!(!node.has_label("gpu=h100") && !node.has_label("ssd=nvme") && !node.has_label("zone"));
     }
 }

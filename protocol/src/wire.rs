@@ -3,7 +3,7 @@
 
 use crate::migration::{Chunk, MigrationReport, Resolution, Strategy};
 use crate::placement::Placement;
-use crate::view::NodeView;
+use crate::view::{NodeMode, NodeView};
 use capability::PublicKey;
 use clouds::{ActionRef, CallId, Cap, ClassInfo, Codec, InvokeError, NodeId, ObjectId, RawRef, ThreadCtx, ThreadId};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 /// strategy; `describe` shows a move under way and a lazy move's residual pages.
 /// 5: atomic actions (the thread's action, `Action` steps, replies naming the nodes an
 /// action touched).
-pub const WIRE_VERSION: u16 = 5;
+/// 6: placement policies (least-loaded, two choices, labels, near another object), node
+/// modes (`SetMode`), `Locate`; the load vector's version 2.
+pub const WIRE_VERSION: u16 = 6;
 
 /// One method call by one thread.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -190,6 +192,10 @@ pub enum RequestBody {
         action: String,
         commit: bool,
     },
+    /// Sets the node's mode (a draining node takes no new objects). Only the administrator may.
+    SetMode(NodeMode),
+    /// Where the object is now (routed to it like an invocation; answered `Located`).
+    Locate(ObjectId),
 }
 
 /// The node-to-node messages of a move of `id`.
@@ -233,6 +239,8 @@ impl RequestBody {
             | RequestBody::Status
             | RequestBody::Nodes
             | RequestBody::Probe(_)
+            | RequestBody::Locate(_)
+            | RequestBody::SetMode(_)
             | RequestBody::Action(_) => true,
             RequestBody::Migration(step) => matches!(
                 step,
@@ -252,6 +260,7 @@ impl RequestBody {
             RequestBody::Invoke(inv) => Some(inv.target),
             RequestBody::Migrate { target, .. } => Some(target.id),
             RequestBody::Describe(r) | RequestBody::Delete(r) | RequestBody::Revoke { target: r, .. } => Some(r.id),
+            RequestBody::Locate(id) => Some(*id),
             _ => None,
         }
     }
@@ -274,6 +283,8 @@ impl RequestBody {
             RequestBody::Migration(_) => "migration step",
             RequestBody::Action(_) => "atomic action step",
             RequestBody::ResolveAction { .. } => "resolve an action",
+            RequestBody::SetMode(_) => "set the node's mode",
+            RequestBody::Locate(_) => "locate",
         }
     }
 }
@@ -404,6 +415,10 @@ pub enum ResponseBody {
     /// A participant's vote: `None` yes, `Some(reason)` no.
     Voted(Option<String>),
     Decided(Outcome),
+    /// The node's mode now.
+    Mode(NodeMode),
+    /// The node that has the object.
+    Located(NodeId),
 }
 
 pub type Response = Result<ResponseBody, InvokeError>;

@@ -177,6 +177,7 @@ impl Peers for Port {
                     labels: Vec::new(),
                     root: member.and_then(|(e, _)| e.local_root()),
                     load: member.and_then(|(e, _)| e.load().ok()),
+                    mode: member.map(|(e, _)| e.mode()).unwrap_or_default(),
                 }
             })
             .collect();
@@ -235,6 +236,9 @@ impl Store for Fenced {
     }
     fn count(&self) -> Result<u64, StoreError> {
         self.check()?.count()
+    }
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.check()?.size_on_disk()
     }
     fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.check()?.meta_get(key)

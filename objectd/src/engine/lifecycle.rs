@@ -9,15 +9,23 @@ use crate::placement;
 use crate::registry::Registry;
 use crate::store::{Commit, Record, Store};
 use capability::PublicKey;
-use clouds::{Cap, InvokeError, ObjectId, RawRef, Rights};
+use clouds::{Cap, InvokeError, NodeId, ObjectId, RawRef, Rights};
 use protocol::wire::{CreateRequest, NodeStatus, ObjectInfo};
-use protocol::{InitialState, Load, Placement, RequestBody, ResponseBody};
+use protocol::{InitialState, Load, NodeMode, Placement, RequestBody, ResponseBody};
 use std::sync::atomic::Ordering;
 use tokio::sync::OwnedRwLockWriteGuard;
 use tokio::time::Duration;
 
 /// Node metadata key of the root directory's id.
 const ROOT_KEY: &str = "root";
+/// Node metadata key of the node's mode.
+const MODE_KEY: &str = "mode";
+
+/// The mode this node was last set to (a server, if never).
+pub(super) fn stored_mode(store: &dyn Store) -> Result<NodeMode, InvokeError> {
+    let text = store.meta_get(MODE_KEY)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+    Ok(NodeMode::decode(text.as_deref()))
+}
 
 /// The root directory this node keeps, if it is the root node: read from the store, or
 /// created there on the first start. Other nodes keep none.
@@ -68,17 +76,8 @@ impl Engine {
         placement: Placement,
         owner: PublicKey,
     ) -> Result<RawRef, InvokeError> {
-        let me = self.inner.node;
-        let node = match placement {
-            Placement::Local => me,
-            Placement::On(n) if n == me => me,
-            policy => {
-                let nodes = self.inner.peers.nodes().await;
-                let dice = u64::from_le_bytes(clouds::ThreadId::new().0.as_bytes()[..8].try_into().expect("8 bytes"));
-                placement::choose(policy, me, &nodes, class, dice)?
-            }
-        };
-        if node != me {
+        let node = self.place(class, placement).await?;
+        if node != self.inner.node {
             let req = CreateRequest { class: class.to_string(), state, placement: Placement::Local, owner };
             let answer = self.inner.peers.send(node, RequestBody::Create(req), super::route::LIFECYCLE_DEADLINE).await;
             return expect(answer, |b| match b {
@@ -215,12 +214,99 @@ impl Engine {
         })
     }
 
+    /// The node a new object of `class` goes to under `placement`: the policy named, else
+    /// the class's, else this node's default; `near:` is where that object is now. A
+    /// draining node places what would be local on the least loaded node instead.
+    async fn place(&self, class: &str, placement: Placement) -> Result<NodeId, InvokeError> {
+        let me = self.inner.node;
+        let info = self.inner.registry.get(class).ok().map(|c| c.info().clone());
+        let labels = info.as_ref().map(|i| i.labels.clone()).unwrap_or_default();
+        let mut policy = match placement {
+            Placement::Default => match info.as_ref().and_then(|i| i.placement.as_deref()) {
+                Some(p) => p.parse().map_err(|e| {
+                    InvokeError::invalid(format!("class `{class}` declares a placement this node does not know: {e}"))
+                })?,
+                None if !labels.is_empty() => Placement::LeastLoaded,
+                None => self.inner.default_placement.clone(),
+            },
+            p => p,
+        };
+        if let Placement::Near(other) = policy {
+            policy = Placement::On(self.locate(other).await?);
+        }
+        let draining = !self.mode().takes_new();
+        let here = matches!(policy, Placement::Local) || policy == Placement::On(me);
+        if here && draining {
+            policy = Placement::LeastLoaded;
+        } else if here && labels.is_empty() {
+            // The common case needs no view of the cluster.
+            return Ok(me);
+        }
+        let nodes = self.inner.peers.nodes().await;
+        let dice = u64::from_le_bytes(clouds::ThreadId::new().0.as_bytes()[..8].try_into().expect("8 bytes"));
+        let mut placed = self.inner.placed.lock().expect("placed mutex");
+        let (counts, reports) = &mut *placed;
+        // A node's new report includes what was placed there before it.
+        for n in &nodes {
+            if let Some(load) = n.load {
+                if reports.get(&n.id) != Some(&load) {
+                    reports.insert(n.id, load);
+                    counts.remove(&n.id);
+                }
+            }
+        }
+        let needs = placement::Needs { class, labels: &labels };
+        let node = placement::choose(&policy, me, &nodes, needs, counts, dice)?;
+        *counts.entry(node).or_default() += 1;
+        tracing::debug!(class, %policy, %node, "placed");
+        Ok(node)
+    }
+
+    /// The node that has `id` now, found as an invocation would find it.
+    pub async fn locate(&self, id: ObjectId) -> Result<NodeId, InvokeError> {
+        match self.handle(super::Origin::Caller, RequestBody::Locate(id)).await? {
+            ResponseBody::Located(node) => Ok(node),
+            other => Err(InvokeError::storage(format!("locate was answered with {other:?}"))),
+        }
+    }
+
+    /// Answers `Locate` for an object believed to be here.
+    pub(super) fn located(&self, id: ObjectId) -> Result<NodeId, InvokeError> {
+        match self.inner.store.get(id)? {
+            None => Err(self.absent(id)),
+            Some(Record::Forward { to, .. }) => Err(InvokeError::Moved { id, to }),
+            Some(Record::Live { .. }) => Ok(self.inner.node),
+        }
+    }
+
+    /// Whether this node takes new objects.
+    pub fn mode(&self) -> NodeMode {
+        *self.inner.mode.lock().expect("mode mutex")
+    }
+
+    /// Sets the node's mode, durably.
+    pub fn set_mode(&self, mode: NodeMode) -> Result<NodeMode, InvokeError> {
+        let mut now = self.inner.mode.lock().expect("mode mutex");
+        self.inner.store.meta_put(MODE_KEY, mode.as_str().as_bytes())?;
+        self.inner.store.flush()?;
+        tracing::info!(node = %self.inner.node, %mode, "mode set");
+        *now = mode;
+        Ok(mode)
+    }
+
     /// The load vector this node publishes.
     pub fn load(&self) -> Result<Load, InvokeError> {
+        let (busy_ms, calls, waiting) = self.inner.meter.read();
         Ok(Load {
             objects: self.inner.store.count()?,
             active: self.inner.table.len() as u64,
             inflight: self.inner.inflight.load(std::sync::atomic::Ordering::Relaxed),
+            waiting,
+            busy_ms,
+            calls,
+            store_bytes: self.inner.store.size_on_disk()?,
+            memory_bytes: super::meter::resident_bytes(),
+            copy_rate: f64::from_bits(self.inner.copy_rate.load(std::sync::atomic::Ordering::Relaxed)),
         })
     }
 

@@ -52,6 +52,7 @@ impl Engine {
             Ok(probes) => probes,
             Err(cycle) => return Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) }),
         };
+        let _waiting = self.inner.meter.waiting();
         let lock = timeout_at(deadline, lock);
         tokio::pin!(lock);
         let acquired = tokio::select! {

@@ -115,6 +115,13 @@ impl Engine {
             moving.insert(id, progress);
         }
         let result = self.move_out(&slot, to, strategy).await;
+        if let Ok(r) = &result {
+            // Only moves big enough to time: a small one measures its round trips.
+            if r.bytes >= 1 << 20 && r.total_us > 0 {
+                let rate = r.bytes as f64 * 1e6 / r.total_us as f64;
+                self.inner.copy_rate.store(rate.to_bits(), Ordering::Relaxed);
+            }
+        }
         self.inner.moving.lock().expect("moving mutex").remove(&id);
         self.inner.dirty.lock().expect("dirty mutex").remove(&id);
         result
@@ -568,6 +575,12 @@ impl Engine {
                 }
                 if self.live_here(id)? {
                     return Err(InvokeError::invalid(format!("{me} already has object {id}")));
+                }
+                let mode = self.mode();
+                if !mode.takes_new() {
+                    return Err(InvokeError::invalid(format!(
+                        "{me} refuses object {id}: it is {mode} and takes no objects"
+                    )));
                 }
                 if self.inner.residuals.contains(id) || self.live_out_lazy(id)? {
                     return Err(InvokeError::invalid(format!(

@@ -38,6 +38,8 @@ impl Engine {
             RequestBody::Action(step) => self.action_step(step).await,
             RequestBody::ResolveAction { action, commit } => self.resolve_by_hand(&action, commit),
             RequestBody::Probe(p) => Ok(ResponseBody::Probed(self.probe(p.initiator, p.object, p.path).await)),
+            RequestBody::SetMode(mode) => self.set_mode(mode).map(ResponseBody::Mode),
+            RequestBody::Locate(id) => self.located(id).map(ResponseBody::Located),
         }
     }
 }

@@ -235,6 +235,10 @@ impl Store for SledStore {
         Ok(self.count.load(Ordering::Relaxed))
     }
 
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(io)
+    }
+
     fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(key).map_err(io)?.map(|v| v.to_vec()))
     }

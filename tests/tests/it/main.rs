@@ -8,6 +8,7 @@
 //! - `caps`: capabilities end to end: grants, the attack matrix, references, names.
 //! - `migration`: live objects moving between nodes, with crashes at every protocol step.
 //! - `network`: the cluster in one process, with cut links, lost messages, delays and crashes.
+//! - `placement`: placement policies, draining nodes and the load vector, in one process.
 
 mod atomic;
 mod caps;
@@ -18,3 +19,4 @@ mod durability;
 mod errors;
 mod migration;
 mod network;
+mod placement;
