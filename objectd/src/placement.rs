@@ -230,7 +230,8 @@ mod tests {
     /// where least-loaded puts the next object.
     #[test]
     fn least_loaded_takes_the_least_busy_then_the_fewest_objects() {
-        let table: [(&[(f64, u64)], &[(u16, u64)], u16); 5] = [
+        type Row = (&'static [(f64, u64)], &'static [(u16, u64)], u16);
+        let table: [Row; 5] = [
             (&[(300.0, 10), (100.0, 50), (200.0, 5)], &[], 2),
             // Idle cluster: busy times tie, object counts decide.
             (&[(0.0, 10), (0.3, 50), (0.0, 5)], &[], 3),
@@ -255,7 +256,7 @@ mod tests {
         let peers = [loaded(1, 500.0, 10), loaded(2, 10.0, 10), loaded(3, 900.0, 10)];
         let mut seen = std::collections::BTreeSet::new();
         for random in 0..64u64 {
-            let random = random | (random << 33);
+            let random = random.wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let got = pick(Placement::TwoChoices, &peers, "Counter", random).unwrap();
             assert_ne!(got, NodeId(3), "the busiest node loses every comparison");
             seen.insert(got);

@@ -26,6 +26,10 @@ pub enum Origin {
     Node,
 }
 
+/// How much of a thread's time left a node keeps back when it sends the thread on to
+/// another node: the time an answer sent at the other node's deadline may take to arrive.
+const ANSWER_MARGIN: Duration = Duration::from_millis(20);
+
 /// The longest a request about an object's life (describe, delete, revoke) may take.
 pub(super) const LIFECYCLE_DEADLINE: Duration = Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS);
 
@@ -64,7 +68,10 @@ impl Engine {
     async fn send_to(&self, node: NodeId, mut body: RequestBody, left: Duration) -> Response {
         let _waiting = match &mut body {
             RequestBody::Invoke(inv) => {
-                inv.thread.remaining_ms = left.as_millis() as u64;
+                // The other node keeps the thread's deadline itself and answers
+                // `DeadlineExceeded` when it passes: a little before this end stops waiting,
+                // so that a live node's answer arrives in time and wins over "no answer".
+                inv.thread.remaining_ms = left.saturating_sub(ANSWER_MARGIN).as_millis() as u64;
                 inv.thread.lamport = self.tick();
                 Some(RemoteWait::start(self, inv, node))
             }
