@@ -109,6 +109,7 @@ pub async fn run() {
         .print();
 
     by_name(&clouds, dir.path(), &nodes).await;
+    placement_spread(&via1, &a).await;
 
     let _ = Command::new(&clouds).args(["cluster", "down", "--dir"]).arg(dir.path()).output();
 }
@@ -162,4 +163,58 @@ async fn by_name(clouds: &std::path::Path, dir: &std::path::Path, nodes: &[Socke
     one.print();
     stepwise.print();
     println!("\nround trips of one call by name: {trips} (one request) vs {step_trips} (step by step)");
+}
+
+/// How evenly 10 000 creations through node 1 spread over the three nodes under each
+/// policy, 32 creators at once, while 16 threads keep calling an object on node 1 (so that
+/// node 1 is the busy one).
+async fn placement_spread(via1: &Client, busy: &RawRef) {
+    const CREATIONS: usize = 10_000;
+    println!(
+        "\nplacement of {CREATIONS} creations through node 1 (32 creators; 16 threads calling an object on node 1):\n"
+    );
+    println!("| policy | node-1 | node-2 | node-3 | max / mean | creations/s |");
+    println!("|---|---|---|---|---|---|");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, target, stop) = (via1.clone(), busy.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ =
+                        client.invoke_on(ThreadCtx::new(30_000), &target, "visits", Codec::Binary, vec![], None).await;
+                }
+            })
+        })
+        .collect();
+    // Node 1's load shows in gossip, and the earlier rows' load on node 2 decays (3 s time constant).
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    for policy in [Placement::Random, Placement::LeastLoaded, Placement::TwoChoices] {
+        let started = std::time::Instant::now();
+        let counts = std::sync::Arc::new(std::sync::Mutex::new([0usize; 3]));
+        let creators: Vec<_> = (0..32)
+            .map(|_| {
+                let (client, policy, counts) = (via1.clone(), policy.clone(), counts.clone());
+                tokio::spawn(async move {
+                    for _ in 0..CREATIONS / 32 {
+                        let made = client.create_placed("Counter", InitialState::Default, policy.clone()).await;
+                        let home = made.expect("create").id.home().0 as usize;
+                        counts.lock().expect("counts")[home - 1] += 1;
+                    }
+                })
+            })
+            .collect();
+        for c in creators {
+            c.await.expect("creator");
+        }
+        let rate = (CREATIONS / 32 * 32) as f64 / started.elapsed().as_secs_f64();
+        let c = *counts.lock().expect("counts");
+        let mean = c.iter().sum::<usize>() as f64 / 3.0;
+        let max = *c.iter().max().expect("three") as f64;
+        println!("| {policy} | {} | {} | {} | {:.2} | {rate:.0} |", c[0], c[1], c[2], max / mean);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        let _ = l.await;
+    }
 }

@@ -22,6 +22,11 @@ pub struct Needs<'a> {
     pub labels: &'a [String],
 }
 
+/// Busy times closer than this (ms per second) count as equal...
+const TIE_MS: f64 = 5.0;
+/// ...and so do those within this share of the larger.
+const TIE_SHARE: f64 = 0.1;
+
 /// Objects this node placed on each node since that node last reported its load.
 pub type Placed = HashMap<NodeId, u64>;
 
@@ -73,13 +78,15 @@ fn estimate(node: &NodeView, placed: &Placed) -> (f64, f64) {
     (load.busy_ms + extra * per_object, load.objects as f64 + extra)
 }
 
-/// The candidate with the least busy time; within 1 ms/s, the one with the fewest objects;
-/// then the lowest id.
+/// The candidate with the least busy time; busy times within `TIE_MS` or `TIE_SHARE` of each
+/// other are noise (a node just finished a burst and its mean is still decaying), and the
+/// one with the fewest objects wins; then the lowest id.
 fn lightest<'a>(nodes: impl Iterator<Item = &'a NodeView>, placed: &Placed) -> Option<NodeId> {
     nodes
         .map(|n| (estimate(n, placed), n.id))
         .min_by(|((busy_a, objects_a), a), ((busy_b, objects_b), b)| {
-            let busy = if (busy_a - busy_b).abs() < 1.0 { std::cmp::Ordering::Equal } else { busy_a.total_cmp(busy_b) };
+            let tie = TIE_MS.max(TIE_SHARE * busy_a.max(*busy_b));
+            let busy = if (busy_a - busy_b).abs() < tie { std::cmp::Ordering::Equal } else { busy_a.total_cmp(busy_b) };
             busy.then(objects_a.total_cmp(objects_b)).then(a.cmp(b))
         })
         .map(|(_, id)| id)
