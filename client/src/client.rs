@@ -301,7 +301,20 @@ impl Client {
         state: InitialState,
         placement: Placement,
     ) -> Result<RawRef, InvokeError> {
-        let req = CreateRequest { class: class.to_string(), state, placement, owner: self.wallet.public() };
+        self.create_pinned(class, state, placement, false).await
+    }
+
+    /// `create_placed`, and `pinned`: the object is never moved automatically (by
+    /// rebalancing, affinity or eviction; moves by hand and drains still move it).
+    pub async fn create_pinned(
+        &self,
+        class: &str,
+        state: InitialState,
+        placement: Placement,
+        pinned: bool,
+    ) -> Result<RawRef, InvokeError> {
+        let owner = self.wallet.public();
+        let req = CreateRequest { class: class.to_string(), state, placement, owner, pinned, placed_by: None };
         let created = match self.call(RequestBody::Create(req)).await? {
             ResponseBody::Created(raw) => raw,
             other => return Err(unexpected(other)),

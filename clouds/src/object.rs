@@ -82,6 +82,9 @@ pub struct ClassInfo {
     /// Labels a node must carry to hold its objects (`#[object(labels = "gpu")]`).
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Its objects never move on their own (`#[object(pinned)]`).
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 fn first_format() -> u32 {
@@ -108,6 +111,8 @@ pub trait ObjectState {
     const PLACEMENT: Option<&'static str> = None;
     /// Labels a node must carry to hold objects of the class (`#[object(labels = "a,b")]`).
     const LABELS: &'static [&'static str] = &[];
+    /// Its objects never move on their own (`#[object(pinned)]`).
+    const PINNED: bool = false;
     /// The generated type that `Ref<Self>` dereferences to; it carries the typed stubs.
     type Stub: crate::reference::StubOf;
 }

@@ -16,7 +16,7 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
         Ok(a) => (a, None),
         Err(e) => (ObjectAttrs::default(), Some(e.into_compile_error())),
     };
-    let ObjectAttrs { version, placement, labels } = attrs;
+    let ObjectAttrs { version, placement, labels, pinned } = attrs;
     let placement = match placement {
         Some(p) => quote!(::core::option::Option::Some(#p)),
         None => quote!(::core::option::Option::None),
@@ -34,6 +34,7 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
             const FORMAT: u32 = #version;
             const PLACEMENT: ::core::option::Option<&'static str> = #placement;
             const LABELS: &'static [&'static str] = &[#(#labels),*];
+            const PINNED: bool = #pinned;
             type Stub = #stub;
         }
 
@@ -63,15 +64,17 @@ struct ObjectAttrs {
     placement: Option<String>,
     /// Labels a node must carry to hold objects of the class.
     labels: Vec<String>,
+    /// Its objects never move on their own (rebalancing, affinity); by hand they still do.
+    pinned: bool,
 }
 
 impl Default for ObjectAttrs {
     fn default() -> Self {
-        ObjectAttrs { version: 1, placement: None, labels: Vec::new() }
+        ObjectAttrs { version: 1, placement: None, labels: Vec::new(), pinned: false }
     }
 }
 
-/// `#[object(version = N, placement = "POLICY", labels = "a,b=c")]`, all optional.
+/// `#[object(version = N, placement = "POLICY", labels = "a,b=c", pinned)]`, all optional.
 fn object_attrs(attrs: &[syn::Attribute]) -> syn::Result<ObjectAttrs> {
     let mut out = ObjectAttrs::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("object")) {
@@ -90,14 +93,17 @@ fn object_attrs(attrs: &[syn::Attribute]) -> syn::Result<ObjectAttrs> {
                 }
                 out.placement = Some(lit.value());
                 Ok(())
+            } else if meta.path.is_ident("pinned") {
+                out.pinned = true;
+                Ok(())
             } else if meta.path.is_ident("labels") {
                 let lit: syn::LitStr = meta.value()?.parse()?;
                 out.labels = lit.value().split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
                 Ok(())
             } else {
                 Err(meta.error(
-                    "unknown `object` attribute; expected `version = N`, `placement = \"POLICY\"` or \
-                     `labels = \"KEY=VALUE,...\"`",
+                    "unknown `object` attribute; expected `version = N`, `placement = \"POLICY\"`, \
+                     `labels = \"KEY=VALUE,...\"` or `pinned`",
                 ))
             }
         })?;

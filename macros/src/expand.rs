@@ -32,6 +32,7 @@ pub fn expand(item: &ItemImpl, class: &Class) -> TokenStream {
                         format: <#ident as ::clouds::__private::ObjectState>::FORMAT,
                         placement: <#ident as ::clouds::__private::ObjectState>::PLACEMENT.map(ToString::to_string),
                         labels: <#ident as ::clouds::__private::ObjectState>::LABELS.iter().map(|l| l.to_string()).collect(),
+                        pinned: <#ident as ::clouds::__private::ObjectState>::PINNED,
                         methods: ::std::vec![#(#infos),*],
                     }
                 }

@@ -54,6 +54,8 @@ mod parse;
 /// way old nodes cannot read, and a move to a node with another format is refused.
 /// `#[object(placement = "least-loaded")]` gives the class a default placement policy,
 /// and `#[object(labels = "gpu")]` the labels a node must carry to hold its objects.
+/// `#[object(pinned)]`: its objects never move on their own (rebalancing, affinity,
+/// eviction); a move by hand or a drain still moves them.
 #[proc_macro_derive(Object, attributes(object))]
 pub fn derive_object(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

@@ -90,6 +90,23 @@ pub struct Config {
     /// `None`: nobody gets one (the root directory is then reachable only through
     /// capabilities granted before).
     pub admin: Option<String>,
+    /// Whether this node moves objects off on its own when it is busier than the cluster's
+    /// mean by more than `rebalance_margin` (MOSIX-style: each node decides for itself).
+    pub rebalance: bool,
+    /// How often the node looks at its load and its objects' (and evicts, as a workstation).
+    pub rebalance_every_ms: u64,
+    /// The share above the mean busy time at which moves begin; they stop within half of it.
+    pub rebalance_margin: f64,
+    /// Below this busy time (ms per second) a node is not worth evening out.
+    pub rebalance_min_busy_ms: f64,
+    /// Whether objects that call objects on another node far more than objects here move
+    /// there on their own (affinity).
+    pub affinity: bool,
+    /// How long an object stays where it was moved before it may move on its own again.
+    pub move_cooldown_ms: u64,
+    /// A workstation's owner counts as away this long after the last activity reported
+    /// (`clouds node active`); until then the workstation takes no guests.
+    pub owner_away_ms: u64,
 }
 
 impl Default for Config {
@@ -111,6 +128,13 @@ impl Default for Config {
             placement: "local".into(),
             identity: None,
             admin: None,
+            rebalance: true,
+            rebalance_every_ms: 1_000,
+            rebalance_margin: 0.25,
+            rebalance_min_busy_ms: 50.0,
+            affinity: true,
+            move_cooldown_ms: 30_000,
+            owner_away_ms: 300_000,
         }
     }
 }
@@ -152,18 +176,33 @@ impl Config {
             Ok(_) => {}
             Err(e) => return Err(format!("placement: {e}")),
         }
+        if self.rebalance_every_ms == 0 {
+            return Err("rebalance_every_ms must be at least 1".into());
+        }
+        if !(self.rebalance_margin > 0.0 && self.rebalance_margin.is_finite()) {
+            return Err(format!(
+                "rebalance_margin must be a positive share (0.25: 25%), not {}",
+                self.rebalance_margin
+            ));
+        }
+        if !(self.rebalance_min_busy_ms >= 0.0 && self.rebalance_min_busy_ms.is_finite()) {
+            return Err(format!("rebalance_min_busy_ms must be 0 or more, not {}", self.rebalance_min_busy_ms));
+        }
         if let Some(bad) = self.labels.iter().find(|l| l.is_empty() || l.contains(',')) {
             return Err(format!("label `{bad}` must be non-empty and contain no comma"));
         }
         Ok(())
     }
 
-    /// A config for tests: a fresh data directory, port chosen by the OS.
+    /// A config for tests: a fresh data directory, port chosen by the OS, and no object
+    /// moving on its own (a test that wants it turns it on).
     pub fn for_test(data: PathBuf) -> Config {
         Config {
             listen: "127.0.0.1:0".parse().expect("valid literal"),
             data,
             shutdown_grace_ms: 2_000,
+            rebalance: false,
+            affinity: false,
             ..Config::default()
         }
     }
@@ -195,6 +234,8 @@ mod tests {
         assert!(Config::default().validate().is_ok());
         let c = Config { placement: "least-loaded".into(), ..Config::default() };
         assert!(c.validate().is_ok());
+        let c = Config { rebalance_margin: 0.0, ..Config::default() };
+        assert!(c.validate().unwrap_err().contains("rebalance_margin must be a positive share"));
         let c = Config { placement: "everywhere".into(), ..Config::default() };
         assert!(c.validate().unwrap_err().contains("placement: `everywhere` is not a placement"));
         assert!("fsync".parse::<Durability>().unwrap_err().contains("process-crash"));

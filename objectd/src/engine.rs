@@ -17,6 +17,12 @@
 //!   driver); `faults`: fault points a test arms at each step.
 //! - `lifecycle`: create (placement), delete, describe, revoke, status, the node's mode.
 //! - `meter`: the node's measured load (busy time, calls, lock waiters), smoothed.
+//! - `usage`: what each activated object costs (busy time, calls, partner objects).
+//! - `balancer`: the periodic task that moves objects on its own (`crate::balance`
+//!   decides), evicts a workstation's guests, and answers `clouds top`.
+//! - `drain`: moving everything off the node, then handing its home records over; the
+//!   keeping of another node's home records.
+//! - `decisions`: the log of what the node decided on its own, and why.
 //! - `route`: where an object is, and taking each request there (the one routing path).
 //! - `pages`: where a method's committed pages are read from (a page source).
 //! - `peers`: the trait through which the engine reaches other nodes.
@@ -34,12 +40,16 @@
 
 mod action;
 mod backend;
+mod balancer;
 mod clock;
 mod commit;
 mod deadlock;
+mod decisions;
+mod drain;
 pub mod faults;
 pub use deadlock::WaitEdge;
 pub mod guard;
+pub use balancer::Published;
 pub use guard::Guard;
 pub use lifecycle::prepare_root;
 pub use peers::Peers;
@@ -57,6 +67,7 @@ mod route;
 mod serve;
 mod slot;
 mod table;
+mod usage;
 mod writeset;
 
 use crate::config::{Config, Durability};
@@ -140,6 +151,15 @@ struct Inner {
     guard: Guard,
     /// The administrator's key: who may have the root directory's capability.
     admin: Option<capability::PublicKey>,
+    /// What the node decided on its own, the recent decisions.
+    decisions: decisions::Log,
+    /// Taken by every change of the home records this node keeps (its own objects', and a
+    /// drained node's it adopted) and by their handover, so that none is lost between.
+    homes: tokio::sync::Mutex<()>,
+    /// The drain of this node and the home records it keeps for others.
+    drain: drain::DrainState,
+    /// The balancer's state: settings, per-object rates, cooldowns, owner activity.
+    balance: balancer::State,
 }
 
 impl Engine {
@@ -156,6 +176,7 @@ impl Engine {
         let root = prepare_root(config, store.as_ref(), &registry)?;
         let commits = commit::GroupCommit::start(config.durability, store.clone());
         let mode = lifecycle::stored_mode(store.as_ref())?;
+        let store_for_drain = store.clone();
         let engine = Engine {
             inner: Arc::new(Inner {
                 node: config.id,
@@ -189,6 +210,10 @@ impl Engine {
                 faults: Mutex::new(None),
                 actions: action::Actions::default(),
                 guard,
+                decisions: decisions::Log::default(),
+                homes: tokio::sync::Mutex::new(()),
+                drain: drain::DrainState::load(store_for_drain.as_ref())?,
+                balance: balancer::State::new(config),
             }),
         };
         #[cfg(feature = "faults")]
@@ -196,7 +221,10 @@ impl Engine {
         engine.recover_moves()?;
         engine.recover_residuals()?;
         engine.recover_actions()?;
+        engine.resume_drain()?;
         engine.sweep_later();
+        engine.balance_later();
+        engine.refresh_keepers(&[]);
         Ok(engine)
     }
 
@@ -290,6 +318,16 @@ impl Engine {
         };
         let micros = started.elapsed().as_micros() as u64;
         tracing::debug!(elapsed_us = micros, "invoked");
+        slot.usage.called(micros);
+        if let Some(caller) = inv.thread.chain.last() {
+            slot.usage.partner(caller.object, caller.node);
+            // A caller on another node counts this call when it sends it (`route`).
+            if caller.node == self.inner.node {
+                if let Some(theirs) = self.inner.table.peek(caller.object) {
+                    theirs.usage.partner(inv.target, self.inner.node);
+                }
+            }
+        }
         // The node's load counts the invocations that entered it, not the nested ones of
         // its own objects (their time is inside their caller's).
         if inv.thread.chain.last().is_none_or(|f| f.node != self.inner.node) {
@@ -327,11 +365,12 @@ impl Engine {
         }
     }
 
-    /// The answer for an object this store has no record of: `NotFound` from its home,
-    /// which knows; elsewhere `Moved` to where it is believed to be, or to its home.
+    /// The answer for an object this store has no record of: `NotFound` from the node
+    /// keeping its home records (its home, or a drained home's keeper), which knows;
+    /// elsewhere `Moved` to where it is believed to be, or to those records.
     fn absent(&self, id: ObjectId) -> InvokeError {
         let me = self.inner.node;
-        match (id.home(), self.location(id)) {
+        match (self.inner.locations.home_of(id), self.location(id)) {
             (home, _) if home == me => InvokeError::NotFound { id },
             (home, at) if at == me => InvokeError::Moved { id, to: home },
             (_, at) => InvokeError::Moved { id, to: at },

@@ -10,6 +10,7 @@
 //! - [`cluster`]: membership plus pooled connections to the other nodes: the `Peers` of a
 //!   real node.
 //! - [`placement`]: where a new object goes (pure).
+//! - [`balance`]: which objects a node moves on its own, and where (pure).
 //! - [`migration`]: the migration protocol's steps, precopy rule and recovery rule (pure).
 //! - [`rpc`]: the tarpc service: a thin adapter from the wire to the engine.
 //! - [`daemon`]: the `objectd` command line, reusable for custom node binaries.
@@ -21,6 +22,7 @@
 //! own node binary: `node::run` with a `Registry` that has them (see `examples/`).
 
 pub mod atomic;
+pub mod balance;
 pub mod cluster;
 pub mod config;
 pub mod daemon;

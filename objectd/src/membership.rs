@@ -26,6 +26,10 @@ const KEY_CERT: &str = "cert";
 const KEY_ROOT: &str = "root";
 const KEY_LOAD: &str = "load";
 const KEY_MODE: &str = "mode";
+/// `present` while a workstation's owner is active.
+const KEY_OWNER: &str = "owner";
+/// The drained nodes whose home records this node keeps (comma-separated numbers).
+const KEY_KEEPS: &str = "keeps";
 
 /// How long a failed direct contact keeps a node `Suspect` while gossip still says alive.
 const SUSPECT_FOR: Duration = Duration::from_secs(10);
@@ -127,6 +131,8 @@ impl Membership {
                 root: get(KEY_ROOT).and_then(|r| r.parse().ok()),
                 load: get(KEY_LOAD).as_deref().and_then(Load::decode),
                 mode: NodeMode::decode(get(KEY_MODE).as_deref()),
+                owner_present: get(KEY_OWNER).as_deref() == Some("present"),
+                keeps_homes: list(get(KEY_KEEPS)).iter().filter_map(|n| n.parse().ok()).collect(),
             };
             let keep = newest.get(&id).is_none_or(|(g, p)| {
                 cid.generation_id > *g || (cid.generation_id == *g && is_live && p.state == Liveness::Dead)
@@ -160,14 +166,18 @@ impl Membership {
         self.handle.chitchat().lock().await.live_nodes_watcher()
     }
 
-    /// Publishes this node's load vector and mode.
-    pub async fn publish_load(&self, load: Load, mode: NodeMode) {
+    /// Publishes this node's load vector, mode, owner presence and kept home records.
+    pub async fn publish(&self, p: crate::engine::Published) {
         let chitchat = self.handle.chitchat();
         let mut chitchat = chitchat.lock().await;
         let me = chitchat.self_node_state();
-        me.set(KEY_LOAD, load.encode());
-        if me.get(KEY_MODE) != Some(mode.as_str()) {
-            me.set(KEY_MODE, mode.as_str());
+        me.set(KEY_LOAD, p.load.encode());
+        let owner = if p.owner_present { "present" } else { "away" };
+        let keeps = p.keeps_homes.iter().map(|n| n.0.to_string()).collect::<Vec<_>>().join(",");
+        for (key, value) in [(KEY_MODE, p.mode.as_str()), (KEY_OWNER, owner), (KEY_KEEPS, keeps.as_str())] {
+            if me.get(key) != Some(value) {
+                me.set(key, value);
+            }
         }
     }
 

@@ -94,13 +94,14 @@ async fn refuse_duplicate_id(config: &Config, membership: &Membership) -> anyhow
     Ok(())
 }
 
-/// Publishes the load vector and the mode every gossip interval.
+/// Publishes the load vector, the mode, the owner's presence and the kept home records
+/// every gossip interval.
 async fn publish_load(engine: Engine, cluster: Arc<Cluster>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        if let Ok(load) = engine.load() {
-            cluster.membership.publish_load(load, engine.mode()).await;
+        if let Ok(published) = engine.published() {
+            cluster.membership.publish(published).await;
         }
     }
 }

@@ -2,7 +2,7 @@
 //! gossip reports them.
 //!
 //! Candidates are the live nodes that have the class, carry every label the class needs,
-//! and take new objects (not draining). `least-loaded` takes the candidate with the least
+//! and take new objects (not draining, not a workstation whose owner is there). `least-loaded` takes the candidate with the least
 //! busy time, then the fewest objects; since loads are a gossip round old, what this node
 //! placed on a node since it last reported counts as load there (each placement as one
 //! more object, and as the node's mean busy time per active object), so that a burst of
@@ -11,7 +11,7 @@
 //! power of two choices: nearly as even, and no herd on one node).
 
 use clouds::{InvokeError, NodeId};
-use protocol::{Liveness, NodeView, Placement};
+use protocol::{Liveness, NodeMode, NodeView, Placement};
 use std::collections::HashMap;
 
 /// What the new object needs of its node.
@@ -107,15 +107,12 @@ fn candidates<'a>(
         return Err(InvokeError::NoSuchClass { class: needs.class.to_string(), available });
     }
     let wanted: Vec<&str> = needs.labels.iter().map(String::as_str).chain(label).collect();
-    let fitting: Vec<&NodeView> = with_class
-        .iter()
-        .copied()
-        .filter(|p| p.state == Liveness::Alive && p.mode.takes_new() && wanted.iter().all(|l| p.has_label(l)))
-        .collect();
+    let fitting: Vec<&NodeView> =
+        with_class.iter().copied().filter(|p| p.takes_new() && wanted.iter().all(|l| p.has_label(l))).collect();
     if fitting.is_empty() {
         let seen = with_class
             .iter()
-            .map(|p| format!("{} ({}, {}, labels: {})", p.id, p.state, p.mode, labels(p)))
+            .map(|p| format!("{} ({}, {}, labels: {})", p.id, p.state, mode(p), labels(p)))
             .collect::<Vec<_>>()
             .join("; ");
         let needing = if wanted.is_empty() { String::new() } else { format!(" with label {}", wanted.join(" and ")) };
@@ -125,6 +122,15 @@ fn candidates<'a>(
         )));
     }
     Ok(fitting)
+}
+
+/// The node's mode, and for a workstation whether its owner is there.
+fn mode(node: &NodeView) -> String {
+    match node.mode {
+        NodeMode::Workstation if node.owner_present => "workstation, owner present".into(),
+        NodeMode::Workstation => "workstation, owner away".into(),
+        mode => mode.to_string(),
+    }
 }
 
 fn labels(node: &NodeView) -> String {
@@ -150,8 +156,8 @@ fn fits(node: NodeId, peers: &[NodeView], needs: Needs<'_>) -> Result<(), Invoke
     if !p.has_class(needs.class) {
         return Err(InvokeError::NoSuchClass { class: needs.class.to_string(), available: p.classes.clone() });
     }
-    if !p.mode.takes_new() {
-        return Err(InvokeError::invalid(format!("{node} is {} and takes no new objects", p.mode)));
+    if !p.takes_new() {
+        return Err(InvokeError::invalid(format!("{node} is {} and takes no new objects", mode(p))));
     }
     if let Some(missing) = needs.labels.iter().find(|l| !p.has_label(l)) {
         return Err(InvokeError::invalid(format!(
@@ -166,7 +172,7 @@ fn fits(node: NodeId, peers: &[NodeView], needs: Needs<'_>) -> Result<(), Invoke
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::{Load, NodeMode};
+    use protocol::Load;
 
     fn peer(id: u16, state: Liveness, classes: &[&str]) -> NodeView {
         NodeView {
@@ -179,6 +185,8 @@ mod tests {
             root: None,
             load: None,
             mode: NodeMode::Server,
+            owner_present: false,
+            keeps_homes: Vec::new(),
         }
     }
 

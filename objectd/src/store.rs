@@ -120,6 +120,8 @@ pub trait Store: Send + Sync + 'static {
     /// Node metadata (for example the root directory's id).
     fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Removes a metadata key (absent: nothing to do).
+    fn meta_remove(&self, key: &str) -> Result<(), StoreError>;
     /// Blocks until everything committed so far survives a process crash.
     fn flush(&self) -> Result<(), StoreError>;
 
@@ -136,6 +138,10 @@ pub trait Store: Send + Sync + 'static {
     /// epoch. Its pages and call records stay until `discard`: dropping them can take a
     /// while, and a move does it after the object is served again.
     fn forward(&self, id: ObjectId, to: NodeId) -> Result<(), StoreError>;
+    /// Writes a forwarding entry to `to` at `epoch` for an object this store has no live
+    /// record of (a drained home's records, handed to this node); `AlreadyExists` over a
+    /// live record.
+    fn put_forward(&self, id: ObjectId, to: NodeId, epoch: u64) -> Result<(), StoreError>;
     /// Drops the pages and call records of `id` when it has no live record here (what an
     /// install cut short left, or what a forwarded object left behind); a live object is
     /// left alone.

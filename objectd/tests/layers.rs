@@ -2,7 +2,7 @@
 //! modules of lower layers, never one above it. The layers, lowest first (ARCHITECTURE.md):
 //!
 //! 0. `config`, `shutdown`: data and signals
-//! 1. `store`, `registry`, `placement`, `migration`, `atomic`: storage, classes, pure decisions
+//! 1. `store`, `registry`, `placement`, `balance`, `migration`, `atomic`: storage, classes, pure decisions
 //! 2. `engine`: the invocation engine (reaches other nodes through its own `Peers` trait)
 //! 3. `membership`: gossip
 //! 4. `cluster`, `rpc`: the engine's adapters to the network
@@ -16,7 +16,7 @@ use std::path::Path;
 
 const LAYERS: &[&[&str]] = &[
     &["config", "shutdown"],
-    &["store", "registry", "placement", "migration", "atomic"],
+    &["store", "registry", "placement", "balance", "migration", "atomic"],
     &["engine"],
     &["membership"],
     &["cluster", "rpc"],

@@ -11,11 +11,13 @@
 //!   follows `Moved` ([`route::follow`]), for clients and nodes alike.
 //! - [`view`]: a node as membership reports it ([`NodeView`]) and its versioned load vector.
 //! - [`placement`]: the placement policies a creation may ask for.
+//! - [`decision`]: what nodes decide on their own and why; drain and object load reports.
 //! - [`migration`]: strategies, chunks and reports of moving an object between nodes.
 //!
 //! Both the client library and the node depend on this crate; it holds no storage and no
 //! gossip, so a program that only calls objects does not build them.
 
+pub mod decision;
 pub mod handshake;
 pub mod identity;
 pub mod migration;

@@ -30,23 +30,45 @@ pub fn moved_too_often(id: ObjectId, last: NodeId) -> InvokeError {
 }
 
 /// Objects seen away from their home, and where. One per process; the rule: an object is
-/// believed to be where it was last seen, or at its home.
+/// believed to be where it was last seen, or with its home records: at its home, or at the
+/// node that keeps them since its home was drained.
 #[derive(Default)]
 pub struct Locations {
     /// std `Mutex`: one map operation at a time, never across an `.await`.
     away: Mutex<HashMap<ObjectId, NodeId>>,
+    /// Drained homes and the nodes keeping their records (from gossip).
+    keepers: Mutex<HashMap<NodeId, NodeId>>,
 }
 
 impl Locations {
     /// The node `id` is believed to be on.
     pub fn get(&self, id: ObjectId) -> NodeId {
-        self.away.lock().expect("locations mutex").get(&id).copied().unwrap_or_else(|| id.home())
+        let away = self.away.lock().expect("locations mutex").get(&id).copied();
+        away.unwrap_or_else(|| self.home_of(id))
+    }
+
+    /// The node keeping `id`'s home record: its home, or the home's keeper.
+    pub fn home_of(&self, id: ObjectId) -> NodeId {
+        let home = id.home();
+        self.keepers.lock().expect("keepers mutex").get(&home).copied().unwrap_or(home)
+    }
+
+    /// Replaces what is known of drained homes: `(home, keeper)` pairs.
+    pub fn set_keepers(&self, keepers: impl IntoIterator<Item = (NodeId, NodeId)>) {
+        *self.keepers.lock().expect("keepers mutex") = keepers.into_iter().collect();
+    }
+
+    /// Forgets where `id` was seen (the node there could not be reached): the next request
+    /// asks its home records.
+    pub fn forget(&self, id: ObjectId) {
+        self.away.lock().expect("locations mutex").remove(&id);
     }
 
     /// `id` was seen on `at` (a `Moved` answer named it).
     pub fn remember(&self, id: ObjectId, at: NodeId) {
+        let home = self.home_of(id);
         let mut away = self.away.lock().expect("locations mutex");
-        if at == id.home() {
+        if at == home {
             away.remove(&id);
             return;
         }
@@ -69,7 +91,9 @@ impl Locations {
 
 /// Sends a request about `target` where it is believed to be, following `Moved` answers
 /// (and remembering them) until a node answers otherwise, the deadline passes, or
-/// `MAX_REDIRECTS` moves were followed. `attempt(node, left)` sends the request to `node`
+/// `MAX_REDIRECTS` moves were followed. A node that cannot be reached, where the object
+/// was only believed to be, is forgotten and the home records are asked instead (the
+/// keeper's, if `attempt` learned of one meanwhile). `attempt(node, left)` sends the request to `node`
 /// with `left` of the deadline; `what` names the operation in a `DeadlineExceeded`.
 pub async fn follow<F, Fut>(
     target: ObjectId,
@@ -84,6 +108,8 @@ where
 {
     let started = Instant::now();
     let mut to = locations.get(target);
+    // A node found unreachable, and what it said: the answer if the home sends us back.
+    let mut down: Option<(NodeId, InvokeError)> = None;
     for _ in 0..MAX_REDIRECTS {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -95,8 +121,24 @@ where
         }
         match attempt(to, left).await {
             Err(InvokeError::Moved { to: next, .. }) => {
+                if let Some((node, e)) = down.take() {
+                    if node == next {
+                        return Err(e);
+                    }
+                }
                 locations.remember(target, next);
                 to = next;
+            }
+            // A node where the object was only seen cannot be reached: it may have moved on
+            // and that node left (drained and stopped); its home records know.
+            Err(e @ InvokeError::Unavailable { .. }) => {
+                locations.forget(target);
+                let home = locations.home_of(target);
+                if home == to {
+                    return Err(e);
+                }
+                down = Some((to, e));
+                to = home;
             }
             answer => return answer,
         }
@@ -167,6 +209,53 @@ mod tests {
         .await;
         assert!(matches!(answer, Err(InvokeError::NotFound { .. })));
         assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_drained_home_is_asked_at_its_keeper() {
+        let (locations, id) = (Locations::default(), at(1));
+        locations.set_keepers([(NodeId(1), NodeId(2))]);
+        assert_eq!(locations.get(id), NodeId(2));
+        assert_eq!(locations.home_of(id), NodeId(2));
+        locations.remember(id, NodeId(2));
+        assert!(locations.is_empty(), "seen at its keeper: nothing to remember");
+        locations.set_keepers([]);
+        assert_eq!(locations.get(id), NodeId(1));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_node_where_the_object_was_seen_sends_the_request_home() {
+        let (locations, id) = (Locations::default(), at(1));
+        locations.remember(id, NodeId(3));
+        let sent = RefCell::new(Vec::new());
+        let answer = follow(id, "get", &locations, Instant::now() + Duration::from_secs(1), |node, _| {
+            sent.borrow_mut().push(node);
+            let answer = match node.0 {
+                3 => Err(InvokeError::Unavailable { node: "node-3".into(), reason: "stopped".into() }),
+                1 => Err(InvokeError::Moved { id, to: NodeId(2) }),
+                _ => Ok(ResponseBody::Deleted),
+            };
+            async move { answer }
+        })
+        .await;
+        assert!(matches!(answer, Ok(ResponseBody::Deleted)), "{answer:?}");
+        assert_eq!(*sent.borrow(), [NodeId(3), NodeId(1), NodeId(2)]);
+        // The object really is on the unreachable node: its home says so, and that is the answer.
+        locations.remember(id, NodeId(3));
+        let answer = follow(id, "get", &locations, Instant::now() + Duration::from_secs(1), |node, _| async move {
+            match node.0 {
+                3 => Err(InvokeError::Unavailable { node: "node-3".into(), reason: "stopped".into() }),
+                _ => Err(InvokeError::Moved { id, to: NodeId(3) }),
+            }
+        })
+        .await;
+        assert!(matches!(answer, Err(InvokeError::Unavailable { ref node, .. }) if node == "node-3"), "{answer:?}");
+        // The home itself unreachable: that is the answer.
+        let answer = follow(at(4), "get", &locations, Instant::now() + Duration::from_secs(1), |_, _| async {
+            Err(InvokeError::Unavailable { node: "node-4".into(), reason: "stopped".into() })
+        })
+        .await;
+        assert!(matches!(answer, Err(InvokeError::Unavailable { .. })));
     }
 
     #[tokio::test]

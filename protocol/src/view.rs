@@ -70,6 +70,9 @@ pub enum NodeMode {
     /// Takes any object.
     #[default]
     Server,
+    /// Someone's desk machine: takes objects from elsewhere only while its owner is away,
+    /// and evicts them when the owner comes back (its own objects stay).
+    Workstation,
     /// Takes no new object (placement passes it over, moves to it are refused); what it
     /// has keeps being served, and may be moved off.
     Draining,
@@ -79,13 +82,19 @@ impl NodeMode {
     pub fn as_str(&self) -> &'static str {
         match self {
             NodeMode::Server => "server",
+            NodeMode::Workstation => "workstation",
             NodeMode::Draining => "draining",
         }
     }
 
-    /// Whether the node takes new objects (creations placed there, moves to it).
-    pub fn takes_new(&self) -> bool {
-        *self == NodeMode::Server
+    /// Whether a node in this mode takes objects from elsewhere (creations placed there,
+    /// moves to it), its owner being `away` (which matters only to a workstation).
+    pub fn takes_new(&self, away: bool) -> bool {
+        match self {
+            NodeMode::Server => true,
+            NodeMode::Workstation => away,
+            NodeMode::Draining => false,
+        }
     }
 
     /// Reads the gossip form; a node that published none is a server.
@@ -105,8 +114,9 @@ impl std::str::FromStr for NodeMode {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "server" => Ok(NodeMode::Server),
+            "workstation" => Ok(NodeMode::Workstation),
             "draining" => Ok(NodeMode::Draining),
-            other => Err(format!("`{other}` is not a node mode; expected `server` or `draining`")),
+            other => Err(format!("`{other}` is not a node mode; expected `server`, `workstation` or `draining`")),
         }
     }
 }
@@ -148,6 +158,12 @@ pub struct NodeView {
     /// Whether it takes new objects.
     #[serde(default)]
     pub mode: NodeMode,
+    /// A workstation's owner is using it (the node says so; only workstations care).
+    #[serde(default)]
+    pub owner_present: bool,
+    /// Nodes whose home records this node keeps since they were drained (besides its own).
+    #[serde(default)]
+    pub keeps_homes: Vec<NodeId>,
 }
 
 impl NodeView {
@@ -160,6 +176,12 @@ impl NodeView {
     /// label of its own or as the key of one (`gpu` matches `gpu` and `gpu=a100`).
     pub fn has_label(&self, want: &str) -> bool {
         self.labels.iter().any(|l| l == want || (!want.contains('=') && l.split('=').next() == Some(want)))
+    }
+
+    /// Whether the node takes objects from elsewhere now: a live server, or a live
+    /// workstation whose owner is away.
+    pub fn takes_new(&self) -> bool {
+        self.state == Liveness::Alive && self.mode.takes_new(!self.owner_present)
     }
 
     /// The node's busy time (ms per second), 0 if it published no load.
@@ -188,9 +210,15 @@ mod tests {
 
     #[test]
     fn modes_round_trip_through_gossip_and_say_who_takes_new_objects() {
-        for (mode, takes) in [(NodeMode::Server, true), (NodeMode::Draining, false)] {
+        let table = [
+            (NodeMode::Server, [true, true]),
+            (NodeMode::Workstation, [false, true]),
+            (NodeMode::Draining, [false, false]),
+        ];
+        for (mode, [present, away]) in table {
             assert_eq!(NodeMode::decode(Some(mode.as_str())), mode);
-            assert_eq!(mode.takes_new(), takes, "{mode}");
+            assert_eq!(mode.takes_new(false), present, "{mode}, owner present");
+            assert_eq!(mode.takes_new(true), away, "{mode}, owner away");
         }
         assert_eq!(NodeMode::decode(None), NodeMode::Server, "an older node is a server");
         assert!("laptop".parse::<NodeMode>().unwrap_err().contains("expected `server`"));
@@ -208,6 +236,8 @@ mod tests {
             root: None,
             load: None,
             mode: NodeMode::Server,
+            owner_present: false,
+            keeps_homes: Vec::new(),
         };
         assert!(node.has_label("gpu") && node.has_label("gpu=a100") && node.has_label("ssd"));
         assert!(!node.has_label("gpu=h100") && !node.has_label("ssd=nvme") && !node.has_label("zone"));

@@ -1,6 +1,7 @@
 //! The messages between clients and nodes. Every request carries `WIRE_VERSION`; a node
 //! refuses a version it does not speak with a clear error instead of misreading it.
 
+use crate::decision::{Decision, DrainReport, HomeRecord, ObjectLoad};
 use crate::migration::{Chunk, MigrationReport, Resolution, Strategy};
 use crate::placement::Placement;
 use crate::view::{NodeMode, NodeView};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// action touched).
 /// 6: placement policies (least-loaded, two choices, labels, near another object), node
 /// modes (`SetMode`), `Locate`; the load vector's version 2.
-pub const WIRE_VERSION: u16 = 6;
+pub const WIRE_VERSION: u16 = 7;
 
 /// One method call by one thread.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -69,6 +70,12 @@ pub struct CreateRequest {
     pub class: String,
     pub state: InitialState,
     pub placement: Placement,
+    /// Never moved automatically (rebalancing, affinity, eviction); moves by hand and
+    /// drains still move it.
+    pub pinned: bool,
+    /// The node that chose this one for the object, when it was another: on a
+    /// workstation, such an object is a guest even though its home is there.
+    pub placed_by: Option<NodeId>,
     /// Who gets the owner capability of the new object.
     pub owner: PublicKey,
 }
@@ -196,6 +203,32 @@ pub enum RequestBody {
     SetMode(NodeMode),
     /// Where the object is now (routed to it like an invocation; answered `Located`).
     Locate(ObjectId),
+    /// Administrator: move every object off this node (mode `draining`) and hand its home
+    /// records over; `undo` ends a drain (mode `server`). Answered at once with the report.
+    Drain {
+        undo: bool,
+    },
+    /// How this node's drain is going.
+    DrainStatus,
+    /// Administrator: the owner of this workstation is using it now (evicts its guests).
+    OwnerActive,
+    /// The recent decisions of this node, about one object or all.
+    Decisions {
+        object: Option<ObjectId>,
+    },
+    /// The busiest objects of this node.
+    Hot {
+        limit: u32,
+    },
+    /// Between nodes: keep the home records of drained node `home` from now on.
+    Adopt {
+        home: NodeId,
+        records: Vec<HomeRecord>,
+    },
+    /// Between nodes: give back the home records of `home`, which is a server again.
+    Reclaim {
+        home: NodeId,
+    },
 }
 
 /// The node-to-node messages of a move of `id`.
@@ -203,7 +236,17 @@ pub enum RequestBody {
 pub enum MigrationStep {
     /// Can the target take an object of `class` whose state has format `format`, moving
     /// from node `from` with `strategy`?
-    Offer { id: ObjectId, class: String, format: u32, from: NodeId, strategy: Strategy },
+    Offer {
+        id: ObjectId,
+        class: String,
+        format: u32,
+        from: NodeId,
+        strategy: Strategy,
+        /// Why it moves (the target records it).
+        reason: String,
+        /// The object is pinned (never moved automatically): the target keeps the mark.
+        pinned: bool,
+    },
     /// A chunk of the object (pages, removed pages, call records): invisible until `Commit`.
     Chunk { id: ObjectId, chunk: Chunk },
     /// The record (a `Chunk::Record`): the target installs it, durably, and owns the object.
@@ -241,6 +284,13 @@ impl RequestBody {
             | RequestBody::Probe(_)
             | RequestBody::Locate(_)
             | RequestBody::SetMode(_)
+            | RequestBody::DrainStatus
+            | RequestBody::Drain { .. }
+            | RequestBody::OwnerActive
+            | RequestBody::Decisions { .. }
+            | RequestBody::Hot { .. }
+            | RequestBody::Adopt { .. }
+            | RequestBody::Reclaim { .. }
             | RequestBody::Action(_) => true,
             RequestBody::Migration(step) => matches!(
                 step,
@@ -285,6 +335,14 @@ impl RequestBody {
             RequestBody::ResolveAction { .. } => "resolve an action",
             RequestBody::SetMode(_) => "set the node's mode",
             RequestBody::Locate(_) => "locate",
+            RequestBody::Drain { undo: false } => "drain the node",
+            RequestBody::Drain { undo: true } => "end the node's drain",
+            RequestBody::DrainStatus => "drain status",
+            RequestBody::OwnerActive => "report owner activity",
+            RequestBody::Decisions { .. } => "decisions",
+            RequestBody::Hot { .. } => "hot objects",
+            RequestBody::Adopt { .. } => "adopt home records",
+            RequestBody::Reclaim { .. } => "reclaim home records",
         }
     }
 }
@@ -419,6 +477,11 @@ pub enum ResponseBody {
     Mode(NodeMode),
     /// The node that has the object.
     Located(NodeId),
+    Drain(Box<DrainReport>),
+    Decisions(Vec<Decision>),
+    Hot(Vec<ObjectLoad>),
+    /// Home records given back (`Reclaim`).
+    HomeRecords(Vec<HomeRecord>),
 }
 
 pub type Response = Result<ResponseBody, InvokeError>;

@@ -178,6 +178,8 @@ impl Peers for Port {
                     root: member.and_then(|(e, _)| e.local_root()),
                     load: member.and_then(|(e, _)| e.load().ok()),
                     mode: member.map(|(e, _)| e.mode()).unwrap_or_default(),
+                    owner_present: member.is_some_and(|(e, _)| e.owner_present()),
+                    keeps_homes: member.map(|(e, _)| e.keeps()).unwrap_or_default(),
                 }
             })
             .collect();
@@ -246,6 +248,9 @@ impl Store for Fenced {
     fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.check()?.meta_put(key, value)
     }
+    fn meta_remove(&self, key: &str) -> Result<(), StoreError> {
+        self.check()?.meta_remove(key)
+    }
     fn flush(&self) -> Result<(), StoreError> {
         self.check()?.flush()
     }
@@ -257,6 +262,9 @@ impl Store for Fenced {
     }
     fn forward(&self, id: ObjectId, to: NodeId) -> Result<(), StoreError> {
         self.check()?.forward(id, to)
+    }
+    fn put_forward(&self, id: ObjectId, to: NodeId, epoch: u64) -> Result<(), StoreError> {
+        self.check()?.put_forward(id, to, epoch)
     }
     fn discard(&self, id: ObjectId) -> Result<(), StoreError> {
         self.check()?.discard(id)

@@ -499,15 +499,13 @@ impl Engine {
     /// Parts past their time, every `SWEEP_EVERY`: an active one (its coordinator never
     /// asked) aborts; a prepared one asks its coordinator and does what it answers.
     pub(super) fn sweep_later(&self) {
-        let engine = self.clone();
+        let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(SWEEP_EVERY).await;
-                // Stop with the engine: the task holds the last reference but this one.
-                if Arc::strong_count(&engine.inner) == 1 {
-                    return;
-                }
-                engine.sweep().await;
+                // Stop with the engine: the task holds no reference between sweeps.
+                let Some(inner) = weak.upgrade() else { return };
+                Engine { inner }.sweep().await;
             }
         });
     }

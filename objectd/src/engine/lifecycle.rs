@@ -20,6 +20,10 @@ use tokio::time::Duration;
 const ROOT_KEY: &str = "root";
 /// Node metadata key of the node's mode.
 const MODE_KEY: &str = "mode";
+/// Node metadata key prefixes of an object's marks: never moved automatically; placed
+/// here by another node's creation (a guest, which a workstation evicts).
+const PINNED: &str = "pinned/";
+const GUEST: &str = "guest/";
 
 /// The mode this node was last set to (a server, if never).
 pub(super) fn stored_mode(store: &dyn Store) -> Result<NodeMode, InvokeError> {
@@ -76,14 +80,54 @@ impl Engine {
         placement: Placement,
         owner: PublicKey,
     ) -> Result<RawRef, InvokeError> {
-        let node = self.place(class, placement).await?;
-        if node != self.inner.node {
-            let req = CreateRequest { class: class.to_string(), state, placement: Placement::Local, owner };
+        let req = CreateRequest { class: class.into(), state, placement, owner, pinned: false, placed_by: None };
+        self.create_request(req).await
+    }
+
+    /// A creation as a client asks for it: `pinned`, it never moves on its own. A
+    /// creation placed here by another node (`placed_by`) makes a guest, which a
+    /// workstation evicts when its owner is back.
+    pub async fn create_request(&self, req: CreateRequest) -> Result<RawRef, InvokeError> {
+        let CreateRequest { class, state, placement, owner, pinned, placed_by } = req;
+        let class = class.as_str();
+        let me = self.inner.node;
+        if let Some(by) = placed_by.filter(|by| *by != me) {
+            let mode = self.mode();
+            if !mode.takes_new(!self.owner_present()) {
+                let why =
+                    if mode == NodeMode::Workstation { "a workstation whose owner is present" } else { "draining" };
+                return Err(InvokeError::invalid(format!(
+                    "{me} refuses an object of class `{class}` placed by {by}: it is {why} and takes no new objects"
+                )));
+            }
+        }
+        let (node, why) = self.place(class, placement).await?;
+        if node != me {
+            let req = CreateRequest {
+                class: class.to_string(),
+                state,
+                placement: Placement::Local,
+                owner,
+                pinned,
+                placed_by: Some(me),
+            };
             let answer = self.inner.peers.send(node, RequestBody::Create(req), super::route::LIFECYCLE_DEADLINE).await;
-            return expect(answer, |b| match b {
+            let raw = expect(answer, |b| match b {
                 ResponseBody::Created(raw) => Some(raw),
                 _ => None,
-            });
+            })?;
+            if let Some(reason) = why {
+                let e = super::decisions::Entry {
+                    kind: protocol::decision::DecisionKind::Placed,
+                    object: Some(raw.id),
+                    class,
+                    from: None,
+                    to: Some(node),
+                    reason,
+                };
+                self.inner.decisions.record(me, e);
+            }
+            return Ok(raw);
         }
         let c = self.inner.registry.get(class)?;
         let state = match state {
@@ -101,6 +145,12 @@ impl Engine {
         };
         let id = ObjectId::new(self.inner.node);
         self.inner.store.create(id, class, &state)?;
+        if pinned {
+            self.set_pinned(id, true)?;
+        }
+        if placed_by.is_some_and(|by| by != me) {
+            self.inner.store.meta_put(&format!("{GUEST}{id}"), b"")?;
+        }
         let ticket = self.inner.commits.record();
         self.inner.commits.durable(ticket).await?;
         tracing::debug!(%id, class, "created");
@@ -124,6 +174,7 @@ impl Engine {
         if !self.inner.store.delete(id)? {
             return Err(InvokeError::NotFound { id });
         }
+        self.drop_marks(id)?;
         active.state = SlotState::Deleted;
         self.inner.table.remove(&slot);
         let ticket = self.inner.commits.record();
@@ -216,8 +267,9 @@ impl Engine {
 
     /// The node a new object of `class` goes to under `placement`: the policy named, else
     /// the class's, else this node's default; `near:` is where that object is now. A
-    /// draining node places what would be local on the least loaded node instead.
-    async fn place(&self, class: &str, placement: Placement) -> Result<NodeId, InvokeError> {
+    /// draining node places what would be local on the least loaded node instead. With
+    /// the node, the reason for the decision log (none for a creation that stays here).
+    async fn place(&self, class: &str, placement: Placement) -> Result<(NodeId, Option<String>), InvokeError> {
         let me = self.inner.node;
         let info = self.inner.registry.get(class).ok().map(|c| c.info().clone());
         let labels = info.as_ref().map(|i| i.labels.clone()).unwrap_or_default();
@@ -234,13 +286,16 @@ impl Engine {
         if let Placement::Near(other) = policy {
             policy = Placement::On(self.locate(other).await?);
         }
-        let draining = !self.mode().takes_new();
+        let mode = self.mode();
+        let draining = mode == NodeMode::Draining;
         let here = matches!(policy, Placement::Local) || policy == Placement::On(me);
+        let mut why = None;
         if here && draining {
             policy = Placement::LeastLoaded;
+            why = Some(format!("{me} is draining: a creation that would stay there goes to the least loaded node"));
         } else if here && labels.is_empty() {
             // The common case needs no view of the cluster.
-            return Ok(me);
+            return Ok((me, None));
         }
         let nodes = self.inner.peers.nodes().await;
         let dice = u64::from_le_bytes(clouds::ThreadId::new().0.as_bytes()[..8].try_into().expect("8 bytes"));
@@ -259,7 +314,44 @@ impl Engine {
         let node = placement::choose(&policy, me, &nodes, needs, counts, dice)?;
         *counts.entry(node).or_default() += 1;
         tracing::debug!(class, %policy, %node, "placed");
-        Ok(node)
+        let loads = nodes
+            .iter()
+            .filter(|n| n.takes_new() && n.has_class(class))
+            .map(|n| {
+                let busy = n.load.map_or(0.0, |l| l.busy_ms);
+                let objects = n.load.map_or(0, |l| l.objects) + counts.get(&n.id).copied().unwrap_or(0);
+                format!("{} {busy:.0} ms/s, {objects} objects", n.id)
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let reason = why.unwrap_or_else(|| format!("policy {policy}"));
+        Ok((node, Some(format!("{reason}: chose {node} of the nodes taking `{class}` ({loads})"))))
+    }
+
+    /// Whether `id` is pinned here (never moved automatically).
+    pub(super) fn pinned(&self, id: ObjectId) -> Result<bool, InvokeError> {
+        Ok(self.inner.store.meta_get(&format!("{PINNED}{id}"))?.is_some())
+    }
+
+    pub(super) fn set_pinned(&self, id: ObjectId, pinned: bool) -> Result<(), InvokeError> {
+        let key = format!("{PINNED}{id}");
+        if pinned {
+            self.inner.store.meta_put(&key, b"")?;
+        } else {
+            self.inner.store.meta_remove(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `id` was placed here by another node's creation.
+    pub(super) fn guest(&self, id: ObjectId) -> Result<bool, InvokeError> {
+        Ok(self.inner.store.meta_get(&format!("{GUEST}{id}"))?.is_some())
+    }
+
+    /// The object left: its marks go (the target sets its own).
+    pub(super) fn drop_marks(&self, id: ObjectId) -> Result<(), InvokeError> {
+        self.inner.store.meta_remove(&format!("{GUEST}{id}"))?;
+        Ok(self.inner.store.meta_remove(&format!("{PINNED}{id}"))?)
     }
 
     /// The node that has `id` now, found as an invocation would find it.
@@ -284,8 +376,17 @@ impl Engine {
         *self.inner.mode.lock().expect("mode mutex")
     }
 
-    /// Sets the node's mode, durably.
-    pub fn set_mode(&self, mode: NodeMode) -> Result<NodeMode, InvokeError> {
+    /// Sets the node's mode, durably. Leaving `draining` ends a drain under way (as
+    /// `clouds drain --undo`).
+    pub async fn set_mode(&self, mode: NodeMode) -> Result<NodeMode, InvokeError> {
+        if mode != NodeMode::Draining && self.mode() == NodeMode::Draining {
+            self.undrain(mode).await?;
+            return Ok(mode);
+        }
+        self.store_mode(mode)
+    }
+
+    pub(super) fn store_mode(&self, mode: NodeMode) -> Result<NodeMode, InvokeError> {
         let mut now = self.inner.mode.lock().expect("mode mutex");
         self.inner.store.meta_put(MODE_KEY, mode.as_str().as_bytes())?;
         self.inner.store.flush()?;

@@ -20,7 +20,7 @@ use crate::store::{Chunk, Cursor, Record};
 use clouds::{InvokeError, NodeId, ObjectId, RawRef, Rights};
 use protocol::migration::{MigrationReport, Resolution, Strategy};
 use protocol::wire::{MigrationStep, MoveProgress};
-use protocol::{RequestBody, ResponseBody};
+use protocol::{NodeMode, RequestBody, ResponseBody};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -46,6 +46,11 @@ fn key(prefix: &[u8], id: ObjectId) -> Vec<u8> {
     [prefix, id.as_bytes()].concat()
 }
 
+/// Whether an intent key is a move out's (which is over once the home was told).
+pub(super) fn is_outgoing(key: &[u8]) -> bool {
+    key.starts_with(OUT)
+}
+
 /// The source's durable record of a move.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Outgoing {
@@ -60,6 +65,10 @@ pub(super) struct Incoming {
     strategy: Strategy,
     /// Lazy: the keys of the pages left on the source.
     missing: BTreeSet<Vec<u8>>,
+    /// Why the source moves it (empty: by hand), for the decision log.
+    reason: String,
+    /// Never moved automatically: the mark goes with it.
+    pinned: bool,
 }
 
 fn unexpected(body: ResponseBody) -> InvokeError {
@@ -75,6 +84,17 @@ impl Engine {
         target: RawRef,
         to: NodeId,
         strategy: Strategy,
+    ) -> Result<MigrationReport, InvokeError> {
+        self.migrate_why(target, to, strategy, "").await
+    }
+
+    /// A move for `reason` (empty: asked by hand), which the target records.
+    pub(super) async fn migrate_why(
+        &self,
+        target: RawRef,
+        to: NodeId,
+        strategy: Strategy,
+        reason: &str,
     ) -> Result<MigrationReport, InvokeError> {
         let id = target.id;
         let slot = self.inner.table.get_or_load(id, || self.activate(id))?;
@@ -114,8 +134,11 @@ impl Engine {
             }
             moving.insert(id, progress);
         }
-        let result = self.move_out(&slot, to, strategy).await;
+        let result = self.move_out(&slot, to, strategy, reason).await;
         if let Ok(r) = &result {
+            if let Err(e) = self.drop_marks(id) {
+                tracing::warn!(%id, "could not drop the marks of a moved object: {e}");
+            }
             // Only moves big enough to time: a small one measures its round trips.
             if r.bytes >= 1 << 20 && r.total_us > 0 {
                 let rate = r.bytes as f64 * 1e6 / r.total_us as f64;
@@ -127,12 +150,20 @@ impl Engine {
         result
     }
 
-    async fn move_out(&self, slot: &Arc<Slot>, to: NodeId, strategy: Strategy) -> Result<MigrationReport, InvokeError> {
+    async fn move_out(
+        &self,
+        slot: &Arc<Slot>,
+        to: NodeId,
+        strategy: Strategy,
+        reason: &str,
+    ) -> Result<MigrationReport, InvokeError> {
         let (id, started) = (slot.id, Instant::now());
+        let pinned = self.pinned(id)?;
         let mut out = Outgoing { to, strategy, step: Step::IntentWritten };
         self.record_step(id, &mut out, Step::IntentWritten).await?;
         let (class, format) = (slot.class.info().name.clone(), slot.class.info().format);
-        let offer = MigrationStep::Offer { id, class, format, from: self.inner.node, strategy };
+        let from = self.inner.node;
+        let offer = MigrationStep::Offer { id, class, format, from, strategy, reason: reason.into(), pinned };
         if let Err(e) = self.step_to(to, offer).await {
             self.drop_intent(id)?;
             return Err(e);
@@ -305,7 +336,7 @@ impl Engine {
     /// Tells the object's home where it went; `true` once the home knows (or this node, or
     /// the target, is the home).
     async fn update_home(&self, id: ObjectId, at: NodeId) -> bool {
-        let home = id.home();
+        let home = self.inner.locations.home_of(id);
         if home == self.inner.node || home == at {
             return true;
         }
@@ -558,7 +589,7 @@ impl Engine {
     /// A migration step from another node.
     pub(super) async fn migration_step(&self, step: MigrationStep) -> Result<ResponseBody, InvokeError> {
         match step {
-            MigrationStep::Offer { id, class, format, from, strategy } => {
+            MigrationStep::Offer { id, class, format, from, strategy, reason, pinned } => {
                 let me = self.inner.node;
                 let ours = self
                     .inner
@@ -577,9 +608,14 @@ impl Engine {
                     return Err(InvokeError::invalid(format!("{me} already has object {id}")));
                 }
                 let mode = self.mode();
-                if !mode.takes_new() {
+                let present = self.owner_present();
+                // A workstation always takes its own objects back.
+                let going_home = mode == NodeMode::Workstation && id.home() == me;
+                if !mode.takes_new(!present) && !going_home {
+                    let what =
+                        if mode == NodeMode::Workstation { "a workstation whose owner is present" } else { "draining" };
                     return Err(InvokeError::invalid(format!(
-                        "{me} refuses object {id}: it is {mode} and takes no objects"
+                        "{me} refuses object {id}: it is {what} and takes no objects from elsewhere"
                     )));
                 }
                 if self.inner.residuals.contains(id) || self.live_out_lazy(id)? {
@@ -591,7 +627,7 @@ impl Engine {
                 self.residual_drop(id)?;
                 self.inner.store.intent_put(&key(IN, id), b"receiving")?;
                 self.inner.store.flush()?;
-                let incoming = Incoming { from, strategy, missing: BTreeSet::new() };
+                let incoming = Incoming { from, strategy, missing: BTreeSet::new(), reason, pinned };
                 self.inner.incoming.lock().expect("incoming mutex").insert(id, incoming);
                 Ok(ResponseBody::StepDone)
             }
@@ -634,7 +670,21 @@ impl Engine {
                 Ok(ResponseBody::StepDone)
             }
             MigrationStep::Commit { id, record } => {
-                let lazy = self.commit_incoming(id, &record)?;
+                let (lazy, from, reason, pinned, class) = self.commit_incoming(id, &record)?;
+                if pinned {
+                    self.set_pinned(id, true)?;
+                }
+                self.inner.balance.moved(id);
+                let reason = if reason.is_empty() { "moved by hand".to_string() } else { reason };
+                let e = super::decisions::Entry {
+                    kind: protocol::decision::DecisionKind::Arrived,
+                    object: Some(id),
+                    class: &class,
+                    from: Some(from),
+                    to: Some(self.inner.node),
+                    reason,
+                };
+                self.inner.decisions.record(self.inner.node, e);
                 self.inner.table.forget(id);
                 self.inner.locations.remember(id, self.inner.node);
                 if lazy {
@@ -660,20 +710,19 @@ impl Engine {
                 }
                 Ok(ResponseBody::StepDone)
             }
-            MigrationStep::Home { id, at } => {
-                self.inner.store.forward(id, at)?;
-                self.inner.store.flush()?;
-                self.inner.locations.remember(id, at);
-                self.fault(Role::Home, Step::HomeUpdated).await;
-                Ok(ResponseBody::StepDone)
-            }
+            MigrationStep::Home { id, at } => self.home_step(id, at).await.map(|()| ResponseBody::StepDone),
         }
     }
 
     /// Installs the record of a move in, durably (with the residual of a lazy move, in
     /// the same flush). Under the incoming map's lock: a commit and a resolve never cross.
-    /// Returns whether the move was lazy.
-    fn commit_incoming(&self, id: ObjectId, record: &Chunk) -> Result<bool, InvokeError> {
+    /// Returns whether the move was lazy, where it came from, why, whether the object is
+    /// pinned, and its class.
+    fn commit_incoming(
+        &self,
+        id: ObjectId,
+        record: &Chunk,
+    ) -> Result<(bool, NodeId, String, bool, String), InvokeError> {
         let mut incoming = self.inner.incoming.lock().expect("incoming mutex");
         let Some(m) = incoming.get(&id) else {
             return Err(InvokeError::invalid(format!(
@@ -688,8 +737,12 @@ impl Engine {
         }
         self.inner.store.intent_remove(&key(IN, id))?;
         self.inner.store.flush()?;
-        incoming.remove(&id);
-        Ok(lazy)
+        let m = incoming.remove(&id).expect("looked up above");
+        let class = match record {
+            Chunk::Record { class, .. } => class.clone(),
+            _ => String::new(),
+        };
+        Ok((lazy, m.from, m.reason, m.pinned, class))
     }
 
     /// Drops what a move in that did not commit left: chunks, residual keys, intent.

@@ -49,17 +49,32 @@ impl Engine {
         }
         let me = self.inner.node;
         let deadline = Instant::now() + deadline_of(&body);
-        route::follow(target, body.operation(), &self.inner.locations, deadline, |node, left| {
-            let body = body.clone();
-            async move {
-                if node == me {
-                    self.serve(body).await
+        let attempt = || {
+            route::follow(target, body.operation(), &self.inner.locations, deadline, |node, left| {
+                let body = body.clone();
+                async move {
+                    if node == me {
+                        self.serve(body).await
+                    } else {
+                        self.send_to(node, body, left).await
+                    }
+                }
+            })
+        };
+        match attempt().await {
+            // The node with the object's home records is gone: if it was drained, gossip
+            // names the node that keeps them now.
+            Err(InvokeError::Unavailable { node, reason }) => {
+                let before = self.inner.locations.home_of(target);
+                self.refresh_keepers(&self.inner.peers.nodes().await);
+                if self.inner.locations.home_of(target) != before && Instant::now() < deadline {
+                    attempt().await
                 } else {
-                    self.send_to(node, body, left).await
+                    Err(InvokeError::Unavailable { node, reason })
                 }
             }
-        })
-        .await
+            answer => answer,
+        }
     }
 
     /// Sends a request to another node; an invocation carries what is left of the
@@ -68,6 +83,9 @@ impl Engine {
     async fn send_to(&self, node: NodeId, mut body: RequestBody, left: Duration) -> Response {
         let _waiting = match &mut body {
             RequestBody::Invoke(inv) => {
+                if let Some(caller) = inv.thread.chain.last().and_then(|f| self.inner.table.peek(f.object)) {
+                    caller.usage.partner(inv.target, node);
+                }
                 // The other node keeps the thread's deadline itself and answers
                 // `DeadlineExceeded` when it passes: a little before this end stops waiting,
                 // so that a live node's answer arrives in time and wins over "no answer".

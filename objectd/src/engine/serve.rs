@@ -5,7 +5,7 @@
 use super::route::LIFECYCLE_DEADLINE;
 use super::Engine;
 use clouds::BoxFuture;
-use protocol::{RequestBody, Response, ResponseBody};
+use protocol::{NodeMode, RequestBody, Response, ResponseBody};
 
 impl Engine {
     /// Boxed: a request by name resolves and invokes through `handle` again.
@@ -17,9 +17,7 @@ impl Engine {
         match body {
             RequestBody::Invoke(inv) => self.invoke_here(inv).await.map(ResponseBody::Invoked),
             RequestBody::InvokePath(inv) => self.invoke_path(inv).await.map(ResponseBody::Invoked),
-            RequestBody::Create(req) => {
-                self.create(&req.class, req.state, req.placement, req.owner).await.map(ResponseBody::Created)
-            }
+            RequestBody::Create(req) => self.create_request(req).await.map(ResponseBody::Created),
             RequestBody::Describe(target) => self.describe(target).await.map(|i| ResponseBody::Described(Box::new(i))),
             RequestBody::Delete(target) => {
                 self.delete(target, LIFECYCLE_DEADLINE).await.map(|()| ResponseBody::Deleted)
@@ -38,7 +36,20 @@ impl Engine {
             RequestBody::Action(step) => self.action_step(step).await,
             RequestBody::ResolveAction { action, commit } => self.resolve_by_hand(&action, commit),
             RequestBody::Probe(p) => Ok(ResponseBody::Probed(self.probe(p.initiator, p.object, p.path).await)),
-            RequestBody::SetMode(mode) => self.set_mode(mode).map(ResponseBody::Mode),
+            RequestBody::SetMode(mode) => self.set_mode(mode).await.map(ResponseBody::Mode),
+            RequestBody::Drain { undo: false } => self.drain().await.map(|r| ResponseBody::Drain(Box::new(r))),
+            RequestBody::Drain { undo: true } => {
+                self.undrain(NodeMode::Server).await.map(|r| ResponseBody::Drain(Box::new(r)))
+            }
+            RequestBody::DrainStatus => self.drain_report().map(|r| ResponseBody::Drain(Box::new(r))),
+            RequestBody::OwnerActive => {
+                self.owner_activity();
+                Ok(ResponseBody::Mode(self.mode()))
+            }
+            RequestBody::Decisions { object } => Ok(ResponseBody::Decisions(self.inner.decisions.list(object))),
+            RequestBody::Hot { limit } => self.hot(limit as usize).map(ResponseBody::Hot),
+            RequestBody::Adopt { home, records } => self.adopt(home, records).await.map(|()| ResponseBody::StepDone),
+            RequestBody::Reclaim { home } => self.reclaim(home).await.map(ResponseBody::HomeRecords),
             RequestBody::Locate(id) => self.located(id).map(ResponseBody::Located),
         }
     }

@@ -30,6 +30,8 @@ pub struct Slot {
     /// The committed revocation epoch, readable without the lock: capabilities are checked
     /// before a call waits for anything. Changed only under the write lock, by a revoke.
     pub epoch: AtomicU64,
+    /// What the object costs the node (the balancer reads it).
+    pub usage: super::usage::Usage,
     last_used: AtomicU64,
 }
 
@@ -63,6 +65,7 @@ impl ObjectTable {
             class,
             epoch: AtomicU64::new(active.epoch),
             lock: Arc::new(tokio::sync::RwLock::new(active)),
+            usage: Default::default(),
             last_used: AtomicU64::new(now),
         });
         let mut slots = self.slots.lock().expect("table mutex");
@@ -85,6 +88,16 @@ impl ObjectTable {
     /// activation reads the store again. For objects that moved in or out.
     pub fn forget(&self, id: ObjectId) {
         self.slots.lock().expect("table mutex").remove(&id);
+    }
+
+    /// The slot of `id` if it is activated (not activating it).
+    pub fn peek(&self, id: ObjectId) -> Option<Arc<Slot>> {
+        self.slots.lock().expect("table mutex").get(&id).cloned()
+    }
+
+    /// Every activated slot now.
+    pub fn all(&self) -> Vec<Arc<Slot>> {
+        self.slots.lock().expect("table mutex").values().cloned().collect()
     }
 
     pub fn len(&self) -> usize {

@@ -213,6 +213,10 @@ fn list_count_and_meta(open: Open) {
     s.delete(ids[0]).unwrap();
     assert_eq!(s.count().unwrap(), 4);
     assert_eq!(s.meta_get("nothing").unwrap(), None);
+    s.meta_put("mark", b"1").unwrap();
+    s.meta_remove("mark").unwrap();
+    s.meta_remove("never-there").unwrap();
+    assert_eq!(s.meta_get("mark").unwrap(), None);
 }
 
 /// Every chunk of `id` from `from`, exported `max_bytes` at a time.
@@ -293,6 +297,15 @@ fn forward_and_discard(open: Open) {
     assert_eq!(s.call_reply(id, "k").unwrap(), None);
     assert!(matches!(s.commit(&commit(id, 2, b"c", &[])), Err(StoreError::Forwarded(_))));
     assert!(matches!(s.forward(ObjectId::new(NodeId(1)), NodeId(2)), Err(StoreError::NotFound(_))));
+    // A handed-over home record: a forwarding entry where there was nothing, or over one.
+    let adopted = ObjectId::new(NodeId(5));
+    s.put_forward(adopted, NodeId(2), 4).unwrap();
+    assert_eq!(s.get(adopted).unwrap(), Some(Record::Forward { to: NodeId(2), epoch: 4 }));
+    s.put_forward(id, NodeId(2), 2).unwrap();
+    assert_eq!(s.get(id).unwrap(), Some(Record::Forward { to: NodeId(2), epoch: 2 }));
+    let live = ObjectId::new(NodeId(1));
+    s.create(live, "C", b"a").unwrap();
+    assert!(matches!(s.put_forward(live, NodeId(2), 0), Err(StoreError::AlreadyExists(_))), "never over a live object");
 
     let other = ObjectId::new(NodeId(1));
     s.install(other, &Chunk::Pages(vec![(b"x".to_vec(), b"1".to_vec())])).unwrap();

@@ -247,6 +247,10 @@ impl Store for SledStore {
         self.meta.insert(key, value).map_err(io).map(|_| ())
     }
 
+    fn meta_remove(&self, key: &str) -> Result<(), StoreError> {
+        self.meta.remove(key).map_err(io).map(|_| ())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(io)
     }
@@ -334,6 +338,14 @@ impl Store for SledStore {
             None => return Err(StoreError::NotFound(id)),
             Some(Record::Live { epoch, .. } | Record::Forward { epoch, .. }) => epoch,
         };
+        self.objects.insert(id.as_bytes(), record::encode(&Record::Forward { to, epoch })).map_err(io)?;
+        Ok(())
+    }
+
+    fn put_forward(&self, id: ObjectId, to: NodeId, epoch: u64) -> Result<(), StoreError> {
+        if let Some(Record::Live { .. }) = self.get(id)? {
+            return Err(StoreError::AlreadyExists(id));
+        }
         self.objects.insert(id.as_bytes(), record::encode(&Record::Forward { to, epoch })).map_err(io)?;
         Ok(())
     }

@@ -61,7 +61,7 @@ async fn a_draining_node_takes_nothing_new_but_serves_what_it_has() {
     let net = Network::start(3).await;
     let kept = net.create(1, "Counter", 3).await;
     let mover = net.create(1, "Counter", 1).await;
-    net.engine(3).set_mode(NodeMode::Draining).unwrap();
+    net.engine(3).set_mode(NodeMode::Draining).await.unwrap();
     for _ in 0..20 {
         let id = create(&net, 1, Placement::LeastLoaded).await.unwrap().id;
         assert_ne!(id.home(), NodeId(3), "placed on the draining node");
@@ -74,7 +74,7 @@ async fn a_draining_node_takes_nothing_new_but_serves_what_it_has() {
     assert!(moved.contains("node-3 refuses object") && moved.contains("draining"), "{moved}");
     assert_eq!(net.owners(mover.id), vec![1], "a refused move leaves the object where it was");
     assert_eq!(net.invoke(2, &kept, "incr", json!([5]), SHORT).await.unwrap(), json!(5));
-    net.engine(3).set_mode(NodeMode::Server).unwrap();
+    net.engine(3).set_mode(NodeMode::Server).await.unwrap();
     net.migrate(1, &mover, 3, Strategy::Eager).await.unwrap();
     assert_eq!(net.owners(mover.id), vec![3]);
 }
