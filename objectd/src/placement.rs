@@ -127,8 +127,8 @@ fn candidates<'a>(
 /// The node's mode, and for a workstation whether its owner is there.
 fn mode(node: &NodeView) -> String {
     match node.mode {
-        NodeMode::Workstation if node.owner_present => "workstation, owner present".into(),
-        NodeMode::Workstation => "workstation, owner away".into(),
+        NodeMode::Workstation if node.owner_present => "a workstation whose owner is present".into(),
+        NodeMode::Workstation => "a workstation whose owner is away".into(),
         mode => mode.to_string(),
     }
 }
@@ -303,5 +303,21 @@ mod tests {
         assert_eq!(choose(&Placement::Random, NodeId(1), &peers, with, &Placed::new(), 0), Ok(NodeId(2)));
         let local = choose(&Placement::Local, NodeId(1), &peers, with, &Placed::new(), 0).unwrap_err().to_string();
         assert!(local.contains("class `Counter` needs nodes with label `gpu`; node-1 has labels: none"), "{local}");
+    }
+
+    #[test]
+    fn a_workstation_takes_new_objects_only_while_its_owner_is_away() {
+        let mut desk = loaded(2, 0.0, 0);
+        desk.mode = NodeMode::Workstation;
+        let peers = [loaded(1, 500.0, 50), desk.clone()];
+        assert_eq!(pick(Placement::LeastLoaded, &peers, "Counter", 0), Ok(NodeId(2)), "owner away: a guest goes there");
+        desk.owner_present = true;
+        let peers = [loaded(1, 500.0, 50), desk];
+        assert_eq!(pick(Placement::LeastLoaded, &peers, "Counter", 0), Ok(NodeId(1)));
+        let refused = pick(Placement::On(NodeId(2)), &peers, "Counter", 0).unwrap_err().to_string();
+        assert!(
+            refused.contains("node-2 is a workstation whose owner is present and takes no new objects"),
+            "{refused}"
+        );
     }
 }

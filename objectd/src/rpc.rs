@@ -47,7 +47,11 @@ impl NodeRpc for Server {
         if let RequestBody::RootCapability { holder } = &req.body {
             may_have_root(&self.peer, holder, self.engine.admin()).map_err(|reason| InvokeError::Denied { reason })?;
         }
-        if let RequestBody::ResolveAction { .. } | RequestBody::SetMode(_) = &req.body {
+        if let RequestBody::ResolveAction { .. }
+        | RequestBody::SetMode(_)
+        | RequestBody::Drain { .. }
+        | RequestBody::OwnerActive = &req.body
+        {
             is_admin(&self.peer, self.engine.admin(), req.body.operation())
                 .map_err(|reason| InvokeError::Denied { reason })?;
         }
@@ -93,7 +97,14 @@ fn is_admin(peer: &Peer, admin: Option<&PublicKey>, operation: &str) -> Result<(
 
 /// Requests only nodes of the cluster may make.
 fn is_internal(body: &RequestBody) -> bool {
-    matches!(body, RequestBody::Probe(_) | RequestBody::Migration(_) | RequestBody::Action(_))
+    matches!(
+        body,
+        RequestBody::Probe(_)
+            | RequestBody::Migration(_)
+            | RequestBody::Action(_)
+            | RequestBody::Adopt { .. }
+            | RequestBody::Reclaim { .. }
+    )
 }
 
 /// How long a peer may take over the handshake.

@@ -301,6 +301,8 @@ pub struct Network {
     user: KeyPair,
     /// The classes of each node.
     registry: fn(u16) -> Registry,
+    /// Changes each node's test config (`Config::for_test`) before it starts.
+    configure: fn(u16, &mut Config),
     _dir: tempfile::TempDir,
 }
 
@@ -312,6 +314,12 @@ impl Network {
 
     /// Starts nodes 1..=n, node `i` with the classes `registry(i)` gives.
     pub async fn start_with(n: u16, registry: fn(u16) -> Registry) -> Network {
+        Network::start_configured(n, registry, |_, _| {}).await
+    }
+
+    /// Starts nodes 1..=n, node `i` with the classes `registry(i)` gives and its config
+    /// changed by `configure(i, config)` (to turn rebalancing on, say).
+    pub async fn start_configured(n: u16, registry: fn(u16) -> Registry, configure: fn(u16, &mut Config)) -> Network {
         let dir = tempfile::tempdir().expect("temp dir");
         let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
         protocol::identity::init(&dir.path().join("cluster"), &ids).expect("cluster identities");
@@ -320,6 +328,7 @@ impl Network {
             disks: HashMap::new(),
             user: KeyPair::generate(),
             registry,
+            configure,
             _dir: dir,
         };
         for id in ids {
@@ -334,6 +343,7 @@ impl Network {
         let mut config = Config::for_test(data.to_path_buf());
         config.id = id;
         config.root_node = Some(NodeId(1));
+        (self.configure)(id.0, &mut config);
         std::fs::create_dir_all(data).expect("data dir");
         let identity = Identity::load(&Identity::dir_in(&self._dir.path().join("cluster"), id)).expect("identity");
         Disk {

@@ -379,6 +379,11 @@ impl Engine {
         Ok(out)
     }
 
+    /// The decisions this node made on its own, oldest first; about `object` only, if named.
+    pub fn decisions(&self, object: Option<ObjectId>) -> Vec<protocol::decision::Decision> {
+        self.inner.decisions.list(object)
+    }
+
     /// What gossip carries about this node.
     pub fn published(&self) -> Result<Published, InvokeError> {
         Ok(Published {

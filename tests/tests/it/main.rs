@@ -9,8 +9,10 @@
 //! - `migration`: live objects moving between nodes, with crashes at every protocol step.
 //! - `network`: the cluster in one process, with cut links, lost messages, delays and crashes.
 //! - `placement`: placement policies, draining nodes and the load vector, in one process.
+//! - `balancing`: drain with home handover, workstation eviction, rebalancing, affinity.
 
 mod atomic;
+mod balancing;
 mod caps;
 mod classes;
 mod cli;
