@@ -54,6 +54,10 @@ pub enum Command {
         /// everyone who can read the directory. Default: the name gives the id only.
         #[arg(long, requires = "name")]
         share: Option<clouds::Rights>,
+        /// Never move it automatically (rebalancing, affinity, eviction); by hand and by
+        /// a drain it still moves.
+        #[arg(long)]
+        pinned: bool,
     },
     /// Invoke a method: TARGET.METHOD [ARG...]; prints the result as JSON.
     ///
@@ -105,6 +109,42 @@ pub enum Command {
     /// A node's role in the cluster.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Move every object off NODE (`3`, `node-3` or an address) while calls go on, then
+    /// hand its home records to another node: afterwards NODE can be stopped for good.
+    /// Shows a progress bar, then where each object went. The administrator only.
+    Drain {
+        node: String,
+        /// End the drain: the node takes objects again and takes its home records back.
+        #[arg(long)]
+        undo: bool,
+        /// Start the drain and return (`clouds drain NODE` again shows how it goes).
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Where an object has lived and why it moved each time (from every node's log).
+    Why { target: String },
+    /// The recent decisions nodes made on their own: placements, rebalancing, affinity,
+    /// evictions, drains; oldest first.
+    Decisions {
+        /// Only this node's (`3`, `node-3` or an address).
+        #[arg(long)]
+        node: Option<String>,
+        /// Show at most this many, the most recent.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// A live view of the nodes' load and the hottest objects, refreshed until interrupted.
+    Top {
+        /// Refresh every this many milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        every: u64,
+        /// Stop after this many frames.
+        #[arg(long)]
+        iterations: Option<u32>,
+        /// How many of the hottest objects to show.
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+    },
     /// Print your public key (the wallet's): what others grant capabilities to.
     Whoami,
     /// Capabilities: show, grant, import, revoke.
@@ -120,10 +160,15 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum NodeCommand {
-    /// Set the mode of the node `--node` names: `server` (takes any object) or `draining`
-    /// (takes no new object: placement passes it over and moves to it are refused).
-    /// Only the administrator may.
-    Mode { mode: protocol::NodeMode },
+    /// Set the mode of NODE (`3`, `node-3` or an address): `server` (takes any object),
+    /// `workstation` (takes objects from elsewhere only while its owner is away, and
+    /// evicts them when the owner is back) or `draining` (takes no new object). Leaving
+    /// `draining` ends a drain (`clouds drain NODE --undo`). The administrator only.
+    Mode { node: String, mode: protocol::NodeMode },
+    /// Report that NODE's owner is active (a desktop hook or cron job calls this): a
+    /// workstation then takes no guests for `owner_away_ms` and evicts those it has.
+    /// The administrator only.
+    Active { node: String },
 }
 
 #[derive(Subcommand, Debug)]

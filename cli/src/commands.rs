@@ -3,7 +3,7 @@
 use crate::args::{ActionCommand, CapCommand, Cli, ClusterCommand, Command, NodeCommand};
 use crate::exit::CliError;
 use crate::target::{parse_arg, parse_target, resolve, root, split_call, Target};
-use crate::{caps, cluster};
+use crate::{balance, caps, cluster};
 use client::{Client, Wallet};
 use clouds::{CallId, ClassInfo, RawRef, Rights};
 use naming::{Entry, Path};
@@ -32,9 +32,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         .await?
         .with_deadline(Duration::from_millis(cli.deadline));
     match command {
-        Command::Create { class, name, state, placement, share } => {
+        Command::Create { class, name, state, placement, share, pinned } => {
             let placement = placement_of(&client, placement.as_deref()).await?;
-            create(&client, json, &class, name.as_deref(), state, placement, share).await
+            let how = Creation { placement, share, pinned };
+            create(&client, json, &class, name.as_deref(), state, how).await
         }
         Command::Invoke { call, args, call_id, trace, atomic } => {
             invoke(&client, json, &call, &args, call_id, trace, atomic).await
@@ -46,14 +47,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Classes => classes(&client, json).await,
         Command::Status => status(&client, json).await,
         Command::Nodes => nodes(&client, json).await,
-        Command::Node(NodeCommand::Mode { mode }) => {
-            let mode = client.set_mode(mode).await?;
-            if json {
-                print_json(&serde_json::json!({ "node": client.addr(), "mode": mode }));
-            } else {
-                println!("{}: {mode}", client.addr());
-            }
-            Ok(())
+        Command::Node(NodeCommand::Mode { node, mode }) => balance::set_mode(&client, json, &node, mode).await,
+        Command::Node(NodeCommand::Active { node }) => balance::owner_active(&client, json, &node).await,
+        Command::Drain { node, undo, detach } => balance::drain(&client, json, &node, undo, detach).await,
+        Command::Why { target } => balance::why(&client, json, &target).await,
+        Command::Decisions { node, limit } => balance::decisions(&client, json, node.as_deref(), limit).await,
+        Command::Top { every, iterations, limit } => {
+            balance::top(&client, json, Duration::from_millis(every), iterations, limit).await
         }
         Command::Cap(c) => caps::run(&client, c, json).await,
         Command::Action(ActionCommand::Resolve { action, commit, .. }) => {
@@ -87,15 +87,22 @@ async fn placement_of(client: &Client, text: Option<&str>) -> Result<Placement, 
     text.parse().map_err(CliError::Usage)
 }
 
+/// How `clouds create` places and shares the new object.
+struct Creation {
+    placement: Placement,
+    share: Option<Rights>,
+    pinned: bool,
+}
+
 async fn create(
     client: &Client,
     json: bool,
     class: &str,
     name: Option<&str>,
     state: Option<String>,
-    on: Placement,
-    share: Option<Rights>,
+    how: Creation,
 ) -> Result<(), CliError> {
+    let Creation { placement: on, share, pinned } = how;
     let path = name.map(|n| n.parse::<Path>().map_err(CliError::Usage)).transpose()?;
     let ctx = client.ctx();
     let root = match &path {
@@ -116,7 +123,7 @@ async fn create(
         Some(text) => InitialState::Json(text),
         None => InitialState::Default,
     };
-    let created = client.create_placed(class, initial, on).await?;
+    let created = client.create_pinned(class, initial, on, pinned).await?;
     let id = created.id;
     if let (Some(path), Some(root)) = (&path, &root) {
         let bound = async {
@@ -433,11 +440,17 @@ async fn nodes(client: &Client, json: bool) -> Result<(), CliError> {
         return Ok(());
     }
     println!(
-        "{:<8} {:<22} {:<8} {:<9} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8}  LABELS",
+        "{:<8} {:<22} {:<8} {:<24} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8}  LABELS",
         "ID", "ADDRESS", "STATE", "MODE", "OBJECTS", "ACTIVE", "INFLIGHT", "BUSY", "CALLS/S", "MEMORY"
     );
     for n in nodes {
         let labels = if n.labels.is_empty() { "-".to_string() } else { n.labels.join(",") };
+        let keeps = if n.keeps_homes.is_empty() {
+            String::new()
+        } else {
+            let homes: Vec<String> = n.keeps_homes.iter().map(ToString::to_string).collect();
+            format!("  (keeps the home records of {})", homes.join(", "))
+        };
         // A node whose load vector this build cannot read shows dashes.
         let load = match n.load {
             Some(l) => [
@@ -452,11 +465,11 @@ async fn nodes(client: &Client, json: bool) -> Result<(), CliError> {
         };
         let [objects, active, inflight, busy, calls, memory] = load;
         println!(
-            "{:<8} {:<22} {:<8} {:<9} {objects:>8} {active:>7} {inflight:>8} {busy:>8} {calls:>8} {memory:>8}  {labels}",
+            "{:<8} {:<22} {:<8} {:<24} {objects:>8} {active:>7} {inflight:>8} {busy:>8} {calls:>8} {memory:>8}  {labels}{keeps}",
             n.id.to_string(),
             n.addr.to_string(),
             n.state.to_string(),
-            n.mode.to_string(),
+            balance::mode_text(&n),
         );
     }
     Ok(())

@@ -3,9 +3,11 @@
 //!
 //! Layout: `args` (clap definitions), `target` (names, UUIDs, `TARGET.METHOD`, argument
 //! parsing), `commands` (one function per command), `cluster` (a local cluster of
-//! processes), `exit` (errors and exit codes).
+//! processes), `balance` (drain, node modes, `why`, `decisions`, `top`), `exit` (errors and
+//! exit codes).
 
 mod args;
+mod balance;
 mod caps;
 mod cluster;
 mod commands;

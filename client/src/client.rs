@@ -105,6 +105,7 @@ impl Client {
     /// connection).
     pub async fn routed(mut self) -> Result<Client, InvokeError> {
         let nodes = self.nodes().await?;
+        self.locations.set_keepers(protocol::view::keepers(&nodes));
         self.routes = Some(Arc::new(Routes::new(&nodes)));
         Ok(self)
     }
@@ -139,17 +140,33 @@ impl Client {
             return self.request(body).await;
         };
         let deadline = Instant::now() + self.deadline;
-        route::follow(target, body.operation(), &self.locations, deadline, |node, left| {
-            let body = body.clone();
-            self.sent.fetch_add(1, Ordering::Relaxed);
-            async move {
-                match &self.routes {
-                    Some(routes) => routes.send(node, body, left, &self.entry, &self.wallet).await,
-                    None => self.entry.call(None, body, left).await,
+        let attempt = || {
+            route::follow(target, body.operation(), &self.locations, deadline, |node, left| {
+                let body = body.clone();
+                self.sent.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    match &self.routes {
+                        Some(routes) => routes.send(node, body, left, &self.entry, &self.wallet).await,
+                        None => self.entry.call(None, body, left).await,
+                    }
+                }
+            })
+        };
+        match attempt().await {
+            // The node with the object's home records is gone: if it was drained, the
+            // cluster names the node that keeps them now.
+            Err(e @ InvokeError::Unavailable { .. }) if self.routes.is_some() => {
+                let before = self.locations.home_of(target);
+                let Ok(ResponseBody::Nodes(nodes)) = self.request(RequestBody::Nodes).await else { return Err(e) };
+                self.locations.set_keepers(protocol::view::keepers(&nodes));
+                if self.locations.home_of(target) != before && Instant::now() < deadline {
+                    attempt().await
+                } else {
+                    Err(e)
                 }
             }
-        })
-        .await
+            answer => answer,
+        }
     }
 
     /// Invokes a method with arguments already encoded in `codec`, on the given thread.
@@ -392,6 +409,54 @@ impl Client {
     pub async fn set_mode(&self, mode: protocol::NodeMode) -> Result<protocol::NodeMode, InvokeError> {
         match self.call(RequestBody::SetMode(mode)).await? {
             ResponseBody::Mode(mode) => Ok(mode),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Starts draining the entry node (`undo`: ends its drain); the administrator only.
+    pub async fn drain(&self, undo: bool) -> Result<protocol::decision::DrainReport, InvokeError> {
+        match self.call(RequestBody::Drain { undo }).await? {
+            ResponseBody::Drain(report) => Ok(*report),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// How the entry node's drain goes.
+    pub async fn drain_status(&self) -> Result<protocol::decision::DrainReport, InvokeError> {
+        match self.call(RequestBody::DrainStatus).await? {
+            ResponseBody::Drain(report) => Ok(*report),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Reports owner activity on the entry node (a workstation); the administrator only.
+    pub async fn owner_active(&self) -> Result<protocol::NodeMode, InvokeError> {
+        match self.call(RequestBody::OwnerActive).await? {
+            ResponseBody::Mode(mode) => Ok(mode),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The decisions the entry node made on its own (about `object` only, if named).
+    pub async fn decisions(&self, object: Option<ObjectId>) -> Result<Vec<protocol::decision::Decision>, InvokeError> {
+        match self.call(RequestBody::Decisions { object }).await? {
+            ResponseBody::Decisions(d) => Ok(d),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The entry node's `limit` busiest objects.
+    pub async fn hot(&self, limit: u32) -> Result<Vec<protocol::decision::ObjectLoad>, InvokeError> {
+        match self.call(RequestBody::Hot { limit }).await? {
+            ResponseBody::Hot(h) => Ok(h),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The node that has `id` now.
+    pub async fn locate(&self, id: ObjectId) -> Result<NodeId, InvokeError> {
+        match self.call(RequestBody::Locate(id)).await? {
+            ResponseBody::Located(node) => Ok(node),
             other => Err(unexpected(other)),
         }
     }

@@ -63,6 +63,11 @@ impl Load {
     }
 }
 
+/// The drained homes and the nodes that keep their home records, as `nodes` publish them.
+pub fn keepers(nodes: &[NodeView]) -> Vec<(NodeId, NodeId)> {
+    nodes.iter().flat_map(|v| v.keeps_homes.iter().filter(move |h| **h != v.id).map(move |h| (*h, v.id))).collect()
+}
+
 /// What a node takes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

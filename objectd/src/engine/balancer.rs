@@ -144,11 +144,23 @@ impl Engine {
             moves
         };
         for m in moves {
+            let slot = self.inner.table.peek(m.id);
             if self.move_auto(m.id, &m.class, m.to, m.kind, m.reason).await.is_ok() {
+                // What the node's smoothed busy time holds of the object now that it has
+                // left (it kept counting while the move ran): the part still to fade.
+                let busy = slot.map_or(m.busy_ms, |slot| self.rate_now(&slot).busy_ms);
                 let mut pending = state.pending.lock().expect("pending mutex");
-                pending.moved(self.inner.node, m.to, m.busy_ms, state.started.elapsed());
+                pending.moved(self.inner.node, m.to, busy.max(m.busy_ms), state.started.elapsed());
             }
         }
+    }
+
+    /// The smoothed rates of one object up to now, without storing the reading.
+    fn rate_now(&self, slot: &super::table::Slot) -> Rates {
+        let r = self.inner.balance.readings.lock().expect("readings mutex");
+        let mut rate = r.rates.get(&slot.id).cloned().unwrap_or_default();
+        rate.read(&slot.usage, r.at.elapsed(), TAU);
+        rate
     }
 
     /// Reads every activated object's counters into its smoothed rates.

@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::time::{Duration, Instant};
 
-/// Node metadata: a drain is under way (resumed after a restart).
+/// Node metadata: a drain is under way (resumed after a restart), with the keeper it
+/// chose once it did (`Draining`).
 const DRAINING_KEY: &str = "drain";
 /// Node metadata: where this node's home records went (`Handed`).
 const HANDED_KEY: &str = "handed-to";
@@ -46,6 +47,18 @@ const HOMES_TOLD_WITHIN: Duration = Duration::from_secs(60);
 /// Home records per `Adopt` message.
 const RECORDS_PER_STEP: usize = 4096;
 const STEP_WITHIN: Duration = Duration::from_secs(10);
+
+/// A drain under way, as its node records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Draining {
+    /// The node chosen to keep the home records: once chosen, every try (and a restart)
+    /// hands them to it, so that no two nodes ever claim them.
+    keeper: Option<NodeId>,
+}
+
+/// How often, and how long apart, a handover is tried (its keeper may be restarting).
+const HANDOVER_TRIES: u32 = 40;
+const HANDOVER_PAUSE: Duration = Duration::from_millis(250);
 
 /// The home records this node handed over, and to whom.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,12 +98,17 @@ impl DrainState {
 impl Engine {
     /// Starts draining this node (or reports the drain under way).
     pub async fn drain(&self) -> Result<DrainReport, InvokeError> {
+        self.start_drain()
+    }
+
+    fn start_drain(&self) -> Result<DrainReport, InvokeError> {
         if let Some(report) = self.running_drain() {
             return Ok(report);
         }
         self.store_mode(NodeMode::Draining)?;
-        self.inner.store.meta_put(DRAINING_KEY, b"")?;
-        self.inner.store.flush()?;
+        if self.inner.store.meta_get(DRAINING_KEY)?.is_none() {
+            self.put_draining(&Draining::default())?;
+        }
         let mut total = 0;
         self.each_live(|_, _| {
             total += 1;
@@ -120,15 +138,16 @@ impl Engine {
         report.as_ref().filter(|(r, _)| matches!(r.state, Phase::Moving | Phase::HandingOver)).map(|(r, _)| r.clone())
     }
 
+    fn put_draining(&self, d: &Draining) -> Result<(), InvokeError> {
+        self.inner.store.meta_put(DRAINING_KEY, &serde_json::to_vec(d).map_err(InvokeError::storage)?)?;
+        Ok(self.inner.store.flush()?)
+    }
+
     /// After a restart: a drain that was under way goes on.
     pub(super) fn resume_drain(&self) -> Result<(), InvokeError> {
         if self.inner.store.meta_get(DRAINING_KEY)?.is_some() && self.mode() == NodeMode::Draining {
-            let engine = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = engine.drain().await {
-                    tracing::error!("the drain under way before the restart could not resume: {e}");
-                }
-            });
+            tracing::info!(node = %self.inner.node, "resuming the drain under way before the restart");
+            self.start_drain()?;
         }
         Ok(())
     }
@@ -247,20 +266,25 @@ impl Engine {
             self.update_report(run, |r| r.problem = Some(e.to_string()));
             return;
         }
-        match self.hand_over(run).await {
-            Ok(Some((to, n))) => {
-                let _ = self.inner.store.meta_remove(DRAINING_KEY).and_then(|()| self.inner.store.flush());
-                self.update_report(run, |r| {
-                    (r.state, r.homes_to, r.home_records, r.problem) = (Phase::Done, Some(to), n, None);
-                });
-                tracing::info!(node = %me, keeper = %to, records = n, "drain done");
+        for _ in 0..HANDOVER_TRIES {
+            match self.hand_over(run).await {
+                Ok(Some((to, n))) => {
+                    let _ = self.inner.store.meta_remove(DRAINING_KEY).and_then(|()| self.inner.store.flush());
+                    self.update_report(run, |r| {
+                        (r.state, r.homes_to, r.home_records, r.problem) = (Phase::Done, Some(to), n, None);
+                    });
+                    tracing::info!(node = %me, keeper = %to, records = n, "drain done");
+                    return;
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let problem = format!("the home records could not be handed over yet: {e}");
+                    if !self.update_report(run, |r| r.problem = Some(problem)) {
+                        return;
+                    }
+                }
             }
-            Ok(None) => {}
-            Err(e) => {
-                self.update_report(run, |r| {
-                    r.problem = Some(format!("the home records could not be handed over: {e}"))
-                });
-            }
+            tokio::time::sleep(HANDOVER_PAUSE).await;
         }
     }
 
@@ -289,13 +313,22 @@ impl Engine {
     /// `None`: the drain was ended meanwhile.
     async fn hand_over(&self, run: u64) -> Result<Option<(NodeId, u64)>, InvokeError> {
         let me = self.inner.node;
-        let views = self.inner.peers.nodes().await;
-        let keeper = views
-            .iter()
-            .filter(|v| v.id != me && v.takes_new())
-            .min_by(|a, b| a.busy().total_cmp(&b.busy()).then(a.id.cmp(&b.id)))
-            .map(|v| v.id)
-            .ok_or_else(|| InvokeError::invalid("no live node takes new objects to keep the home records"))?;
+        let mut draining: Draining = decode(self.inner.store.meta_get(DRAINING_KEY)?)?.unwrap_or_default();
+        let keeper = match draining.keeper {
+            Some(k) => k,
+            None => {
+                let views = self.inner.peers.nodes().await;
+                let k = views
+                    .iter()
+                    .filter(|v| v.id != me && v.takes_new())
+                    .min_by(|a, b| a.busy().total_cmp(&b.busy()).then(a.id.cmp(&b.id)))
+                    .map(|v| v.id)
+                    .ok_or_else(|| InvokeError::invalid("no live node takes new objects to keep the home records"))?;
+                draining.keeper = Some(k);
+                self.put_draining(&draining)?;
+                k
+            }
+        };
         let _homes = self.inner.homes.lock().await;
         if self.inner.drain.run.load(Ordering::Acquire) != run {
             return Ok(None);
@@ -321,6 +354,7 @@ impl Engine {
         *self.inner.drain.handed.lock().expect("handed mutex") = Some(handed);
         self.inner.drain.keeps.lock().expect("keeps mutex").clear();
         self.refresh_keepers(&[]);
+        self.handover_fault(super::faults::Role::Drained, super::faults::Handover::Handed).await;
         let list = homes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         let reason = format!("{count} home records of {list} went to {keeper}: callers find those objects there");
         let e = super::decisions::Entry {
@@ -358,9 +392,10 @@ impl Engine {
     /// come back, and the node takes `mode`.
     pub(super) async fn undrain(&self, mode: NodeMode) -> Result<DrainReport, InvokeError> {
         self.inner.drain.run.fetch_add(1, Ordering::AcqRel);
+        // Under the lock: a handover under way has finished (or seen the run end) first.
+        let homes = self.inner.homes.lock().await;
         let handed = self.inner.drain.handed.lock().expect("handed mutex").clone();
         if let Some(handed) = handed {
-            let _homes = self.inner.homes.lock().await;
             for home in &handed.homes {
                 let body = RequestBody::Reclaim { home: *home };
                 let records = match self.inner.peers.send(handed.to, body, STEP_WITHIN).await {
@@ -382,6 +417,7 @@ impl Engine {
             self.inner.store.meta_remove(HANDED_KEY)?;
             *self.inner.drain.handed.lock().expect("handed mutex") = None;
         }
+        drop(homes);
         self.inner.store.meta_remove(DRAINING_KEY)?;
         self.store_mode(mode)?;
         self.refresh_keepers(&[]);
@@ -435,6 +471,7 @@ impl Engine {
         self.persist_keeps()?;
         self.refresh_keepers(&[]);
         tracing::info!(%home, records = records.len(), "adopted home records");
+        self.handover_fault(super::faults::Role::Keeper, super::faults::Handover::Adopted).await;
         Ok(())
     }
 
@@ -467,10 +504,10 @@ impl Engine {
     pub(super) fn refresh_keepers(&self, views: &[NodeView]) {
         let mut seen = self.inner.drain.seen.lock().expect("seen mutex");
         if !views.is_empty() {
-            *seen = views.iter().flat_map(|v| v.keeps_homes.iter().map(move |h| (*h, v.id))).collect();
+            *seen = protocol::view::keepers(views);
         }
         let me = self.inner.node;
-        let mut pairs: Vec<(NodeId, NodeId)> = seen.iter().copied().filter(|(h, k)| *h != *k).collect();
+        let mut pairs: Vec<(NodeId, NodeId)> = seen.clone();
         pairs.retain(|(h, _)| *h != me || self.handed_to(me).is_some());
         pairs.extend(self.keeps().into_iter().map(|h| (h, me)));
         if let Some(h) = self.inner.drain.handed.lock().expect("handed mutex").as_ref() {

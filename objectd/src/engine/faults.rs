@@ -22,12 +22,40 @@ pub enum Role {
     Coordinator,
     /// Of an atomic action: a node where it holds objects.
     Participant,
+    /// Of a drain's handover: the drained node.
+    Drained,
+    /// Of a drain's handover: the node that keeps the drained node's home records.
+    Keeper,
+}
+
+/// The steps of a drain's handover of home records (`engine::drain`), each durable when
+/// reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handover {
+    /// The keeper stored a batch of home records and that it keeps them (before it answers).
+    Adopted,
+    /// The drained node recorded to whom it handed them (before the drain is reported done).
+    Handed,
+}
+
+impl Handover {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Handover::Adopted => "adopted",
+            Handover::Handed => "handed",
+        }
+    }
 }
 
 impl Engine {
     /// Stops here for good if a test armed this step of a move.
     pub(super) async fn fault(&self, role: Role, step: Step) {
         self.stop_if_armed(role, Point::Move(step)).await;
+    }
+
+    /// Stops here for good if a test armed this step of a handover.
+    pub(super) async fn handover_fault(&self, role: Role, step: Handover) {
+        self.stop_if_armed(role, Point::Handover(step)).await;
     }
 
     /// Stops here for good if a test armed this step of an atomic action.
@@ -59,6 +87,12 @@ impl Engine {
         self.arm(role, Point::Move(step))
     }
 
+    /// Arms the fault point `(role, step)` of a drain's handover (see `arm_fault`).
+    #[cfg(feature = "faults")]
+    pub fn arm_handover_fault(&self, role: Role, step: Handover) -> std::sync::Arc<tokio::sync::Notify> {
+        self.arm(role, Point::Handover(step))
+    }
+
     /// Arms the fault point `(role, step)` of atomic actions (see `arm_fault`).
     #[cfg(feature = "faults")]
     pub fn arm_action_fault(&self, role: Role, step: crate::atomic::Step) -> std::sync::Arc<tokio::sync::Notify> {
@@ -78,12 +112,14 @@ impl Engine {
 pub enum Point {
     Move(Step),
     Action(crate::atomic::Step),
+    Handover(Handover),
 }
 
 /// Reads a fault point: `ROLE:STEP`. Roles `source`, `target`, `home` name a move's steps
 /// as `migration::Step` prints them with dashes (`intent-written`, `copy-round-1`, ...);
 /// roles `coordinator` and `participant` name an atomic action's (`votes-asked`,
-/// `prepared`, `decided`, `applied`, `told`).
+/// `prepared`, `decided`, `applied`, `told`); `keeper:adopted` and `drained:handed` a
+/// drain's handover.
 pub fn parse_point(text: &str) -> Result<(Role, Point), String> {
     let (role, step) = text.split_once(':').ok_or_else(|| format!("`{text}`: expected ROLE:STEP"))?;
     let role = match role {
@@ -92,12 +128,20 @@ pub fn parse_point(text: &str) -> Result<(Role, Point), String> {
         "home" => Role::Home,
         "coordinator" => Role::Coordinator,
         "participant" => Role::Participant,
+        "drained" => Role::Drained,
+        "keeper" => Role::Keeper,
         other => {
-            return Err(format!("`{other}` is not a role; expected source, target, home, coordinator or participant"))
+            return Err(format!(
+                "`{other}` is not a role; expected source, target, home, coordinator, participant, drained or keeper"
+            ))
         }
     };
     let named = |s: String| s.replace(' ', "-");
-    let points: Vec<Point> = if matches!(role, Role::Coordinator | Role::Participant) {
+    let points: Vec<Point> = if role == Role::Keeper {
+        vec![Point::Handover(Handover::Adopted)]
+    } else if role == Role::Drained {
+        vec![Point::Handover(Handover::Handed)]
+    } else if matches!(role, Role::Coordinator | Role::Participant) {
         use crate::atomic::Step as A;
         [A::VotesAsked, A::Prepared, A::Decided, A::Applied, A::Told].into_iter().map(Point::Action).collect()
     } else {
@@ -117,6 +161,7 @@ pub fn parse_point(text: &str) -> Result<(Role, Point), String> {
     let name = |p: &Point| match p {
         Point::Move(s) => named(s.to_string()),
         Point::Action(s) => named(s.to_string()),
+        Point::Handover(s) => s.as_str().to_string(),
     };
     let found = points.iter().find(|p| name(p) == step).copied();
     let names: Vec<String> = points.iter().map(name).collect();
@@ -148,6 +193,8 @@ mod tests {
         assert_eq!(parse_point("home:home-updated"), Ok((Role::Home, Point::Move(Step::HomeUpdated))));
         assert_eq!(parse_point("coordinator:votes-asked"), Ok((Role::Coordinator, Point::Action(A::VotesAsked))));
         assert_eq!(parse_point("participant:prepared"), Ok((Role::Participant, Point::Action(A::Prepared))));
+        assert_eq!(parse_point("keeper:adopted"), Ok((Role::Keeper, Point::Handover(Handover::Adopted))));
+        assert_eq!(parse_point("drained:handed"), Ok((Role::Drained, Point::Handover(Handover::Handed))));
         assert!(parse_point("frozen").unwrap_err().contains("ROLE:STEP"));
         assert!(parse_point("sink:frozen").unwrap_err().contains("not a role"));
         assert!(parse_point("source:melted").unwrap_err().contains("commit-asked"));
