@@ -113,7 +113,8 @@ pub enum Command {
     /// hand its home records to another node: afterwards NODE can be stopped for good.
     /// Shows a progress bar, then where each object went. The administrator only.
     Drain {
-        node: String,
+        #[arg(value_name = "NODE")]
+        which: String,
         /// End the drain: the node takes objects again and takes its home records back.
         #[arg(long)]
         undo: bool,
@@ -126,9 +127,9 @@ pub enum Command {
     /// The recent decisions nodes made on their own: placements, rebalancing, affinity,
     /// evictions, drains; oldest first.
     Decisions {
-        /// Only this node's (`3`, `node-3` or an address).
-        #[arg(long)]
-        node: Option<String>,
+        /// Only this node's (`3`, `node-3` or an address); default: every live node's.
+        #[arg(value_name = "NODE")]
+        which: Option<String>,
         /// Show at most this many, the most recent.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -164,11 +165,18 @@ pub enum NodeCommand {
     /// `workstation` (takes objects from elsewhere only while its owner is away, and
     /// evicts them when the owner is back) or `draining` (takes no new object). Leaving
     /// `draining` ends a drain (`clouds drain NODE --undo`). The administrator only.
-    Mode { node: String, mode: protocol::NodeMode },
+    Mode {
+        #[arg(value_name = "NODE")]
+        which: String,
+        mode: protocol::NodeMode,
+    },
     /// Report that NODE's owner is active (a desktop hook or cron job calls this): a
     /// workstation then takes no guests for `owner_away_ms` and evicts those it has.
     /// The administrator only.
-    Active { node: String },
+    Active {
+        #[arg(value_name = "NODE")]
+        which: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

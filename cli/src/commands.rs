@@ -47,11 +47,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Classes => classes(&client, json).await,
         Command::Status => status(&client, json).await,
         Command::Nodes => nodes(&client, json).await,
-        Command::Node(NodeCommand::Mode { node, mode }) => balance::set_mode(&client, json, &node, mode).await,
-        Command::Node(NodeCommand::Active { node }) => balance::owner_active(&client, json, &node).await,
-        Command::Drain { node, undo, detach } => balance::drain(&client, json, &node, undo, detach).await,
+        Command::Node(NodeCommand::Mode { which, mode }) => balance::set_mode(&client, json, &which, mode).await,
+        Command::Node(NodeCommand::Active { which }) => balance::owner_active(&client, json, &which).await,
+        Command::Drain { which, undo, detach } => balance::drain(&client, json, &which, undo, detach).await,
         Command::Why { target } => balance::why(&client, json, &target).await,
-        Command::Decisions { node, limit } => balance::decisions(&client, json, node.as_deref(), limit).await,
+        Command::Decisions { which, limit } => balance::decisions(&client, json, which.as_deref(), limit).await,
         Command::Top { every, iterations, limit } => {
             balance::top(&client, json, Duration::from_millis(every), iterations, limit).await
         }

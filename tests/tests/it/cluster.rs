@@ -394,3 +394,40 @@ fn clouds_invoke_atomic_undoes_nested_writes_on_failure() {
     assert_eq!(c.clouds(3, &["invoke", "--atomic", "at/a.pass", &ids(&[&b, &cc])]).json(), json!([1, 2, 3]));
     assert_eq!(c.clouds(2, &["invoke", "at/b.visits"]).json(), json!(2));
 }
+
+/// `clouds drain 2` moves node 2's objects off while they are called, hands its home
+/// records over, and node 2 can then be killed with nothing unavailable; `clouds why`
+/// says where an object went and why; `top` and `decisions` show the cluster; a node
+/// switched to workstation mode takes no guests once its owner is active.
+#[test]
+fn clouds_drain_empties_a_node_that_can_then_be_killed() {
+    let c = LocalCluster::up(3);
+    for i in 0..5 {
+        let name = format!("drain/c{i}");
+        c.clouds(1, &["create", "Counter", "--name", &name, "--on", "2"]).ok();
+        c.clouds(3, &["invoke", &format!("{name}.incr"), &(i + 1).to_string()]).ok();
+    }
+    let mut load = c.clouds_in_background(3, &["invoke", "drain/c0.incr", "0"]);
+    let out = c.clouds(1, &["drain", "2"]).ok().to_string();
+    let _ = load.wait();
+    assert!(out.contains("drain of node-2: done") && out.contains("0 could not move"), "{out}");
+    assert!(out.contains("home records handed over to node-"), "{out}");
+    c.kill9(2);
+    for i in 0..5 {
+        let got = c.clouds(3, &["invoke", &format!("drain/c{i}.get")]).json();
+        assert_eq!(got, json!(i + 1), "drain/c{i} after node 2 was killed");
+    }
+    let why = c.clouds(1, &["why", "drain/c1"]).ok().to_string();
+    assert!(why.contains("home node-2, now on node-") && why.contains("node-2 is being drained"), "{why}");
+    let top = c.clouds(1, &["top", "--iterations", "1"]).ok().to_string();
+    assert!(top.contains("BUSY") && top.contains("OBJECT"), "{top}");
+    let decisions = c.clouds(3, &["--json", "decisions", "1"]).json();
+    assert!(decisions.as_array().is_some(), "{decisions}");
+
+    c.clouds(1, &["node", "mode", "3", "workstation"]).ok();
+    let active = c.clouds(1, &["node", "active", "node-3"]).ok().to_string();
+    assert!(active.contains("the owner is present"), "{active}");
+    let refused = c.clouds(3, &["create", "Counter", "--on", "3"]);
+    assert!(refused.code == 0 || refused.stderr.contains("owner is present"), "{refused:?}");
+    c.clouds(1, &["node", "mode", "9", "server"]).fails(2, "no node `9` in the cluster");
+}
