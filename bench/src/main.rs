@@ -14,10 +14,15 @@
 //!    with `Guard::unchecked`, which only this harness uses), with a cached verified chain,
 //!    and with every call's token new to the node (chains of 1 and 3 links).
 //!
-//! Sections by name: `node durable tarpc transport blob cluster caps`; none named runs all.
+//! 8. Atomic transfers (`atomic`); 9. rebalancing, affinity and drain (`balance`).
+//! 10. Load dissemination schemes compared in a seeded simulation (`dissemination`).
+//!
+//! Sections by name: `node durable tarpc transport blob cluster caps migrate atomic balance
+//! dissemination`; none named runs all.
 
 mod atomic;
 mod cluster;
+mod dissemination;
 mod migrate;
 mod stats;
 
@@ -450,5 +455,8 @@ fn main() {
     }
     if wanted("atomic") {
         rt.block_on(atomic::run());
+    }
+    if wanted("dissemination") {
+        dissemination::run();
     }
 }

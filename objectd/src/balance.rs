@@ -3,13 +3,16 @@
 //! decides for itself, from its view of the rest; nobody coordinates).
 //!
 //! - [`rebalance`]: a node busier than the cluster's mean by more than `margin` moves its
-//!   objects whose measured load best evens things out to the lightest nodes that take
+//!   objects whose measured load best evens things out to lighter nodes that take
 //!   them, until it is within half the margin (hysteresis: the band between the two
 //!   thresholds is where nothing moves). A move must pay for itself: the busy time it
 //!   takes off the peak, over `horizon`, must exceed what the copy costs (the object's
 //!   bytes over the measured copy rate, plus the freeze). A move never makes its target
 //!   busier than the source was, nor pushes it past the lower threshold, so the hottest
-//!   single object never just changes node.
+//!   single object never just changes node. Of more than two lighter nodes, a move goes
+//!   to the lighter of two drawn at random: nodes that decide at once from the same view
+//!   would otherwise all send to the same lightest node (the herd the simulation in
+//!   `bench -- dissemination` shows).
 //! - [`affinity`]: an object whose calls go mostly to objects on another node moves there,
 //!   when that cuts cross-node calls by at least `min_calls` per second and the other
 //!   node stays under the lower threshold. Of two objects that call each other, only the
@@ -98,6 +101,9 @@ pub struct Situation<'a> {
     pub pending: &'a Pending,
     /// Time since the driver started (the clock of `pending`).
     pub now: Duration,
+    /// Any random number (the driver's dice): which lighter node a move goes to, when
+    /// more than two could take it.
+    pub dice: u64,
 }
 
 impl Situation<'_> {
@@ -143,14 +149,16 @@ pub fn rebalance(at: &Situation<'_>, objects: &[ObjectStat], s: &Settings, copy_
         if mine <= lower || moves.len() >= s.max_moves {
             break;
         }
-        let lightest = takers(me, views, &o.class)
+        // The nodes that could take it without ending busier than this node, or past the
+        // lower threshold.
+        let mut lighter: Vec<(NodeId, f64)> = takers(me, views, &o.class)
             .filter_map(|n| busy.get(&n).map(|b| (n, *b)))
-            .min_by(|(a, x), (b, y)| x.total_cmp(y).then(a.cmp(b)));
-        let Some((to, theirs)) = lightest else { continue };
+            .filter(|(_, b)| b + o.busy_ms < mine && b + o.busy_ms <= lower)
+            .collect();
+        lighter.sort_by(|(a, x), (b, y)| x.total_cmp(y).then(a.cmp(b)));
+        let Some((to, theirs)) = pick_lighter(&lighter, at.dice, moves.len()) else { continue };
+        let how = if lighter.len() <= 2 { "lightest" } else { "the lighter of two drawn at random" };
         let after = theirs + o.busy_ms;
-        if after >= mine || after > lower {
-            continue;
-        }
         let gain = mine - (mine - o.busy_ms).max(after);
         let cost_ms = o.bytes as f64 / rate * 1000.0 + s.freeze.as_secs_f64() * 1000.0;
         if gain * s.horizon.as_secs_f64() <= cost_ms {
@@ -158,7 +166,7 @@ pub fn rebalance(at: &Situation<'_>, objects: &[ObjectStat], s: &Settings, copy_
         }
         let reason = format!(
             "{me} at {:.1}x the mean busy time ({mine:.0} of {mean:.0} ms/s), the object carried {:.0}% of it \
-             ({:.0} ms/s); {to} lightest ({theirs:.0} ms/s); expected gain {:.0}%, cost {cost_ms:.0} ms",
+             ({:.0} ms/s); {to} {how} ({theirs:.0} ms/s); expected gain {:.0}%, cost {cost_ms:.0} ms",
             mine / mean.max(f64::MIN_POSITIVE),
             o.busy_ms * 100.0 / mine,
             o.busy_ms,
@@ -176,6 +184,21 @@ pub fn rebalance(at: &Situation<'_>, objects: &[ObjectStat], s: &Settings, copy_
         });
     }
     moves
+}
+
+/// The node a move goes to, of `lighter` (sorted, lightest first): the lightest of two
+/// or fewer; of more, the lighter of two drawn at random (Mitzenmacher's two choices), so
+/// that nodes that decide at once from the same stale view do not all pick the same
+/// node. `k` varies the draw between the moves of one round.
+fn pick_lighter(lighter: &[(NodeId, f64)], dice: u64, k: usize) -> Option<(NodeId, f64)> {
+    if lighter.len() <= 2 {
+        return lighter.first().copied();
+    }
+    let n = lighter.len() as u64;
+    let roll = dice.wrapping_add((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let first = roll % n;
+    let second = (first + 1 + (roll >> 32) % (n - 1)) % n;
+    Some(lighter[first.min(second) as usize])
 }
 
 /// The moves that put objects next to the objects they call and are called by.
@@ -313,7 +336,7 @@ mod tests {
     }
 
     fn at<'a>(me: u16, my_busy: f64, views: &'a [NodeView], pending: &'a Pending, now: Duration) -> Situation<'a> {
-        Situation { me: NodeId(me), my_busy, views, pending, now }
+        Situation { me: NodeId(me), my_busy, views, pending, now, dice: 0 }
     }
 
     fn plan(my_busy: f64, views: &[NodeView], objects: &[ObjectStat]) -> Vec<Move> {
@@ -434,5 +457,22 @@ mod tests {
         assert!(near(1, 20.0, &views, &[torn]).is_empty());
         let busy = [node(1, 100.0), node(2, 1000.0)];
         assert!(near(1, 100.0, &busy, &[caller]).is_empty());
+    }
+
+    #[test]
+    fn with_many_lighter_nodes_moves_spread_over_them() {
+        // Ten idle nodes: one busy node's moves do not all go to the same one.
+        let mut views: Vec<NodeView> = (2..=11).map(|i| node(i, 0.0)).collect();
+        views.push(node(1, 1100.0));
+        let objects: Vec<ObjectStat> = (0..11).map(|i| object(i, 100.0)).collect();
+        let pending = Pending::default();
+        let at = Situation { dice: 12345, ..at(1, 1100.0, &views, &pending, Duration::ZERO) };
+        let moves = rebalance(&at, &objects, &Settings::default(), 0.0);
+        let targets: std::collections::BTreeSet<NodeId> = moves.iter().map(|m| m.to).collect();
+        assert!(moves.len() >= 8, "{moves:#?}");
+        assert!(targets.len() >= 4, "spread over several nodes: {targets:?}");
+        assert!(moves[0].reason.contains("the lighter of two drawn at random"), "{}", moves[0].reason);
+        assert_eq!(pick_lighter(&[(NodeId(2), 1.0), (NodeId(3), 2.0)], 99, 0), Some((NodeId(2), 1.0)));
+        assert_eq!(pick_lighter(&[], 99, 0), None);
     }
 }

@@ -132,7 +132,8 @@ impl Engine {
         let moves = {
             let mut pending = state.pending.lock().expect("pending mutex");
             pending.expire(now);
-            let at = Situation { me: self.inner.node, my_busy, views: &views, pending: &pending, now };
+            let dice = u64::from_le_bytes(clouds::ThreadId::new().0.as_bytes()[..8].try_into().expect("8 bytes"));
+            let at = Situation { me: self.inner.node, my_busy, views: &views, pending: &pending, now, dice };
             let mut moves = if state.rebalance {
                 balance::rebalance(&at, &objects, &state.settings, copy_rate)
             } else {
