@@ -21,6 +21,7 @@
 //! dissemination`; none named runs all.
 
 mod atomic;
+mod balance;
 mod cluster;
 mod dissemination;
 mod migrate;
@@ -455,6 +456,9 @@ fn main() {
     }
     if wanted("atomic") {
         rt.block_on(atomic::run());
+    }
+    if wanted("balance") {
+        rt.block_on(balance::run());
     }
     if wanted("dissemination") {
         dissemination::run();

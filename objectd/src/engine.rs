@@ -88,6 +88,17 @@ use tracing::Instrument;
 
 type ReadHold = Arc<OwnedRwLockReadGuard<Active>>;
 
+tokio::task_local! {
+    /// Time the running invocation spent in its nested calls, in µs (`NodeBackend::invoke`
+    /// adds to it): not the invocation's own load.
+    static NESTED_US: std::cell::Cell<u64>;
+}
+
+/// Counts `micros` spent in a nested call against the invocation running in this task.
+pub(crate) fn nested_call(micros: u64) {
+    let _ = NESTED_US.try_with(|n| n.set(n.get() + micros));
+}
+
 /// A cloneable handle on the engine.
 #[derive(Clone)]
 pub struct Engine {
@@ -305,20 +316,28 @@ impl Engine {
         self.inner.guard.admit(inv.capability.as_ref(), inv.target, epoch, needed, &method.name)?;
         let entry = reentrancy::check(&inv.thread.chain, inv.target, method.access, &method.name, &class.info().name)?;
         let _running = Running::start(&self.inner.inflight);
-        let (value, nested, trail) = match inv.thread.action {
-            Some(action) => self.run_in_action(&slot, method, &inv, deadline, action).await?,
-            None if method.atomic || inv.thread.atomic => self.run_atomic(&slot, method, &inv, deadline).await?,
-            None => {
-                let (value, nested) = match method.access {
-                    Access::Read => self.run_read(&slot, method, &inv, deadline, entry).await?,
-                    Access::Write => self.run_write(&slot, method, &inv, deadline).await?,
-                };
-                (value, nested, protocol::wire::ActionTrail::default())
-            }
+        let dispatch = async {
+            let out = match inv.thread.action {
+                Some(action) => self.run_in_action(&slot, method, &inv, deadline, action).await?,
+                None if method.atomic || inv.thread.atomic => self.run_atomic(&slot, method, &inv, deadline).await?,
+                None => {
+                    let (value, nested) = match method.access {
+                        Access::Read => self.run_read(&slot, method, &inv, deadline, entry).await?,
+                        Access::Write => self.run_write(&slot, method, &inv, deadline).await?,
+                    };
+                    (value, nested, protocol::wire::ActionTrail::default())
+                }
+            };
+            Ok::<_, InvokeError>((out, NESTED_US.with(std::cell::Cell::get)))
         };
+        let ((value, nested, trail), nested_us) = NESTED_US.scope(std::cell::Cell::new(0), dispatch).await?;
         let micros = started.elapsed().as_micros() as u64;
         tracing::debug!(elapsed_us = micros, "invoked");
-        slot.usage.called(micros);
+        // Load is the time of the invocation itself: what its nested calls took is counted
+        // where they ran (here, or on the node the thread went on to).
+        let own = micros.saturating_sub(nested_us);
+        slot.usage.called(own);
+        self.inner.meter.called(own);
         if let Some(caller) = inv.thread.chain.last() {
             slot.usage.partner(caller.object, caller.node);
             // A caller on another node counts this call when it sends it (`route`).
@@ -327,11 +346,6 @@ impl Engine {
                     theirs.usage.partner(inv.target, self.inner.node);
                 }
             }
-        }
-        // The node's load counts the invocations that entered it, not the nested ones of
-        // its own objects (their time is inside their caller's).
-        if inv.thread.chain.last().is_none_or(|f| f.node != self.inner.node) {
-            self.inner.meter.called(micros);
         }
         let mut hops = Vec::new();
         if inv.thread.record_path {

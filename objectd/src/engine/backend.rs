@@ -112,7 +112,10 @@ impl Backend for NodeBackend {
             capability: target.cap.clone(),
         };
         Box::pin(async move {
-            let reply = match self.engine.invoke(inv).await {
+            let started = Instant::now();
+            let answer = self.engine.invoke(inv).await;
+            super::nested_call(started.elapsed().as_micros() as u64);
+            let reply = match answer {
                 Ok(reply) => reply,
                 Err(e) => {
                     // Inside an atomic action, a failed call dooms it (no partial rollback).

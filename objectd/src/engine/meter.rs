@@ -1,5 +1,6 @@
-//! What the node measures of its own load, for the load vector it publishes: time spent in
-//! invocations that entered the node and their count, smoothed (an exponentially weighted
+//! What the node measures of its own load, for the load vector it publishes: the own time
+//! of every invocation here (its nested calls excluded: they count where they ran) and
+//! their count, smoothed (an exponentially weighted
 //! rate with a time constant of `SMOOTHING`), and invocations waiting for a lock now.
 //!
 //! Counting is two relaxed atomic adds per invocation; the rates are computed when the
@@ -44,7 +45,7 @@ impl Default for Meter {
 }
 
 impl Meter {
-    /// An invocation that entered the node took `micros`.
+    /// An invocation here took `micros` of its own.
     pub fn called(&self, micros: u64) {
         self.busy_us.fetch_add(micros, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
