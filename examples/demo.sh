@@ -6,7 +6,8 @@
 # nodes, concurrent atomic transfers, the total checked); kills a node with -9 in the
 # middle of transfers, shows that its objects are unavailable while the rest works,
 # restarts it, shows every object kept its committed state and the bank's total
-# conserved. On the way, a second user gets a read-only capability, uses it, is refused a
+# conserved; puts a hot spot on node 1 and watches the cluster move objects off it
+# (`clouds top`, `clouds why`); drains node 3 and undoes the drain. On the way, a second user gets a read-only capability, uses it, is refused a
 # write, and loses it to a revocation. Stops the cluster at the end. Needs only cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +35,9 @@ N3=$(sed -n 3p "$DIR/nodes" | cut -d' ' -f2)
 run --node "$N1" nodes
 
 echo "== objects on different nodes, invoked from others"
-run --node "$N1" create Counter --name counters/visits --on 1
-run --node "$N1" create Counter --name counters/bonus --on 2 --state '{"value": 100}'
+echo "   (pinned: the cluster never moves them on its own, so that this story can say where they are)"
+run --node "$N1" create Counter --name counters/visits --on 1 --pinned
+run --node "$N1" create Counter --name counters/bonus --on 2 --state '{"value": 100}' --pinned
 run --node "$N3" invoke counters/visits.incr 5
 run --node "$N2" invoke --trace counters/visits.add_from counters/bonus
 run --node "$N2" create Log --name logs/events --on 3
@@ -94,6 +96,21 @@ wait "$BANK"
 echo "== the bank again, on the accounts that survived the crash"
 "$BIN/bank" --node "$N3" --accounts 8 --transfers 50
 run --node "$N2" nodes
+
+echo "== load balancing: 12 counters created on node 1, 24 threads calling them; node 1 moves some off by itself"
+HOT=$("$BIN/hotspot" --node "$N1" --on 1 --objects 12 --threads 24 --seconds 8)
+echo "$HOT"
+run --node "$N2" top --iterations 1 --limit 5
+MOVED=$(echo "$HOT" | awk '/ -> node-/ {print $1; exit}')
+if [ -n "$MOVED" ]; then
+    run --node "$N3" why "$MOVED"
+fi
+echo "== drain node 3 for maintenance: its objects move off while served, its home records go to another node"
+run --node "$N1" drain 3
+run --node "$N1" nodes
+run --node "$N3" invoke counters/bonus.get
+run --node "$N1" drain 3 --undo
+run --node "$N2" decisions --limit 5
 
 echo "== clouds cluster down --dir $DIR"
 "$BIN/clouds" cluster down --dir "$DIR"

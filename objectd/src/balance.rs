@@ -46,18 +46,22 @@ pub struct Settings {
     pub freeze: Duration,
     /// The fewest cross-node calls per second an affinity move must save.
     pub min_calls: f64,
+    /// The smallest share of the node's excess over the mean an object must carry to be
+    /// moved for rebalancing.
+    pub min_share: f64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             margin: 0.25,
-            min_busy_ms: 50.0,
+            min_busy_ms: 200.0,
             max_moves: 16,
             horizon: Duration::from_secs(10),
             copy_rate: 50e6,
             freeze: Duration::from_millis(5),
             min_calls: 5.0,
+            min_share: 0.1,
         }
     }
 }
@@ -147,6 +151,11 @@ pub fn rebalance(at: &Situation<'_>, objects: &[ObjectStat], s: &Settings, copy_
     for o in order {
         let mine = busy[&me];
         if mine <= lower || moves.len() >= s.max_moves {
+            break;
+        }
+        // An object that carries a sliver of what is too much here is not worth a move:
+        // the rest of the excess is left to the objects that carry it.
+        if o.busy_ms < s.min_share * (mine - mean) {
             break;
         }
         // The nodes that could take it without ending busier than this node, or past the
@@ -474,5 +483,17 @@ mod tests {
         assert!(moves[0].reason.contains("the lighter of two drawn at random"), "{}", moves[0].reason);
         assert_eq!(pick_lighter(&[(NodeId(2), 1.0), (NodeId(3), 2.0)], 99, 0), Some((NodeId(2), 1.0)));
         assert_eq!(pick_lighter(&[], 99, 0), None);
+    }
+
+    #[test]
+    fn slivers_of_the_excess_stay() {
+        // 450 here: three objects of 100 and thirty of 5; two of the big ones go, the
+        // third fits nowhere, and the small ones are not worth a move each.
+        let mut objects: Vec<ObjectStat> = (0..3).map(|i| object(i, 100.0)).collect();
+        objects.extend((10..40).map(|i| object(i, 5.0)));
+        let views = [node(1, 450.0), node(2, 0.0), node(3, 0.0)];
+        let moves = plan(450.0, &views, &objects);
+        assert_eq!(moves.len(), 2, "{moves:#?}");
+        assert!(moves.iter().all(|m| m.busy_ms == 100.0));
     }
 }

@@ -97,7 +97,8 @@ pub struct Config {
     pub rebalance_every_ms: u64,
     /// The share above the mean busy time at which moves begin; they stop within half of it.
     pub rebalance_margin: f64,
-    /// Below this busy time (ms per second) a node is not worth evening out.
+    /// Below this busy time (ms per second; 1000 is one core always busy) a node is not
+    /// worth evening out.
     pub rebalance_min_busy_ms: f64,
     /// Whether objects that call objects on another node far more than objects here move
     /// there on their own (affinity).
@@ -131,7 +132,7 @@ impl Default for Config {
             rebalance: true,
             rebalance_every_ms: 1_000,
             rebalance_margin: 0.25,
-            rebalance_min_busy_ms: 50.0,
+            rebalance_min_busy_ms: 200.0,
             affinity: true,
             move_cooldown_ms: 30_000,
             owner_away_ms: 300_000,
