@@ -331,3 +331,60 @@ async fn a_drained_node_crashed_after_the_handover_finishes_it_on_restart() {
     use objectd::engine::faults::{Handover, Role};
     handover_survives_a_crash_at(Role::Drained, Handover::Handed).await;
 }
+
+/// A class only the drained node has: its objects are reported with the reason and stay;
+/// the drain still hands the home records over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_that_can_move_nowhere_is_reported_and_stays() {
+    fn only_node_2_runs_relays(node: u16) -> Registry {
+        let standard = Registry::standard();
+        if node == 2 {
+            standard.with::<Relay>().expect("registry")
+        } else {
+            standard
+        }
+    }
+    let net = Network::start_with(3, only_node_2_runs_relays).await;
+    let relay = net.create(2, "Relay", 2).await;
+    let counter = net.create(2, "Counter", 2).await;
+    net.engine(2).drain().await.unwrap();
+    let report = drained(&net, 2).await;
+    assert_eq!(report.moved(), 1, "{report:?}");
+    let stuck: Vec<_> = report.stuck().collect();
+    assert_eq!(stuck.len(), 1, "{report:?}");
+    assert_eq!((stuck[0].id, stuck[0].class.as_str()), (relay.id, "Relay"));
+    assert!(stuck[0].reason.contains("Relay"), "the reason names the class: {}", stuck[0].reason);
+    assert_eq!(net.owners(relay.id), vec![2], "it stays, served");
+    assert_eq!(net.invoke(1, &relay, "visits", json!([]), SHORT).await.unwrap(), json!(0));
+    assert_ne!(net.owners(counter.id), vec![2]);
+}
+
+/// A pinned object is never moved by rebalancing; moved by hand, it stays pinned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_object_stays_where_it_is_put() {
+    let net = Network::start_configured(2, registry, balancing).await;
+    let req = |pinned| protocol::wire::CreateRequest {
+        class: "Relay".into(),
+        state: InitialState::Default,
+        placement: Placement::On(NodeId(1)),
+        owner: net.user(),
+        pinned,
+        placed_by: None,
+    };
+    let pinned = net.engine(1).create_request(req(true)).await.unwrap();
+    let free = net.engine(1).create_request(req(false)).await.unwrap();
+    let stop = AtomicBool::new(false);
+    let objects = [pinned.clone(), free.clone()];
+    let watch = async {
+        eventually(100, "the free one moves", || net.owners(free.id) == vec![2]).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::Release);
+    };
+    let (failed, ()) = tokio::join!(keep_busy(&net, &objects, &stop), watch);
+    assert_eq!(failed, 0);
+    assert_eq!(net.owners(pinned.id), vec![1], "pinned: it stays");
+    assert!(net.engine(1).hot(10).unwrap().iter().any(|o| o.id == pinned.id && o.pinned));
+    net.migrate(1, &pinned, 2, Strategy::Eager).await.unwrap();
+    net.invoke(1, &pinned, "visits", json!([]), SHORT).await.unwrap();
+    assert!(net.engine(2).hot(10).unwrap().iter().any(|o| o.id == pinned.id && o.pinned), "the mark moved with it");
+}
