@@ -55,7 +55,7 @@ async fn engine_guarded(
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_test(dir.path().to_path_buf());
     config.durability = durability;
-    let store = Arc::new(SledStore::open(dir.path()).expect("store"));
+    let store = Arc::new(SledStore::open_synced(dir.path(), durability == Durability::PowerLoss).expect("store"));
     let identity = Arc::new(Identity::ephemeral(config.id));
     (
         Engine::start(&config, store, Registry::standard(), guard(identity), Arc::new(Alone(config.id)))
@@ -132,25 +132,45 @@ async fn same_node() {
 }
 
 async fn durable_writes() {
-    println!("\n## 2. Durable writes (process-crash durability, group commit) vs raw sled insert + flush\n");
+    println!("\n## 2. Durable writes (group commit) at each durability level vs raw sled insert + flush, and the fdatasync floor\n");
     Figures::print_header();
-    for callers in [1usize, 16, 64, 256] {
-        let (engine, _dir) = engine(Durability::ProcessCrash).await;
-        let mut ids = Vec::new();
-        for _ in 0..callers {
-            ids.push(create(&engine, "Counter").await);
+    // The disk's floor: one 8-byte write and fdatasync at a time, on a file of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let file = Arc::new(std::fs::File::create(dir.path().join("floor")).unwrap());
+    measure_concurrent("fdatasync floor: write 8 bytes + fdatasync, one at a time", 1, RUN, move |_| {
+        let file = file.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                (&*file).write_all(&[1u8; 8]).unwrap();
+                file.sync_data().unwrap();
+            })
+            .await
+            .unwrap();
         }
-        let one = postcard::to_stdvec(&(1i64,)).unwrap();
-        let ids = Arc::new(ids);
-        let e = engine.clone();
-        measure_concurrent(&format!("Counter.incr, {callers} callers, one object each"), callers, RUN, move |i| {
-            let (e, one, ids) = (e.clone(), one.clone(), ids.clone());
-            async move {
-                e.invoke(invocation(&ids[i], "incr", one)).await.unwrap();
+    })
+    .await
+    .print();
+    for callers in [1usize, 16, 64, 256] {
+        for durability in [Durability::ProcessCrash, Durability::PowerLoss] {
+            let (engine, _dir) = engine(durability).await;
+            let mut ids = Vec::new();
+            for _ in 0..callers {
+                ids.push(create(&engine, "Counter").await);
             }
-        })
-        .await
-        .print();
+            let one = postcard::to_stdvec(&(1i64,)).unwrap();
+            let ids = Arc::new(ids);
+            let e = engine.clone();
+            let name = format!("Counter.incr ({durability}), {callers} callers, one object each");
+            measure_concurrent(&name, callers, RUN, move |i| {
+                let (e, one, ids) = (e.clone(), one.clone(), ids.clone());
+                async move {
+                    e.invoke(invocation(&ids[i], "incr", one)).await.unwrap();
+                }
+            })
+            .await
+            .print();
+        }
 
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();

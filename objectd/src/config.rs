@@ -19,6 +19,9 @@ pub enum Durability {
     /// crash of the process (kill -9). Does not fsync: a power loss may lose writes of the
     /// last 500 ms, until sled's background fsync.
     ProcessCrash,
+    /// Reply after a group flush wrote the commit to the OS and fsynced it (one fdatasync
+    /// per group flush, shared by every write it carries). Survives a power cut.
+    PowerLoss,
 }
 
 impl std::fmt::Display for Durability {
@@ -26,6 +29,7 @@ impl std::fmt::Display for Durability {
         f.write_str(match self {
             Durability::Buffered => "buffered",
             Durability::ProcessCrash => "process-crash",
+            Durability::PowerLoss => "power-loss",
         })
     }
 }
@@ -36,7 +40,8 @@ impl std::str::FromStr for Durability {
         match s {
             "buffered" => Ok(Durability::Buffered),
             "process-crash" => Ok(Durability::ProcessCrash),
-            other => Err(format!("unknown durability `{other}`; expected `process-crash` (default) or `buffered`")),
+            "power-loss" => Ok(Durability::PowerLoss),
+            other => Err(format!("unknown durability `{other}`; expected `power-loss`, `process-crash` or `buffered`")),
         }
     }
 }
@@ -116,7 +121,7 @@ impl Default for Config {
             id: NodeId(1),
             listen: "127.0.0.1:7100".parse().expect("valid literal"),
             data: PathBuf::from("clouds-data"),
-            durability: Durability::ProcessCrash,
+            durability: Durability::PowerLoss,
             cache_objects: 10_000,
             default_deadline_ms: clouds::thread::DEFAULT_DEADLINE_MS,
             hop_limit: clouds::thread::DEFAULT_HOP_LIMIT,

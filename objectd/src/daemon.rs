@@ -33,7 +33,7 @@ pub struct Args {
     /// Directory of the object store.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// `process-crash` (default) or `buffered`.
+    /// `power-loss` (default), `process-crash` or `buffered`.
     #[arg(long)]
     pub durability: Option<Durability>,
     /// Nodes to join through: their listen addresses, comma-separated.

@@ -12,7 +12,7 @@
 //! A crash ends a node's incarnation: it receives nothing more, what it sends is lost, and
 //! its store refuses every operation from then on, so work still running in the old engine
 //! can change nothing. A restart opens a new engine on the same committed store, as a node
-//! restarting after `kill -9` would (with durability `process-crash`, every acknowledged
+//! restarting after `kill -9` would (with durability `power-loss` or `process-crash`, every acknowledged
 //! write was flushed before its reply). Losing what sled had not yet flushed is what the
 //! multi-process kill -9 tests check.
 
@@ -21,7 +21,7 @@ use capability::{KeyPair, PublicKey};
 use clouds::{BoxFuture, Codec, InvokeError, NodeId, ObjectId, Pages, RawRef, ThreadCtx};
 use objectd::engine::{Guard, Origin, Peers};
 use objectd::store::{Chunk, Commit, Cursor, IntentChange, Intents, Record, StoreError};
-use objectd::{Config, Engine, Registry, SledStore, Store};
+use objectd::{Config, Durability, Engine, Registry, SledStore, Store};
 use protocol::migration::{MigrationReport, Strategy};
 use protocol::{Identity, InitialState, Invocation, Liveness, NodeView, Placement, RequestBody, Response};
 use std::collections::{HashMap, HashSet};
@@ -347,7 +347,7 @@ impl Network {
         std::fs::create_dir_all(data).expect("data dir");
         let identity = Identity::load(&Identity::dir_in(&self._dir.path().join("cluster"), id)).expect("identity");
         Disk {
-            store: Arc::new(SledStore::open(data).expect("store")),
+            store: Arc::new(SledStore::open_synced(data, config.durability == Durability::PowerLoss).expect("store")),
             up: Arc::new(AtomicBool::new(true)),
             identity: Arc::new(identity),
             config,

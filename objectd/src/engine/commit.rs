@@ -36,7 +36,7 @@ impl GroupCommit {
             wake: Notify::new(),
             flushed: watch::Sender::new(Flushed::default()),
         });
-        if durability == Durability::ProcessCrash {
+        if durability != Durability::Buffered {
             tokio::spawn(Flusher { gc: Arc::downgrade(&gc), store }.run());
         }
         gc

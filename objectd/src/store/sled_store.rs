@@ -7,16 +7,23 @@
 //! - `intents`: key -> bytes (protocol intents that outlive a crash)
 //!
 //! A commit is one sled transaction over `objects`, `pages` and `calls`. sled's `flush()`
-//! writes to the OS but does not fsync (see `Durability`).
+//! writes to the OS but does not fsync (it calls `sync_file_range`; only its background
+//! thread fsyncs, every 500 ms). A store opened `synced` (durability `power-loss`) makes
+//! every `flush` survive a power cut too: after sled's flush it fdatasyncs sled's log file,
+//! and fsyncs each blob file sled wrote since (values too big for the log, which sled
+//! writes without any sync) and the blob directory.
 
 use super::record::{self, Record};
 use super::{Chunk, Commit, Cursor, IntentChange, Intents, Store, StoreError};
 use clouds::{NodeId, ObjectId};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 pub struct SledStore {
     db: sled::Db,
@@ -27,6 +34,57 @@ pub struct SledStore {
     intent_tree: sled::Tree,
     /// Number of records in `objects`; counted once at open because sled's `len` scans.
     count: AtomicU64,
+    /// `Some` when every flush must also survive a power cut (`open_synced`).
+    synced: Option<Synced>,
+}
+
+/// What a synced store fsyncs after each flush.
+struct Synced {
+    /// sled's log file (`DIR/db`).
+    log: std::fs::File,
+    blobs: PathBuf,
+    /// Blob files already fsynced. std `Mutex`: one flush at a time holds it.
+    done: Mutex<HashSet<OsString>>,
+}
+
+impl Synced {
+    fn open(dir: &Path) -> Result<Synced, StoreError> {
+        let log = std::fs::File::open(dir.join("db"))
+            .map_err(|e| io(format!("cannot open {} to fsync it: {e}", dir.join("db").display())))?;
+        // The directory entries of the files sled made must be durable too.
+        for d in [dir.to_path_buf(), dir.join("blobs")] {
+            if d.is_dir() {
+                std::fs::File::open(&d)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| io(format!("fsync {}: {e}", d.display())))?;
+            }
+        }
+        Ok(Synced { log, blobs: dir.join("blobs"), done: Mutex::new(HashSet::new()) })
+    }
+
+    /// After sled's flush: the log's data, then new blob files and their directory.
+    fn sync(&self) -> Result<(), StoreError> {
+        self.log.sync_data().map_err(|e| io(format!("fdatasync of the store's log: {e}")))?;
+        let Ok(entries) = std::fs::read_dir(&self.blobs) else { return Ok(()) };
+        let mut done = self.done.lock().expect("synced blobs mutex");
+        let mut new = false;
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            if done.contains(&entry.file_name()) {
+                continue;
+            }
+            // A blob sled removed meanwhile needs no sync.
+            if let Ok(f) = std::fs::File::open(entry.path()) {
+                f.sync_all().map_err(|e| io(format!("fsync {}: {e}", entry.path().display())))?;
+            }
+            done.insert(entry.file_name());
+            new = true;
+        }
+        if new {
+            std::fs::File::open(&self.blobs).and_then(|f| f.sync_all()).map_err(|e| io(format!("fsync blobs: {e}")))?;
+        }
+        Ok(())
+    }
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -49,7 +107,13 @@ fn prefix_end(id: ObjectId) -> Bound<Vec<u8>> {
 }
 
 impl SledStore {
+    /// Opens (or creates) the store in `dir`; a flush survives a crash of the process.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_synced(dir, false)
+    }
+
+    /// As `open`; with `synced`, every flush also survives a power cut (an fsync each).
+    pub fn open_synced(dir: &Path, synced: bool) -> Result<SledStore, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .open()
@@ -64,6 +128,7 @@ impl SledStore {
             intent_tree: tree("intents")?,
             objects,
             db,
+            synced: if synced { Some(Synced::open(dir)?) } else { None },
         };
         match store.meta.get("format").map_err(io)? {
             None => {
@@ -252,7 +317,11 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(io)
+        self.db.flush().map_err(io)?;
+        match &self.synced {
+            Some(s) => s.sync(),
+            None => Ok(()),
+        }
     }
 
     fn export(&self, id: ObjectId, cursor: &Cursor, max_bytes: usize) -> Result<Option<(Chunk, Cursor)>, StoreError> {
@@ -451,6 +520,35 @@ mod tests {
     #[test]
     fn conformance() {
         super::super::conformance::run(|dir| Ok(Box::new(SledStore::open(dir)?)));
+    }
+
+    #[test]
+    fn conformance_synced() {
+        super::super::conformance::run(|dir| Ok(Box::new(SledStore::open_synced(dir, true)?)));
+    }
+
+    #[test]
+    fn a_synced_store_fsyncs_the_blobs_sled_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open_synced(dir.path(), true).unwrap();
+        let id = ObjectId::new(NodeId(1));
+        s.create(id, "Blob", b"").unwrap();
+        // A value over sled's blob threshold (a quarter of a 512 KiB segment).
+        let big = vec![7u8; 300 << 10];
+        let commit = Commit {
+            id,
+            base_version: 1,
+            state: vec![],
+            pages: vec![(b"p".to_vec(), Some(big))],
+            call: None,
+            epoch: 0,
+        };
+        s.commit(&commit).unwrap();
+        s.flush().unwrap();
+        let synced = s.synced.as_ref().unwrap().done.lock().unwrap().len();
+        let on_disk = std::fs::read_dir(dir.path().join("blobs")).map_or(0, |d| d.count());
+        assert!(on_disk >= 1, "sled wrote the big value as a blob file");
+        assert!(synced >= 1, "and the flush fsynced it");
     }
 
     #[test]

@@ -22,7 +22,7 @@ fn buffered_writes_survive_a_clean_stop() {
     }
     let node = Node::start(1, &node.terminate());
     assert_eq!(node.clouds(&["invoke", "c.get"]).json(), json!(20));
-    assert_eq!(node.clouds(&["--json", "status"]).json()["durability"], json!("process-crash"));
+    assert_eq!(node.clouds(&["--json", "status"]).json()["durability"], json!("power-loss"));
 }
 
 /// Appends 0, 1, 2, ... to a Log, each with a call id, and kills the node with -9 in the

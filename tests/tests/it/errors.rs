@@ -41,7 +41,7 @@ fn bad_inputs_are_refused_clearly_and_change_nothing() {
 fn objectd_refuses_bad_configuration() {
     let out = std::process::Command::new(tests::bin("objectd")).args(["--durability", "fsync"]).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expected `process-crash` (default) or `buffered`"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected `power-loss`, `process-crash` or `buffered`"));
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("node.toml");
     std::fs::write(&cfg, "idd = 3\n").unwrap();
