@@ -20,8 +20,9 @@ pub struct Cli {
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Deadline of the thread, in milliseconds.
-    #[arg(long, global = true, default_value_t = clouds::thread::DEFAULT_DEADLINE_MS)]
+    /// Deadline of the thread, in milliseconds (1 to 86400000, a day).
+    #[arg(long, global = true, default_value_t = clouds::thread::DEFAULT_DEADLINE_MS,
+          value_parser = clap::value_parser!(u64).range(1..=clouds::thread::MAX_DEADLINE_MS))]
     pub deadline: u64,
     /// The wallet: your key and capabilities (made on first use, readable by you only).
     /// Default: ~/.clouds/wallet.
@@ -237,8 +238,14 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         "d" => 86_400,
         _ => return Err(bad()),
     };
-    n.checked_mul(scale).ok_or_else(bad)
+    match n.checked_mul(scale) {
+        Some(secs) if secs <= MAX_EXPIRY_S => Ok(secs),
+        _ => Err(format!("`{text}` is too long: a capability expires within 100 years (36500d) at most")),
+    }
 }
+
+/// The longest a granted capability may run: 100 years.
+const MAX_EXPIRY_S: u64 = 36_500 * 86_400;
 
 #[cfg(test)]
 mod tests {
@@ -251,6 +258,8 @@ mod tests {
         assert_eq!(parse_duration("7d"), Ok(604_800));
         assert!(parse_duration("10").unwrap_err().contains("expected a number and s, m, h or d"));
         assert!(parse_duration("h").is_err());
+        assert!(parse_duration("213503982334601d").unwrap_err().contains("too long"));
+        assert_eq!(parse_duration("36500d"), Ok(36_500 * 86_400));
     }
 }
 

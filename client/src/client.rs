@@ -111,8 +111,9 @@ impl Client {
     }
 
     /// Threads started by this client get `deadline` instead of the default 30 s.
+    /// (At most `clouds::thread::MAX_DEADLINE_MS`, a day.)
     pub fn with_deadline(mut self, deadline: Duration) -> Client {
-        self.deadline = deadline;
+        self.deadline = deadline.min(Duration::from_millis(clouds::thread::MAX_DEADLINE_MS));
         self
     }
 

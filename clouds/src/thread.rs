@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// The default deadline of a thread started by a client.
 pub const DEFAULT_DEADLINE_MS: u64 = 30_000;
+/// The longest deadline a thread may have (a day): what a message asks beyond it counts as
+/// this much, so that no deadline arithmetic overflows.
+pub const MAX_DEADLINE_MS: u64 = 86_400_000;
 /// The default hop limit: how many frames a call chain may hold.
 pub const DEFAULT_HOP_LIMIT: usize = 64;
 
@@ -17,6 +20,11 @@ pub struct Frame {
     pub method: String,
     pub node: NodeId,
     pub access: Access,
+}
+
+/// `remaining_ms` as a duration, at most `MAX_DEADLINE_MS`.
+pub fn time_left(remaining_ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(remaining_ms.min(MAX_DEADLINE_MS))
 }
 
 /// A logical thread as it travels with an invocation.

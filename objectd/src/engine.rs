@@ -83,7 +83,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use table::{Active, ObjectTable, Slot};
 use tokio::sync::OwnedRwLockReadGuard;
-use tokio::time::{Duration, Instant};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 type ReadHold = Arc<OwnedRwLockReadGuard<Active>>;
@@ -298,7 +298,7 @@ impl Engine {
     /// `lamport`: the node's Lamport time when the invocation arrived.
     async fn run(&self, inv: Invocation, lamport: u64) -> Result<Reply, InvokeError> {
         let started = Instant::now();
-        let deadline = started + Duration::from_millis(inv.thread.remaining_ms);
+        let deadline = started + clouds::thread::time_left(inv.thread.remaining_ms);
         if inv.thread.remaining_ms == 0 {
             return Err(InvokeError::DeadlineExceeded { object: inv.target, method: inv.method, elapsed_ms: 0 });
         }

@@ -14,6 +14,11 @@ pub enum AccountError {
     InsufficientFunds { balance: u64, requested: u64 },
     #[error("a transfer to the same account is not allowed")]
     SameAccount,
+    #[error(
+        "a deposit of {amount} on a balance of {balance} overflows (the most an account holds is {}); nothing changed",
+        u64::MAX
+    )]
+    Overflow { balance: u64, amount: u64 },
 }
 
 #[methods]
@@ -22,10 +27,11 @@ impl Account {
         self.balance
     }
 
-    /// Returns the new balance.
-    pub fn deposit(&mut self, amount: u64) -> u64 {
-        self.balance += amount;
-        self.balance
+    /// Returns the new balance; one that would not fit changes nothing.
+    pub fn deposit(&mut self, amount: u64) -> Result<u64, AccountError> {
+        let balance = self.balance;
+        self.balance = balance.checked_add(amount).ok_or(AccountError::Overflow { balance, amount })?;
+        Ok(self.balance)
     }
 
     /// Returns the new balance, or fails without change if the balance is too low.

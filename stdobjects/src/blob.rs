@@ -19,6 +19,11 @@ pub struct Blob {
 pub enum BlobError {
     #[error("{requested} bytes in one call is more than the limit of {limit}; move the data in chunks")]
     TooLarge { requested: u64, limit: u64 },
+    #[error(
+        "{len} bytes at offset {offset} end past the largest offset a blob has ({}); nothing was written",
+        u64::MAX
+    )]
+    PastTheEnd { offset: u64, len: u64 },
 }
 
 #[methods]
@@ -28,8 +33,11 @@ impl Blob {
     }
 
     /// Writes `data` at `offset` (past the end: the gap reads as zeros); returns the new length.
+    /// Data that would end past offset 2^64 - 1 is refused whole.
     pub async fn write_at(&mut self, ctx: &Ctx, offset: u64, data: Vec<u8>) -> Result<u64, InvokeError> {
         check_size(data.len() as u64)?;
+        let len = data.len() as u64;
+        let end = offset.checked_add(len).ok_or_else(|| InvokeError::app(BlobError::PastTheEnd { offset, len }))?;
         let mut pos = offset;
         let mut rest = &data[..];
         while !rest.is_empty() {
@@ -44,7 +52,10 @@ impl Blob {
             pos += n as u64;
             rest = &rest[n..];
         }
-        self.len = self.len.max(offset + data.len() as u64);
+        // An empty write changes nothing (as a zero-byte `pwrite`), not even the length.
+        if len > 0 {
+            self.len = self.len.max(end);
+        }
         Ok(self.len)
     }
 

@@ -22,8 +22,8 @@ pub mod queue;
 pub mod register;
 
 pub use account::{Account, AccountError};
-pub use blob::Blob;
-pub use counter::Counter;
+pub use blob::{Blob, BlobError};
+pub use counter::{Counter, CounterError};
 pub use log::Log;
 pub use map::Map;
 pub use queue::Queue;

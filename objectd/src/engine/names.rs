@@ -17,7 +17,7 @@ use protocol::{Invocation, PathInvocation, Reply};
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
-use tokio::time::{Duration, Instant};
+use tokio::time::Instant;
 
 impl Engine {
     pub(super) async fn invoke_path(&self, req: PathInvocation) -> Result<Reply, InvokeError> {
@@ -33,7 +33,7 @@ impl Engine {
             .into_iter()
             .filter_map(|cap| Token::from_cap(&cap).ok().map(|t| (t.grant().object, cap)))
             .collect();
-        let deadline = Instant::now() + Duration::from_millis(req.thread.remaining_ms);
+        let deadline = Instant::now() + clouds::thread::time_left(req.thread.remaining_ms);
         let root = self.root().await?;
         let resolver = Arc::new(Resolver { engine: self.clone(), thread: req.thread.clone(), deadline, presented });
         let ctx = Ctx::new(resolver.clone());

@@ -102,7 +102,7 @@ impl Engine {
 /// How long a request may take: an invocation, what is left of its thread's deadline.
 fn deadline_of(body: &RequestBody) -> Duration {
     match body {
-        RequestBody::Invoke(inv) => Duration::from_millis(inv.thread.remaining_ms),
+        RequestBody::Invoke(inv) => clouds::thread::time_left(inv.thread.remaining_ms),
         _ => LIFECYCLE_DEADLINE,
     }
 }

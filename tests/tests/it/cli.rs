@@ -32,7 +32,10 @@ fn round_trip_through_the_cli_and_a_restart() {
         (json!("Counter"), json!(3), json!({"value": 15}))
     );
     let text = node.clouds(&["describe", "counters/a"]).ok().to_string();
-    assert!(text.contains("incr(by: i64) -> i64") && text.contains("add_from(other: Ref<Counter>)"), "{text}");
+    assert!(
+        text.contains("incr(by: i64) -> Result<i64, CounterError>") && text.contains("add_from(other: Ref<Counter>)"),
+        "{text}"
+    );
     assert!(node.clouds(&["classes"]).ok().contains("transfer(to: Ref<Account>, amount: u64)"));
 
     node.clouds(&["create", "Register", "--name", "tmp/r"]).ok();

@@ -14,7 +14,8 @@ fn bad_inputs_are_refused_clearly_and_change_nothing() {
     node.clouds(&["create", "Nope"]).fails(4, "unknown class `Nope`; this node has: Account, Blob, Counter");
     node.clouds(&["invoke", "c.nope"])
         .fails(4, "class `Counter` has no method `nope`; its methods are: get, incr, add_from");
-    node.clouds(&["invoke", "c.incr"]).fails(4, "bad arguments for incr(by: i64) -> i64: expected 1 argument, got 0");
+    node.clouds(&["invoke", "c.incr"])
+        .fails(4, "bad arguments for incr(by: i64) -> Result<i64, CounterError>: expected 1 argument, got 0");
     node.clouds(&["invoke", "c.incr", "1", "2"]).fails(4, "expected 1 argument, got 2");
     node.clouds(&["invoke", "c.incr", "abc"])
         .fails(4, "argument `by` (expected i64): invalid type: string \"abc\", expected i64");
@@ -28,6 +29,15 @@ fn bad_inputs_are_refused_clearly_and_change_nothing() {
     node.clouds(&["create", "Counter", "--name", "bad name"]).fails(2, "contains ` `");
     node.clouds(&["invoke", "noMethod"]).fails(2, "is not TARGET.METHOD");
     node.clouds(&["invoke", "c.add_from", "c"]).fails(1, "re-entrant call");
+    node.clouds(&["invoke", "c.incr", &i64::MAX.to_string()]).fails(7, "overflows a counter");
+    for (args, needle) in [
+        (&["--deadline", "18446744073709551615", "status"][..], "is not in 1..=86400000"),
+        (&["cap", "grant", "c", "--rights", "read", "--expires", "213503982334601d"][..], "too long"),
+    ] {
+        let run = node.clouds(args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(needle) && !run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    }
     let wallet = tempfile::tempdir().unwrap();
     clouds_at("127.0.0.1:1", wallet.path(), &["status"]).fails(6, "127.0.0.1:1 is unavailable");
 

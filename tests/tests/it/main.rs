@@ -9,6 +9,8 @@
 //! - `migration`: live objects moving between nodes, with crashes at every protocol step.
 //! - `network`: the cluster in one process, with cut links, lost messages, delays and crashes.
 //! - `placement`: placement policies, draining nodes and the load vector, in one process.
+//! - `extremes`: the standard classes at the edges of their numbers: overflow is an
+//!   application error that changes nothing (property tests, in one process).
 //! - `balancing`: drain with home handover, workstation eviction, rebalancing, affinity.
 
 mod atomic;
@@ -19,6 +21,7 @@ mod cli;
 mod cluster;
 mod durability;
 mod errors;
+mod extremes;
 mod migration;
 mod network;
 mod placement;
