@@ -162,7 +162,7 @@ async fn invoke(
 ) -> Result<(), CliError> {
     let (target, method) = split_call(call)?;
     let target = parse_target(target)?;
-    let mut values: Vec<serde_json::Value> = args.iter().map(|a| parse_arg(a)).collect();
+    let mut values: Vec<serde_json::Value> = args.iter().map(|a| parse_arg(a)).collect::<Result<_, _>>()?;
     let by_name = match &target {
         // A name and no references among the arguments: resolved and invoked in one request.
         Target::Name(path) if !atomic && values.iter().all(|v| texts(v).is_empty()) => {

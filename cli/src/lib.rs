@@ -17,6 +17,12 @@ mod target;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// An error message with every run of more than 80 characters without a space (a huge
+/// name or argument echoed back) cut to its start and length.
+fn quotable(message: &str) -> String {
+    message.split(' ').map(|word| target::shorten(word, 80)).collect::<Vec<_>>().join(" ")
+}
+
 /// Parses argv, runs the command, prints an error once, and maps it to an exit code.
 pub fn main() -> ExitCode {
     let cli = args::Cli::parse();
@@ -34,7 +40,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("clouds: error: {e}");
+            eprintln!("clouds: error: {}", quotable(&e.to_string()));
             ExitCode::from(e.code())
         }
     }

@@ -27,8 +27,30 @@ pub fn split_call(call: &str) -> Result<(&str, &str), CliError> {
 }
 
 /// Each argument as JSON, or as a string when it is not JSON.
-pub fn parse_arg(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+pub fn parse_arg(text: &str) -> Result<serde_json::Value, CliError> {
+    match serde_json::from_str(text) {
+        Ok(v) => Ok(v),
+        // JSON too deep for any node to read (serde_json's limit, the same everywhere):
+        // refused, not passed on as a string.
+        Err(e) if e.to_string().contains("recursion limit") => Err(CliError::Invoke(InvokeError::invalid(format!(
+            "argument `{}` is JSON nested deeper than {} levels, the most a node reads",
+            shorten(text, 40),
+            clouds::codec::MAX_JSON_DEPTH
+        )))),
+        Err(_) => Ok(serde_json::Value::String(text.to_string())),
+    }
+}
+
+/// `text`, or its start and length when it is longer than `max` characters: what error
+/// messages quote of an input.
+pub fn shorten(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max.saturating_sub(3)).collect();
+    let tail: String = text.chars().skip(count - 3).collect();
+    format!("{head}…{tail} ({count} characters)")
 }
 
 /// The object a target names (with the capability its directory entry hands out, if
@@ -77,10 +99,14 @@ mod tests {
 
     #[test]
     fn args_are_json_or_strings() {
-        assert_eq!(parse_arg("5"), serde_json::json!(5));
-        assert_eq!(parse_arg("[1,2]"), serde_json::json!([1, 2]));
-        assert_eq!(parse_arg("\"x\""), serde_json::json!("x"));
-        assert_eq!(parse_arg("alice"), serde_json::json!("alice"));
-        assert_eq!(parse_arg("{broken"), serde_json::json!("{broken"));
+        assert_eq!(parse_arg("5").ok(), Some(serde_json::json!(5)));
+        assert_eq!(parse_arg("[1,2]").ok(), Some(serde_json::json!([1, 2])));
+        assert_eq!(parse_arg("\"x\"").ok(), Some(serde_json::json!("x")));
+        assert_eq!(parse_arg("alice").ok(), Some(serde_json::json!("alice")));
+        assert_eq!(parse_arg("{broken").ok(), Some(serde_json::json!("{broken")));
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(parse_arg(&deep).err().unwrap().to_string().contains("nested deeper than 128 levels"));
+        assert_eq!(shorten("abc", 5), "abc");
+        assert_eq!(shorten(&format!("`{}`:", "x".repeat(100)), 10), "`xxxxxx…x`: (103 characters)");
     }
 }

@@ -10,6 +10,10 @@ use crate::object::MethodInfo;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+/// How deep JSON may nest, everywhere (arguments, initial states, results): serde_json's
+/// recursion limit, which every reader of JSON in the system uses. Deeper is refused.
+pub const MAX_JSON_DEPTH: usize = 128;
+
 /// How an invocation's arguments and result are encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Codec {

@@ -159,6 +159,25 @@ pub trait Class: Send + Sync + 'static {
     fn state_json(&self, state: &[u8]) -> Result<serde_json::Value, InvokeError>;
 }
 
+/// A field of an initial state that the class does not have would be dropped without a
+/// word: it is refused instead, with the fields the class has.
+fn refuse_unknown_fields<T: Object>(given: &serde_json::Value, state: &T) -> Result<(), InvokeError> {
+    let (Some(given), Ok(serde_json::Value::Object(known))) = (given.as_object(), serde_json::to_value(state)) else {
+        return Ok(());
+    };
+    let unknown: Vec<&str> = given.keys().filter(|k| !known.contains_key(*k)).map(String::as_str).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let fields: Vec<&str> = known.keys().map(String::as_str).collect();
+    Err(InvokeError::invalid(format!(
+        "initial state does not fit class `{}`: it has no field {}; its fields are: {}",
+        T::CLASS,
+        unknown.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+        if fields.is_empty() { "none".to_string() } else { fields.join(", ") }
+    )))
+}
+
 /// An activated object with its type erased.
 pub trait Instance: Send + Sync {
     fn read<'a>(
@@ -232,8 +251,13 @@ impl<T: Object> Class for ClassOf<T> {
     fn initial_state(&self, json: Option<&serde_json::Value>) -> Result<Vec<u8>, InvokeError> {
         let state: T = match json {
             None => T::default(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| InvokeError::invalid(format!("initial state does not fit class `{}`: {e}", T::CLASS)))?,
+            Some(v) => {
+                let state: T = serde_json::from_value(v.clone()).map_err(|e| {
+                    InvokeError::invalid(format!("initial state does not fit class `{}`: {e}", T::CLASS))
+                })?;
+                refuse_unknown_fields::<T>(v, &state)?;
+                state
+            }
         };
         encode_state(&state)
     }

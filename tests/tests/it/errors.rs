@@ -30,6 +30,13 @@ fn bad_inputs_are_refused_clearly_and_change_nothing() {
     node.clouds(&["invoke", "noMethod"]).fails(2, "is not TARGET.METHOD");
     node.clouds(&["invoke", "c.add_from", "c"]).fails(1, "re-entrant call");
     node.clouds(&["invoke", "c.incr", &i64::MAX.to_string()]).fails(7, "overflows a counter");
+    let deep = "[".repeat(200) + &"]".repeat(200);
+    node.clouds(&["invoke", "c.incr", &deep]).fails(4, "nested deeper than 128 levels");
+    node.clouds(&["create", "Counter", "--state", r#"{"value": 1, "colour": "red"}"#])
+        .fails(4, "has no field `colour`; its fields are: value");
+    let long = "n".repeat(100_000);
+    let run = node.clouds(&["invoke", &format!("{long}.get")]);
+    assert!(run.code == 2 && run.stderr.contains("(100003 characters)") && run.stderr.len() < 400, "{run:?}");
     for (args, needle) in [
         (&["--deadline", "18446744073709551615", "status"][..], "is not in 1..=86400000"),
         (&["cap", "grant", "c", "--rights", "read", "--expires", "213503982334601d"][..], "too long"),
