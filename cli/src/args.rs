@@ -98,6 +98,16 @@ pub enum Command {
     },
     /// List a directory (default: the root).
     Ls { path: Option<String> },
+    /// Make a directory at PATH (missing parents too), readable by whoever can read its
+    /// parent. With `--for KEY`, prints a capability with every right on it made out to
+    /// that user (`clouds whoami` prints theirs), who imports it (`clouds cap import`) and
+    /// can then bind names in it: a directory of their own in one command.
+    Mkdir {
+        path: String,
+        /// The user the directory is for: their public key.
+        #[arg(long = "for")]
+        owner: Option<capability::PublicKey>,
+    },
     /// Delete an object (and its name, if given by name).
     Rm { target: String },
     /// List the classes the node can run, with their methods.

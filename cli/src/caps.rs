@@ -9,6 +9,62 @@ use client::{Client, Wallet};
 use clouds::InvokeError;
 use std::path::Path;
 
+/// `cap` narrowed by `restrict`, signed by this wallet, made out to `to` (default: this wallet).
+fn narrowed(
+    client: &Client,
+    cap: &clouds::Cap,
+    restrict: Restrict,
+    to: Option<capability::PublicKey>,
+) -> Result<Token, CliError> {
+    let token = Token::from_cap(cap).map_err(deny)?;
+    let wallet = client.wallet();
+    token.attenuate(wallet.key(), restrict, to.unwrap_or(wallet.public())).map_err(deny)
+}
+
+/// `clouds mkdir PATH [--for KEY]`.
+pub async fn mkdir(
+    client: &Client,
+    json: bool,
+    path: &str,
+    owner: Option<capability::PublicKey>,
+) -> Result<(), CliError> {
+    let path: naming::Path = path.parse().map_err(CliError::Usage)?;
+    if path.is_root() {
+        return Err(CliError::Usage("the root `/` exists already".into()));
+    }
+    let root = crate::target::root(client).await?;
+    let ctx = client.ctx();
+    if let Ok(entry) = naming::resolve(&ctx, &root, &path).await {
+        return Err(CliError::NameTaken { path: path.to_string(), id: entry.id });
+    }
+    let dir = client.create("Directory", protocol::wire::InitialState::Default).await?;
+    // Readable by whoever can read the parent, as the directories `bind` makes.
+    let readable = ctx.attenuate_raw(&dir, clouds::Rights::READ)?;
+    let entry = naming::Entry { id: dir.id, class: "Directory".into(), cap: readable.cap };
+    if let Err(e) = naming::bind(&ctx, &root, &path, entry).await {
+        let _ = client.delete(dir).await;
+        return Err(e.into());
+    }
+    let token = match owner {
+        Some(key) => {
+            let cap = client.capability_for(&dir).ok_or_else(|| InvokeError::Denied {
+                reason: format!("your wallet holds no capability for the new directory {}", dir.id),
+            })?;
+            Some(narrowed(client, &cap, Restrict::default(), Some(key))?.to_text())
+        }
+        None => None,
+    };
+    if json {
+        print_json(&serde_json::json!({ "path": path.to_string(), "id": dir.id, "token": token }));
+    } else {
+        match token {
+            Some(t) => println!("{path} ({}); for its owner to import (`clouds cap import`):\n{t}", dir.id),
+            None => println!("{path} ({})", dir.id),
+        }
+    }
+    Ok(())
+}
+
 pub fn whoami(wallet: &Wallet, dir: &Path, json: bool) -> Result<(), CliError> {
     if json {
         print_json(&serde_json::json!({ "key": wallet.public().to_string(), "wallet": dir }));
@@ -49,11 +105,9 @@ pub async fn run(client: &Client, command: CapCommand, json: bool) -> Result<(),
             let cap = client.capability_needing(&target, clouds::Rights::DELEGATE).ok_or_else(|| {
                 InvokeError::Denied { reason: format!("your wallet holds no capability for {}", target.id) }
             })?;
-            let token = Token::from_cap(&cap).map_err(deny)?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             let restrict = Restrict { rights: Some(rights), methods, expires: expires.map(|e| now + e) };
-            let wallet = client.wallet();
-            let granted = token.attenuate(wallet.key(), restrict, to.unwrap_or(wallet.public())).map_err(deny)?;
+            let granted = narrowed(client, &cap, restrict, to)?;
             if json {
                 print_json(&serde_json::json!({ "token": granted.to_text() }));
             } else {

@@ -43,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Describe { target } => describe(&client, json, &target).await,
         Command::Migrate { target, to, strategy } => migrate(&client, json, &target, to, strategy).await,
         Command::Ls { path } => ls(&client, json, path.as_deref().unwrap_or("/")).await,
+        Command::Mkdir { path, owner } => caps::mkdir(&client, json, &path, owner).await,
         Command::Rm { target } => rm(&client, &target).await,
         Command::Classes => classes(&client, json).await,
         Command::Status => status(&client, json).await,
@@ -480,14 +481,21 @@ async fn status(client: &Client, json: bool) -> Result<(), CliError> {
     if json {
         print_json(&serde_json::json!({
             "node": s.node, "address": client.addr(), "root": s.root, "objects": s.objects,
-            "active": s.active, "durability": s.durability, "build": s.build,
+            "active": s.active, "durability": s.durability, "build": s.build, "admin": s.admin,
         }));
         return Ok(());
     }
+    let you = client.wallet().public().to_string();
+    let admin = match &s.admin {
+        Some(key) if *key == you => format!("{key} (you)"),
+        Some(key) => key.clone(),
+        None => "none (names are then readable, but nobody can bind at the root)".into(),
+    };
     println!("node:       {} at {}", s.node, client.addr());
     println!("root:       {}", s.root);
     println!("objects:    {} ({} active in memory)", s.objects, s.active);
     println!("durability: {}", s.durability);
     println!("build:      {}", s.build);
+    println!("admin:      {admin}");
     Ok(())
 }

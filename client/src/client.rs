@@ -394,11 +394,12 @@ impl Client {
         }
     }
 
-    /// The root directory's owner capability, if this client's wallet holds the
-    /// cluster's admin key; kept in the wallet.
+    /// A capability for the root directory, kept in the wallet: the owner capability if
+    /// this client's wallet holds the cluster's admin key, else a read-only one (every
+    /// user may read the names at the root).
     pub async fn root_capability(&self) -> Result<Cap, InvokeError> {
         let holder = self.wallet.public();
-        let cap = match self.call(RequestBody::RootCapability { holder }).await? {
+        let cap = match self.call(RequestBody::RootCapability { holder, read_only: false }).await? {
             ResponseBody::Capability(cap) => cap,
             other => return Err(unexpected(other)),
         };

@@ -14,11 +14,42 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// Node metadata key of the administrator's public key.
+const ADMIN_KEY: &str = "admin";
+
+/// Who administers this node: the key `--admin` (or the config) names, kept in the store;
+/// else the one kept from an earlier start; else, on a new data directory, the key of the
+/// wallet of the user who starts the node (`$CLOUDS_WALLET`, or `~/.clouds/wallet`, made if
+/// there is none): the wallet `clouds` uses by default, so names work at once.
+fn administrator(config: &Config, store: &dyn crate::store::Store) -> anyhow::Result<Option<String>> {
+    if let Some(admin) = &config.admin {
+        store.meta_put(ADMIN_KEY, admin.as_bytes())?;
+        return Ok(Some(admin.clone()));
+    }
+    if let Some(kept) = store.meta_get(ADMIN_KEY)? {
+        return Ok(Some(String::from_utf8_lossy(&kept).into_owned()));
+    }
+    if store.meta_get("root")?.is_some() || store.count()? > 0 {
+        tracing::warn!("no administrator: this data directory was made without one and none is given (--admin KEY)");
+        return Ok(None);
+    }
+    let dir =
+        std::env::var_os("CLOUDS_WALLET").map(std::path::PathBuf::from).unwrap_or_else(client::Wallet::default_dir);
+    let wallet = client::Wallet::open(&dir).map_err(|e| {
+        anyhow::anyhow!("no --admin given, and the wallet of the user starting the node cannot be opened: {e}")
+    })?;
+    let admin = wallet.public().to_string();
+    store.meta_put(ADMIN_KEY, admin.as_bytes())?;
+    store.flush()?;
+    tracing::info!(%admin, wallet = %dir.display(), "no --admin given: the administrator is the key of the wallet of the user who started this node");
+    Ok(Some(admin))
+}
+
 /// Runs a node on an already bound listener until `shutdown` resolves. Gossip uses UDP on
 /// the listener's address. In-flight invocations get `config.shutdown_grace_ms` to finish;
 /// then the store is flushed.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     registry: Registry,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -46,6 +77,7 @@ pub async fn run(
         .with_context(|| format!("cannot create data directory {}", config.data.display()))?;
     let store =
         Arc::new(SledStore::open_synced(&config.data, config.durability == crate::config::Durability::PowerLoss)?);
+    config.admin = administrator(&config, store.as_ref())?;
     let classes: Vec<String> = registry.infos().into_iter().map(|c| c.name).collect();
     let root = prepare_root(&config, store.as_ref(), &registry).map_err(|e| anyhow::anyhow!("root directory: {e}"))?;
     let addr = listener.local_addr()?;

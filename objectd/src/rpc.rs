@@ -31,7 +31,7 @@ struct Server {
 }
 
 impl NodeRpc for Server {
-    async fn call(self, _: tarpc::context::Context, req: Request) -> Response {
+    async fn call(self, _: tarpc::context::Context, mut req: Request) -> Response {
         if req.version != WIRE_VERSION {
             return Err(InvokeError::invalid(format!(
                 "wire version {} is not supported by this node (it speaks {WIRE_VERSION}); upgrade the client or the node",
@@ -44,8 +44,9 @@ impl NodeRpc for Server {
                     .into(),
             });
         }
-        if let RequestBody::RootCapability { holder } = &req.body {
-            may_have_root(&self.peer, holder, self.engine.admin()).map_err(|reason| InvokeError::Denied { reason })?;
+        if let RequestBody::RootCapability { holder, read_only } = &mut req.body {
+            *read_only = root_read_only(&self.peer, holder, self.engine.admin(), *read_only)
+                .map_err(|reason| InvokeError::Denied { reason })?;
         }
         if let RequestBody::ResolveAction { .. }
         | RequestBody::SetMode(_)
@@ -64,21 +65,19 @@ impl NodeRpc for Server {
     }
 }
 
-/// Whether `peer` may have the root directory's owner capability made out to `holder`:
-/// a node may (it passes on a request it checked), and so may the administrator for
-/// themself, having proved at the handshake that they hold the admin key.
-fn may_have_root(peer: &Peer, holder: &PublicKey, admin: Option<&PublicKey>) -> Result<(), String> {
-    match (peer, admin) {
-        (Peer::Node(_), _) => Ok(()),
-        (Peer::User(key), Some(admin)) if key == admin && holder == admin => Ok(()),
-        (_, None) => Err("no administrator is configured for this cluster (objectd --admin KEY), so nobody can \
-             have the root directory's capability this way"
-            .into()),
-        (Peer::User(key), Some(_)) if key != holder => {
+/// Which capability for the root directory `peer` may have made out to `holder`: `false`
+/// the owner capability, `true` a read-only one. A node passes on what it decided
+/// (`read_only`); the administrator, having proved the admin key at the handshake, gets the
+/// owner capability for themself; any other user a read-only one for themself.
+fn root_read_only(peer: &Peer, holder: &PublicKey, admin: Option<&PublicKey>, read_only: bool) -> Result<bool, String> {
+    match peer {
+        Peer::Node(_) => Ok(read_only),
+        Peer::User(key) if key != holder => {
             Err("the root directory's capability is made out only to the key the connection proved".into())
         }
-        _ => Err("only the cluster's administrator may have the root directory's capability this way \
-             (the connection did not prove the admin key)"
+        Peer::User(key) => Ok(read_only || admin != Some(key)),
+        Peer::Anonymous => Err("the connection did not prove a key, so no capability can be made out to it \
+             (clouds and the client library prove their wallet's key)"
             .into()),
     }
 }
@@ -166,15 +165,16 @@ mod tests {
     use clouds::NodeId;
 
     #[test]
-    fn the_root_capability_goes_to_the_proven_admin_or_through_a_node() {
+    fn the_root_capability_goes_whole_to_the_proven_admin_and_read_only_to_other_users() {
         let (admin, other) = (KeyPair::generate().public(), KeyPair::generate().public());
-        assert!(may_have_root(&Peer::User(admin), &admin, Some(&admin)).is_ok());
-        assert!(may_have_root(&Peer::Node(NodeId(2)), &other, Some(&admin)).is_ok());
-        let no = |peer: Peer, holder: &PublicKey, admin: Option<&PublicKey>| may_have_root(&peer, holder, admin);
-        assert!(no(Peer::User(other), &other, Some(&admin)).unwrap_err().contains("only the cluster's administrator"));
-        assert!(no(Peer::User(admin), &other, Some(&admin)).unwrap_err().contains("made out only to the key"));
-        assert!(no(Peer::Anonymous, &admin, Some(&admin)).unwrap_err().contains("did not prove"));
-        assert!(no(Peer::User(admin), &admin, None).unwrap_err().contains("no administrator"));
+        assert_eq!(root_read_only(&Peer::User(admin), &admin, Some(&admin), false), Ok(false));
+        assert_eq!(root_read_only(&Peer::User(admin), &admin, Some(&admin), true), Ok(true));
+        assert_eq!(root_read_only(&Peer::User(other), &other, Some(&admin), false), Ok(true));
+        assert_eq!(root_read_only(&Peer::User(other), &other, None, false), Ok(true));
+        assert_eq!(root_read_only(&Peer::Node(NodeId(2)), &other, Some(&admin), false), Ok(false));
+        let no = |peer: Peer, holder: &PublicKey| root_read_only(&peer, holder, Some(&admin), false).unwrap_err();
+        assert!(no(Peer::User(admin), &other).contains("made out only to the key"));
+        assert!(no(Peer::Anonymous, &admin).contains("did not prove a key"));
         assert!(is_admin(&Peer::User(admin), Some(&admin), "resolve an action").is_ok());
         let other = is_admin(&Peer::User(other), Some(&admin), "set the node's mode").unwrap_err();
         assert!(other.contains("only the cluster's administrator may set the node's mode"), "{other}");

@@ -172,10 +172,14 @@ pub enum RequestBody {
         target: RawRef,
         holder: PublicKey,
     },
-    /// An owner capability for the root directory, for the cluster's administrator
-    /// (a connection that proved it holds the configured admin key) or a node.
+    /// A capability for the root directory made out to `holder`: an owner capability for
+    /// the cluster's administrator (a connection that proved the configured admin key),
+    /// a read-only one for any other user (everyone may read the names at the root). A
+    /// node passing the request on says which (`read_only`).
     RootCapability {
         holder: PublicKey,
+        #[serde(default)]
+        read_only: bool,
     },
     Classes,
     Status,
@@ -448,6 +452,9 @@ pub struct NodeStatus {
     pub active: u64,
     pub durability: String,
     pub build: String,
+    /// The administrator's public key, if the node has one.
+    #[serde(default)]
+    pub admin: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -93,7 +93,12 @@ impl Guard {
 
     /// A capability for `object` signed by this node: every right, for `holder`.
     pub fn issue_owner(&self, object: ObjectId, epoch: u64, holder: PublicKey) -> Cap {
-        let grant = Grant { object, rights: Rights::ALL, methods: None, expires: None, epoch, holder };
+        self.issue(object, epoch, holder, Rights::ALL)
+    }
+
+    /// A capability for `object` signed by this node: `rights`, for `holder`.
+    pub fn issue(&self, object: ObjectId, epoch: u64, holder: PublicKey, rights: Rights) -> Cap {
+        let grant = Grant { object, rights, methods: None, expires: None, epoch, holder };
         Token::issue(self.identity.cert.clone(), &self.identity.key, grant).to_cap()
     }
 

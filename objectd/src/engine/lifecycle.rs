@@ -208,20 +208,21 @@ impl Engine {
         Ok(self.inner.guard.issue_owner(id, epoch, holder))
     }
 
-    /// An owner capability for the root directory, for `holder` (whom the caller vouches
-    /// for: the administrator, or a node passing the request on).
-    pub async fn root_capability(&self, holder: PublicKey) -> Result<Cap, InvokeError> {
+    /// A capability for the root directory, for `holder` (whom the caller vouches for):
+    /// an owner capability, or with `read_only` the read right alone.
+    pub async fn root_capability(&self, holder: PublicKey, read_only: bool) -> Result<Cap, InvokeError> {
         let Some(root) = self.inner.local_root else {
             let node = self.inner.root_node;
-            let answer =
-                self.inner.peers.send(node, RequestBody::RootCapability { holder }, Duration::from_secs(3)).await;
+            let body = RequestBody::RootCapability { holder, read_only };
+            let answer = self.inner.peers.send(node, body, Duration::from_secs(3)).await;
             return expect(answer, |b| match b {
                 ResponseBody::Capability(cap) => Some(cap),
                 _ => None,
             });
         };
         let slot = self.inner.table.get_or_load(root, || self.activate(root))?;
-        Ok(self.inner.guard.issue_owner(root, slot.epoch.load(Ordering::Acquire), holder))
+        let rights = if read_only { Rights::READ } else { Rights::ALL };
+        Ok(self.inner.guard.issue(root, slot.epoch.load(Ordering::Acquire), holder, rights))
     }
 
     /// What `clouds describe` shows: the committed record, its size and its class. Needs
@@ -262,6 +263,7 @@ impl Engine {
             active: self.inner.table.len() as u64,
             durability: self.inner.durability.to_string(),
             build: env!("CARGO_PKG_VERSION").to_string(),
+            admin: self.inner.admin.as_ref().map(ToString::to_string),
         })
     }
 

@@ -25,7 +25,9 @@ impl Engine {
             RequestBody::Revoke { target, holder } => {
                 self.revoke(target, holder, LIFECYCLE_DEADLINE).await.map(ResponseBody::Capability)
             }
-            RequestBody::RootCapability { holder } => self.root_capability(holder).await.map(ResponseBody::Capability),
+            RequestBody::RootCapability { holder, read_only } => {
+                self.root_capability(holder, read_only).await.map(ResponseBody::Capability)
+            }
             RequestBody::Classes => Ok(ResponseBody::Classes(self.classes())),
             RequestBody::Status => self.status().await.map(ResponseBody::Status),
             RequestBody::Nodes => Ok(ResponseBody::Nodes(self.inner.peers.nodes().await)),

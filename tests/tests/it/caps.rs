@@ -193,7 +193,10 @@ fn names_hand_out_what_the_binder_shared() {
     node.clouds(&["create", "Counter", "--name", "pub/c", "--share", "read"]).ok();
     node.clouds(&["create", "Counter", "--name", "priv/d"]).ok();
     let (bob, carol) = (dir.path().join("bob.wallet"), dir.path().join("carol.wallet"));
-    node.clouds_as(&carol, &["invoke", "pub/c.get"]).fails(5, "holds no capability for the root directory");
+    // Everyone reads the names (the root directory is readable by every user): what a
+    // name shares, anyone can use; what it does not, they cannot.
+    assert_eq!(node.clouds_as(&carol, &["invoke", "pub/c.get"]).json(), json!(0));
+    node.clouds_as(&carol, &["invoke", "priv/d.get"]).fails(5, "no capability was presented");
 
     let bob_key = node.clouds_as(&bob, &["whoami"]).ok().to_string();
     let token = node.clouds(&["cap", "grant", "/", "--rights", "read", "--to", &bob_key]).ok().to_string();
@@ -219,4 +222,41 @@ fn names_hand_out_what_the_binder_shared() {
     assert_eq!(node.clouds(&["invoke", "pub/c.get"]).json(), json!(0));
     node.clouds(&["rm", "pub/c"]).ok();
     node.clouds(&["invoke", "pub/c.get"]).fails(3, "pub/c");
+}
+
+/// A node started without `--admin` makes its starting user the administrator, so names
+/// work at once; any other user reads the names, reaches by name an object they hold a
+/// capability for, and gets a directory of their own from the administrator in one
+/// command, in which they bind names.
+#[test]
+fn names_work_for_every_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_as_user(1, &dir.path().join("n1"));
+    node.clouds(&["create", "Counter", "--name", "c1"]).ok();
+    node.clouds(&["invoke", "c1.incr", "4"]).ok();
+    let status = node.clouds(&["status"]).ok().to_string();
+    assert!(status.contains("(you)"), "the starting user is the administrator: {status}");
+
+    let bob = dir.path().join("bob-wallet");
+    let bob_key = tests::wallet_key(&bob);
+    let addr = node.addr.to_string();
+    let as_bob = |args: &[&str]| tests::clouds_at(&addr, &bob, args);
+    // Bob reads the names, but the object itself needs a capability.
+    assert_eq!(as_bob(&["--json", "ls"]).json().as_array().unwrap().len(), 1);
+    as_bob(&["invoke", "c1.get"]).fails(5, "denied");
+    let token = node.clouds(&["cap", "grant", "c1", "--rights", "read", "--to", &bob_key]).ok().to_string();
+    as_bob(&["cap", "import", &token]).ok();
+    assert_eq!(as_bob(&["invoke", "c1.get"]).json(), json!(4), "by its name");
+    as_bob(&["invoke", "c1.incr", "1"]).fails(5, "lacks the write right");
+    // Binding at the root needs write on it.
+    as_bob(&["create", "Counter", "--name", "mine"]).fails(5, "denied");
+
+    let made = node.clouds(&["--json", "mkdir", "home/bob", "--for", &bob_key]).json();
+    as_bob(&["cap", "import", made["token"].as_str().unwrap()]).ok();
+    as_bob(&["create", "Counter", "--name", "home/bob/mine"]).ok();
+    as_bob(&["invoke", "home/bob/mine.incr", "2"]).ok();
+    assert_eq!(as_bob(&["invoke", "home/bob/mine.get"]).json(), json!(2));
+    // The administrator's own objects stay out of Bob's reach.
+    node.clouds(&["mkdir", "home/bob"]).fails(8, "already bound");
+    node.clouds(&["invoke", "c1.get"]).ok();
 }
