@@ -66,9 +66,15 @@ impl Engine {
             // names the node that keeps them now.
             Err(InvokeError::Unavailable { node, reason }) => {
                 let before = self.inner.locations.home_of(target);
-                self.refresh_keepers(&self.inner.peers.nodes().await);
-                if self.inner.locations.home_of(target) != before && Instant::now() < deadline {
+                let views = self.inner.peers.nodes().await;
+                self.refresh_keepers(&views);
+                let home = self.inner.locations.home_of(target);
+                if home != before && Instant::now() < deadline {
                     attempt().await
+                } else if home == target.home() && !views.iter().any(|v| v.id == home) {
+                    // Its home has never been a member (no record of it, not even dead):
+                    // a made-up or mistyped id, not a node that is down.
+                    Err(InvokeError::NotFound { id: target })
                 } else {
                     Err(InvokeError::Unavailable { node, reason })
                 }

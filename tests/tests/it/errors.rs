@@ -24,6 +24,9 @@ fn bad_inputs_are_refused_clearly_and_change_nothing() {
     node.clouds(&["create", "Counter", "--state", r#"{"value": "x"}"#]).fails(4, "does not fit class `Counter`");
     node.clouds(&["invoke", "nothing/here.get"]).fails(3, "no object is bound to the name `/nothing/here`");
     node.clouds(&["invoke", "01a2012c-0000-8000-8000-000100000000.get"]).fails(3, "not found");
+    // An id whose home node never existed: not found, not "node-17767 is unavailable".
+    let made_up = clouds::ObjectId::new(clouds::NodeId(17767));
+    node.clouds(&["invoke", &format!("{made_up}.get")]).fails(3, "not found");
     node.clouds(&["create", "Counter", "--name", "c"]).fails(8, "the name `/c` is already bound");
     node.clouds(&["create", "Counter", "--name", "c/x"]).fails(4, "`c` is a Counter, not a directory");
     node.clouds(&["create", "Counter", "--name", "bad name"]).fails(2, "contains ` `");
