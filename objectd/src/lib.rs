@@ -21,6 +21,7 @@
 //! client library is the `client` crate. An application with its own classes builds its
 //! own node binary: `node::run` with a `Registry` that has them (see `examples/`).
 
+pub mod admission;
 pub mod atomic;
 pub mod balance;
 pub mod cluster;

@@ -5,6 +5,7 @@
 //! and a method must never be left half-applied, so the engine's work runs to its end
 //! whatever happens to the connection.
 
+use crate::admission::{Admission, Limits, Metered};
 use crate::engine::{Engine, Origin};
 use capability::PublicKey;
 use clouds::InvokeError;
@@ -110,10 +111,13 @@ fn is_internal(body: &RequestBody) -> bool {
 const HANDSHAKE_WITHIN: Duration = Duration::from_secs(5);
 
 /// Serves `listener` until `shutdown` resolves, then waits up to `grace` for engine work
-/// in flight to finish. Every connection opens with the handshake (as the node the engine's identity names).
+/// in flight to finish. Every connection opens with the handshake (as the node the engine's
+/// identity names), within the limits of `admission` (connections, frame sizes and times,
+/// bytes of frames still arriving).
 pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<Output = ()>, grace: Duration) {
     let identity = engine.guard().identity().clone();
     let work = TaskTracker::new();
+    let admission = Admission::new(Limits::default());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -121,25 +125,35 @@ pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<
             _ = &mut shutdown => break,
             // A client connected.
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, from) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
                         continue;
                     }
                 };
+                // Closed at once beyond the limits on connections.
+                let ticket = match admission.admit(from.ip()) {
+                    Ok(ticket) => ticket,
+                    Err(why) => {
+                        admission.refused(&why);
+                        continue;
+                    }
+                };
                 // Small request/reply messages: do not wait to coalesce them.
                 let _ = stream.set_nodelay(true);
-                let (engine, work, identity) = (engine.clone(), work.clone(), identity.clone());
+                let (engine, work, identity, admission) = (engine.clone(), work.clone(), identity.clone(), admission.clone());
                 // The handshake runs in the connection's own task: a slow peer delays nobody.
                 tokio::spawn(async move {
+                    let _ticket = ticket;
                     let mut stream = stream;
                     let shake = handshake::accept(&mut stream, engine.node(), Some(&identity));
                     let peer = match tokio::time::timeout(HANDSHAKE_WITHIN, shake).await {
                         Ok(Ok(peer)) => peer,
-                        Ok(Err(reason)) => return tracing::info!("refused a connection: {reason}"),
-                        Err(_) => return tracing::info!("a peer did not finish the handshake in time"),
+                        Ok(Err(reason)) => return admission.refused(&format!("a handshake: {reason}")),
+                        Err(_) => return admission.refused("a peer did not finish the handshake in time"),
                     };
+                    let stream = Metered::new(stream, admission, matches!(peer, Peer::Anonymous));
                     let server = Server { engine, work, peer };
                     let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
                     BaseChannel::with_defaults(transport)

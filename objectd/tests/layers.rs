@@ -16,7 +16,7 @@ use std::path::Path;
 
 const LAYERS: &[&[&str]] = &[
     &["config", "shutdown"],
-    &["store", "registry", "placement", "balance", "migration", "atomic"],
+    &["store", "registry", "placement", "balance", "migration", "atomic", "admission"],
     &["engine"],
     &["membership"],
     &["cluster", "rpc"],

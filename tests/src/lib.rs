@@ -119,6 +119,16 @@ impl Node {
         Node { child, id, addr, data: data.to_path_buf(), wallet }
     }
 
+    /// The node's resident memory now, in bytes (from `/proc`).
+    pub fn resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next().and_then(|kb| kb.parse::<u64>().ok()))
+            .map_or(0, |kb| kb * 1024)
+    }
+
     /// A library client acting for the administrator's wallet.
     pub async fn client(&self) -> client::Client {
         client_with(self.addr, &self.wallet).await

@@ -11,6 +11,8 @@
 //! - `placement`: placement policies, draining nodes and the load vector, in one process.
 //! - `extremes`: the standard classes at the edges of their numbers: overflow is an
 //!   application error that changes nothing (property tests, in one process).
+//! - `hostile`: a peer that holds connections and partial frames; small frames for a peer
+//!   that proved no key.
 //! - `balancing`: drain with home handover, workstation eviction, rebalancing, affinity.
 
 mod atomic;
@@ -22,6 +24,7 @@ mod cluster;
 mod durability;
 mod errors;
 mod extremes;
+mod hostile;
 mod migration;
 mod network;
 mod placement;
