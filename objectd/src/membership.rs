@@ -9,6 +9,8 @@
 //! A node with an identity counts as members only the nodes whose certificate its
 //! authority signed for that node id: gossip from anyone else is heard but ignored.
 
+mod signed;
+
 use crate::config::Config;
 use chitchat::transport::UdpTransport;
 use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
@@ -16,7 +18,7 @@ use clouds::{NodeId, ObjectId};
 use protocol::{Identity, Liveness, Load, NodeMode, NodeView};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const KEY_ADDR: &str = "addr";
@@ -53,7 +55,7 @@ impl Membership {
         addr: SocketAddr,
         classes: &[String],
         root: Option<ObjectId>,
-        identity: Option<&Identity>,
+        identity: Option<&Arc<Identity>>,
     ) -> anyhow::Result<Membership> {
         let generation = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let interval = Duration::from_millis(config.gossip_interval_ms);
@@ -82,9 +84,15 @@ impl Membership {
         if let Some(id) = identity {
             initial.push((KEY_CERT.to_string(), id.cert.to_text()));
         }
-        let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot start gossip on udp {addr}: {e:#}"))?;
+        // With an identity, only this cluster's certified nodes are heard (`signed`).
+        let handle = match identity {
+            Some(identity) => {
+                let transport = signed::SignedTransport { identity: identity.clone(), dropped: Default::default() };
+                spawn_chitchat(chitchat_config, initial, &transport).await
+            }
+            None => spawn_chitchat(chitchat_config, initial, &UdpTransport).await,
+        }
+        .map_err(|e| anyhow::anyhow!("cannot start gossip on udp {addr}: {e:#}"))?;
         let authority = identity.map(|i| i.authority);
         Ok(Membership { handle, id: config.id, authority, addr, unreachable: Mutex::new(HashMap::new()) })
     }

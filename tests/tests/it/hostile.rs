@@ -52,3 +52,36 @@ fn held_frames_cost_bounded_memory_and_the_node_keeps_serving() {
         assert!(matches!(read, Ok(0) | Err(_)), "the connection is closed: {read:?}");
     });
 }
+
+/// Datagrams on the gossip port from a process with no key (random bytes, bytes that look
+/// like Clouds gossip, a forged certificate's worth) change nothing: every node still sees
+/// every other alive, nothing panics, and the drops are logged only now and then.
+#[test]
+fn unsigned_gossip_changes_nothing() {
+    let c = tests::LocalCluster::up(3);
+    let target = c.addr(1);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for i in 0..3_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = 1 + (x % 1400) as usize;
+        let mut datagram: Vec<u8> = (0..len).map(|k| (x >> (k % 8 * 8)) as u8 ^ k as u8).collect();
+        if i % 3 == 0 {
+            // Starts like a signed datagram, with a made-up certificate and signature.
+            datagram.splice(0..0, b"CLG1\x00\x60".iter().copied());
+        }
+        let _ = socket.send_to(&datagram, target);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for node in [1, 2, 3] {
+        let nodes = c.clouds(node, &["--json", "nodes"]).json();
+        let alive = nodes.as_array().unwrap().iter().filter(|n| n["state"] == serde_json::json!("Alive")).count();
+        assert_eq!(alive, 3, "node {node} sees: {nodes}");
+    }
+    assert!(c.clouds(2, &["status"]).code == 0);
+    let warnings = c.log_count(1, "dropped a gossip datagram");
+    assert!((1..=3).contains(&warnings), "drops are logged, rate-limited: {warnings} lines");
+    assert_eq!(c.log_count(1, "panicked"), 0);
+}
