@@ -119,7 +119,7 @@ impl Socket for SignedSocket {
         let payload = envelope.serialize_to_vec();
         let datagram = seal(&self.identity, &self.cert, &payload);
         if datagram.len() > MAX_DATAGRAM {
-            // chitchat fills datagrams up to the UDP limit; the seal does not fit then.
+            // chitchat (patched) leaves 512 bytes for the seal: this would be a bug.
             anyhow::bail!("a gossip message of {} bytes does not fit a datagram once signed", payload.len());
         }
         let num_bytes_sent = self.socket.send_to(&datagram, to).await.context("failed to send gossip")?;

@@ -62,7 +62,9 @@ pub fn setup_tracing_for_tests() {
 /// we send the self digest "in full".
 /// An Ethernet frame size of 1400B would limit us to 20 nodes
 /// or so.
-pub(crate) const MAX_UDP_DATAGRAM_PAYLOAD_SIZE: usize = 65_507;
+// Clouds patch: 512 bytes less than the UDP limit (65 507), left for the signature and
+// certificate its transport adds to each datagram (see PATCH.md).
+pub(crate) const MAX_UDP_DATAGRAM_PAYLOAD_SIZE: usize = 65_507 - 512;
 
 /// Number of bytes left for a delta payload in a single reply datagram, once
 /// the message header and `reserved_len` bytes (e.g. a digest carried in the
