@@ -67,7 +67,9 @@ pub enum Command {
     /// argument is written as the object's name or UUID.
     Invoke {
         call: String,
-        #[arg(allow_hyphen_values = true)]
+        /// The arguments. Options may come before or after them; negative numbers are
+        /// arguments; a string argument that starts with `-` goes after `--`.
+        #[arg(allow_negative_numbers = true)]
         args: Vec<String>,
         /// Idempotency key: retrying a write with the same key does not run it again.
         #[arg(long)]

@@ -75,6 +75,10 @@ fn transfers_are_nested_invocations_and_fail_whole() {
     });
     assert_eq!(node.clouds(&["invoke", "bank/alice.balance"]).json(), json!(70));
     assert_eq!(node.clouds(&["invoke", "bank/bob.balance"]).json(), json!(30));
+    // README's exactly-once example, as written: options after the arguments.
+    assert_eq!(node.clouds(&["invoke", "bank/alice.deposit", "10", "--call-id", "dep-17"]).json(), json!(80));
+    assert_eq!(node.clouds(&["invoke", "bank/alice.deposit", "10", "--call-id", "dep-17"]).json(), json!(80), "once");
+    assert_eq!(node.clouds(&["invoke", "bank/alice.balance"]).json(), json!(80));
 }
 
 /// `clouds invoke a/b/c.incr` costs one request once the wallet holds the root directory's
