@@ -28,9 +28,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         other => other,
     };
     let wallet = Arc::new(open_wallet(&wallet_dir)?);
-    let client = Client::connect_with(cli.node, client::CONNECT_TIMEOUT, wallet)
-        .await?
-        .with_deadline(Duration::from_millis(cli.deadline));
+    // Connecting (and the handshake) gets no more than the thread's deadline either.
+    let deadline = Duration::from_millis(cli.deadline);
+    let client =
+        Client::connect_with(cli.node, client::CONNECT_TIMEOUT.min(deadline), wallet).await?.with_deadline(deadline);
     match command {
         Command::Create { class, name, state, placement, share, pinned } => {
             let placement = placement_of(&client, placement.as_deref()).await?;

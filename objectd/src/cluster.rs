@@ -45,10 +45,13 @@ impl Cluster {
         if let Some(conn) = self.pool.pooled(node) {
             return Ok((conn, true));
         }
-        let Some(view) = self.membership.peer(node).await else {
+        // Its newest incarnation, even one the failure detector counts as dead: after this
+        // node stalled (stopped, swapped out) it counts every other node dead for a while,
+        // wrongly; a connection attempt tells, within the time given.
+        let Some(view) = self.membership.peers().await.into_iter().find(|p| p.id == node) else {
             return Err(InvokeError::Unavailable {
                 node: node.to_string(),
-                reason: "not a live member of the cluster".into(),
+                reason: "not a member of the cluster".into(),
             });
         };
         let to = Endpoint { node, generation: view.generation, addr: view.addr };

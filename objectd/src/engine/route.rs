@@ -101,7 +101,15 @@ impl Engine {
             }
             _ => None,
         };
-        self.inner.peers.send(node, body, left).await
+        // Whatever the transport's own margins, the answer is given up on at the thread's
+        // deadline, naming the node that did not answer (not this one, to its caller).
+        match tokio::time::timeout(left, self.inner.peers.send(node, body, left)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(InvokeError::Unavailable {
+                node: node.to_string(),
+                reason: format!("no answer within {} ms", left.as_millis()),
+            }),
+        }
     }
 }
 

@@ -85,3 +85,36 @@ fn unsigned_gossip_changes_nothing() {
     assert!((1..=3).contains(&warnings), "drops are logged, rate-limited: {warnings} lines");
     assert_eq!(c.log_count(1, "panicked"), 0);
 }
+
+/// A node stopped with SIGSTOP: a call through a healthy node to its object returns by the
+/// deadline naming the stopped node, a call to it directly returns by the deadline too,
+/// and once it resumes, calls through it to other nodes work at once.
+#[test]
+fn a_stopped_node_costs_callers_no_more_than_their_deadline() {
+    let c = tests::LocalCluster::up(3);
+    c.clouds(1, &["create", "Counter", "--name", "on2", "--on", "2"]).ok();
+    c.clouds(1, &["create", "Counter", "--name", "on3", "--on", "3"]).ok();
+    // Resolve the names once while every node answers (the root is on node 1).
+    c.clouds(1, &["invoke", "on2.get"]).ok();
+    let id2 = c.clouds(1, &["--json", "describe", "on2"]).json()["id"].as_str().unwrap().to_string();
+    let pid = std::fs::read_to_string(c.dir.path().join("2.pid")).unwrap();
+    let signal =
+        |sig: &str| assert!(std::process::Command::new("kill").args([sig, pid.trim()]).status().unwrap().success());
+    signal("-STOP");
+    let timed = |node: u16, args: &[&str]| {
+        let started = std::time::Instant::now();
+        let run = c.clouds(node, args);
+        (run, started.elapsed())
+    };
+    let (run, took) = timed(1, &["--deadline", "2000", "invoke", &format!("{id2}.get")]);
+    assert!(took < Duration::from_millis(2_800), "through a healthy node: {took:?} {run:?}");
+    assert!(run.code == 6 && run.stderr.contains("node-2"), "names the stopped node: {run:?}");
+    let (run, took) = timed(2, &["--deadline", "2000", "status"]);
+    assert!(took < Duration::from_millis(2_800), "to the stopped node: {took:?} {run:?}");
+    assert_eq!(run.code, 6, "{run:?}");
+    // Stopped long enough for the others to count it dead, and it them once it resumes.
+    std::thread::sleep(Duration::from_secs(4));
+    signal("-CONT");
+    let (run, took) = timed(2, &["--deadline", "5000", "invoke", "on3.get"]);
+    assert_eq!(run.code, 0, "through the resumed node, at once: {run:?} after {took:?}");
+}
