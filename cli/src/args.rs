@@ -12,7 +12,7 @@ pub const DEFAULT_NODE: &str = "127.0.0.1:7100";
 /// 2 usage, 3 not found, 4 bad arguments or request, 5 denied, 6 node unavailable,
 /// 7 application error (the method's own error), 8 name already bound.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "clouds", version)]
 pub struct Cli {
     /// The node to talk to.
     #[arg(long, global = true, env = "CLOUDS_NODE", default_value = DEFAULT_NODE)]

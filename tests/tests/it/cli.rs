@@ -110,3 +110,23 @@ fn a_call_by_name_is_one_round_trip() {
     });
     assert_eq!(node.clouds(&["invoke", "a/b/c.get"]).json(), json!(5));
 }
+
+/// `clouds --version` names clouds; a reader that closes stdout early ends a command
+/// quietly (`clouds classes | head`), with no panic and no backtrace.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(1, dir.path());
+    assert!(node.clouds(&["--version"]).ok().starts_with("clouds "));
+    let mut child = std::process::Command::new(tests::bin("clouds"))
+        .args(["--node", &node.addr.to_string(), "classes"])
+        .env("CLOUDS_WALLET", &node.wallet)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains("panicked"), "{:?}: {stderr}", out.status);
+}
