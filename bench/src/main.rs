@@ -5,7 +5,8 @@
 //! 2. Durable write invocations/s at 1, 16, 64, 256 concurrent callers vs raw sled
 //!    insert + flush, and vs a raw sled 3-tree transaction + flush (what one atomic
 //!    commit costs without group commit), at the same concurrency.
-//! 3. Client-to-node invocation over tarpc on loopback vs a raw tarpc echo.
+//! 3. Client-to-node invocation over tarpc on loopback (encrypted, as every connection is)
+//!    vs a raw tarpc echo, plain and over the same encrypted channel.
 //! 4. Transport choices: TCP_NODELAY on/off, multi-thread vs current-thread runtime.
 //! 5. A 256 MiB Blob written and read back in 4 MiB calls.
 //! 6. A real 3-node cluster: remote and nested invocations, idle memory (needs the release
@@ -234,21 +235,49 @@ impl Echo for EchoServer {
 
 /// A raw tarpc echo server on 127.0.0.1 and a client connected to it.
 async fn echo_pair(nodelay: bool) -> EchoClient {
+    echo_pair_over(nodelay, false).await
+}
+
+/// An echo server and a client of it; `encrypted`: over the nodes' encrypted channel
+/// (`protocol::secure`), as every Clouds connection is.
+async fn echo_pair_over(nodelay: bool, encrypted: bool) -> EchoClient {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             stream.set_nodelay(nodelay).unwrap();
-            let framed = tarpc::tokio_util::codec::Framed::new(stream, protocol::service::frame_codec());
-            let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
-            tokio::spawn(BaseChannel::with_defaults(transport).execute(EchoServer.serve()).for_each(|r| async move {
-                tokio::spawn(r);
-            }));
+            tokio::spawn(async move {
+                if encrypted {
+                    let secure = protocol::secure::accept(stream).await.unwrap();
+                    serve_echo(secure).await;
+                } else {
+                    serve_echo(stream).await;
+                }
+            });
         }
     });
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(nodelay).unwrap();
+    if encrypted {
+        echo_client(protocol::secure::connect(stream).await.unwrap())
+    } else {
+        echo_client(stream)
+    }
+}
+
+async fn serve_echo<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static>(stream: S) {
+    let framed = tarpc::tokio_util::codec::Framed::new(stream, protocol::service::frame_codec());
+    let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
+    BaseChannel::with_defaults(transport)
+        .execute(EchoServer.serve())
+        .for_each(|r| async move {
+            tokio::spawn(r);
+        })
+        .await;
+}
+
+fn echo_client<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static>(stream: S) -> EchoClient {
     let framed = tarpc::tokio_util::codec::Framed::new(stream, protocol::service::frame_codec());
     let transport = tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default());
     EchoClient::new(tarpc::client::Config::default(), transport).spawn()
@@ -403,21 +432,25 @@ async fn over_tarpc() {
     let id = client.create("Counter", InitialState::Default).await.unwrap();
 
     let echo = echo_pair(true).await;
+    let sealed = echo_pair_over(true, true).await;
 
     // The same bytes travel both ways: the invocation's payload size.
     let payload = vec![0u8; 64];
     Figures::print_header();
     for concurrency in [1usize, 64] {
-        let e = echo.clone();
-        let p = payload.clone();
-        measure_concurrent(&format!("raw tarpc echo (64 B), {concurrency} in flight"), concurrency, RUN, move |_| {
-            let (e, p) = (e.clone(), p.clone());
-            async move {
-                e.echo(tarpc::context::current(), p).await.unwrap();
-            }
-        })
-        .await
-        .print();
+        for (label, e) in
+            [("raw tarpc echo (64 B)", echo.clone()), ("raw tarpc echo (64 B), encrypted", sealed.clone())]
+        {
+            let p = payload.clone();
+            measure_concurrent(&format!("{label}, {concurrency} in flight"), concurrency, RUN, move |_| {
+                let (e, p) = (e.clone(), p.clone());
+                async move {
+                    e.echo(tarpc::context::current(), p).await.unwrap();
+                }
+            })
+            .await
+            .print();
+        }
         let (c, id) = (client.clone(), id.clone());
         measure_concurrent(&format!("Counter.get via client, {concurrency} in flight"), concurrency, RUN, move |_| {
             let (c, id) = (c.clone(), id.clone());

@@ -146,10 +146,15 @@ pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<
                 // The handshake runs in the connection's own task: a slow peer delays nobody.
                 tokio::spawn(async move {
                     let _ticket = ticket;
-                    let mut stream = stream;
-                    let shake = handshake::accept(&mut stream, engine.node(), Some(&identity));
-                    let peer = match tokio::time::timeout(HANDSHAKE_WITHIN, shake).await {
-                        Ok(Ok(peer)) => peer,
+                    // The encrypted channel, then the handshake inside it, bound to it.
+                    let shake = async {
+                        let mut stream = protocol::secure::accept(stream).await.map_err(|e| e.to_string())?;
+                        let binding = stream.binding().to_vec();
+                        let peer = handshake::accept(&mut stream, engine.node(), Some(&identity), &binding).await?;
+                        Ok::<_, String>((stream, peer))
+                    };
+                    let (stream, peer) = match tokio::time::timeout(HANDSHAKE_WITHIN, shake).await {
+                        Ok(Ok(done)) => done,
                         Ok(Err(reason)) => return admission.refused(&format!("a handshake: {reason}")),
                         Err(_) => return admission.refused("a peer did not finish the handshake in time"),
                     };

@@ -18,7 +18,7 @@ use clouds::NodeId;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-pub const HANDSHAKE_VERSION: u16 = 1;
+pub const HANDSHAKE_VERSION: u16 = 2;
 const CLIENT_DOMAIN: &[u8] = b"clouds handshake client v1";
 const SERVER_DOMAIN: &[u8] = b"clouds handshake server v1";
 /// The largest handshake message.
@@ -80,8 +80,11 @@ fn nonce() -> [u8; 32] {
     n
 }
 
-fn signed(domain: &[u8], nonce: &[u8; 32], node: NodeId) -> Vec<u8> {
-    [domain, nonce, &node.0.to_be_bytes()].concat()
+/// What a proof signs: the domain, the other side's nonce, the server's node, and the
+/// encrypted channel's handshake hash (`secure::Secure::binding`), which ties the proof to
+/// this one channel: a relay in the middle has another hash with each side.
+fn signed(domain: &[u8], nonce: &[u8; 32], node: NodeId, binding: &[u8]) -> Vec<u8> {
+    [domain, nonce, &node.0.to_be_bytes(), binding].concat()
 }
 
 /// Why a handshake failed: the connection broke (the peer may be going down: try again
@@ -133,6 +136,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     me: NodeId,
     identity: Option<&Identity>,
+    binding: &[u8],
 ) -> Result<Peer, String> {
     let my_nonce = nonce();
     send(
@@ -143,7 +147,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     let hello: ClientHello = recv(stream).await?;
     let checked = version_ok(hello.version).and_then(|()| match (&hello.identity, identity) {
         (ClientIdentity::User(key), _) => {
-            if !key.verifies(&signed(CLIENT_DOMAIN, &my_nonce, me), &hello.signature) {
+            if !key.verifies(&signed(CLIENT_DOMAIN, &my_nonce, me, binding), &hello.signature) {
                 return Err("the client does not hold the key it names".to_string());
             }
             Ok(Peer::User(*key))
@@ -153,7 +157,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
             if !cert.is_signed_by(&id.authority) {
                 return Err(format!("{}'s certificate is not from this cluster's authority", cert.node));
             }
-            if !cert.key.verifies(&signed(CLIENT_DOMAIN, &my_nonce, me), &hello.signature) {
+            if !cert.key.verifies(&signed(CLIENT_DOMAIN, &my_nonce, me, binding), &hello.signature) {
                 return Err(format!("the peer does not hold the key of {}'s certificate", cert.node));
             }
             Ok(Peer::Node(cert.node))
@@ -161,7 +165,8 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     });
     match checked {
         Ok(peer) => {
-            let proof = identity.map(|i| i.key.sign(&signed(SERVER_DOMAIN, &hello.nonce, me))).unwrap_or_default();
+            let proof =
+                identity.map(|i| i.key.sign(&signed(SERVER_DOMAIN, &hello.nonce, me, binding))).unwrap_or_default();
             send(stream, &ServerAnswer::Welcome { proof }).await?;
             Ok(peer)
         }
@@ -179,6 +184,7 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     credentials: Credentials<'_>,
     expect: Option<NodeId>,
+    binding: &[u8],
 ) -> Result<(), Failure> {
     let hello: ServerHello = recv(stream).await?;
     version_ok(hello.version).map_err(Failure::Refused)?;
@@ -199,7 +205,7 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
         _ => None,
     };
     let my_nonce = nonce();
-    let proof = |key: &KeyPair| key.sign(&signed(CLIENT_DOMAIN, &hello.nonce, hello.node));
+    let proof = |key: &KeyPair| key.sign(&signed(CLIENT_DOMAIN, &hello.nonce, hello.node, binding));
     let (who, signature) = match credentials {
         Credentials::Node(id) => (ClientIdentity::Node(id.cert.clone()), proof(&id.key)),
         Credentials::User(key) => (ClientIdentity::User(key.public()), proof(key)),
@@ -209,7 +215,7 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     match recv::<_, ServerAnswer>(stream).await? {
         ServerAnswer::Refused { reason } => refused(format!("the node refused the connection: {reason}")),
         ServerAnswer::Welcome { proof } => match server_key {
-            Some(key) if !key.verifies(&signed(SERVER_DOMAIN, &my_nonce, hello.node), &proof) => {
+            Some(key) if !key.verifies(&signed(SERVER_DOMAIN, &my_nonce, hello.node, binding), &proof) => {
                 refused(format!("the node at this address does not hold {}'s key", hello.node))
             }
             _ => Ok(()),
@@ -243,10 +249,12 @@ mod tests {
             let mut b = b;
             // The client hangs up when it is done, as a TCP client would.
             let credentials = client.map(Credentials::Node).unwrap_or(Credentials::Anonymous);
-            connect(&mut b, credentials, expect.map(NodeId)).await
+            connect(&mut b, credentials, expect.map(NodeId), b"channel").await
         };
-        let server_side =
-            tokio::time::timeout(std::time::Duration::from_secs(5), accept(&mut a, NodeId(server_node), server));
+        let server_side = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            accept(&mut a, NodeId(server_node), server, b"channel"),
+        );
         let (server, client) = tokio::join!(server_side, client_side);
         (server.unwrap_or_else(|_| Err("timed out".into())), client.map_err(String::from))
     }
@@ -271,8 +279,10 @@ mod tests {
         let ids = identities("user", &[1]);
         let user = KeyPair::generate();
         let (mut a, mut b) = tokio::io::duplex(4096);
-        let (server, client) =
-            tokio::join!(accept(&mut a, NodeId(1), Some(&ids[0])), connect(&mut b, Credentials::User(&user), None));
+        let (server, client) = tokio::join!(
+            accept(&mut a, NodeId(1), Some(&ids[0]), b"channel"),
+            connect(&mut b, Credentials::User(&user), None, b"channel")
+        );
         assert_eq!((server, client), (Ok(Peer::User(user.public())), Ok(())));
     }
 
@@ -299,5 +309,19 @@ mod tests {
         // A server without an identity cannot pass for a node.
         let (_, client) = run(None, 2, Some(&ids[0]), Some(2)).await;
         assert!(client.unwrap_err().contains("presents no certificate"));
+    }
+
+    #[tokio::test]
+    async fn a_proof_made_for_another_channel_is_refused() {
+        // A relay in the middle has one channel with each side: the proofs name different
+        // channels, and neither side accepts the other's.
+        let ids = identities("relay", &[1]);
+        let user = KeyPair::generate();
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let (server, _client) = tokio::join!(
+            accept(&mut a, NodeId(1), Some(&ids[0]), b"channel with the relay, server side"),
+            connect(&mut b, Credentials::User(&user), None, b"channel with the relay, client side")
+        );
+        assert!(server.unwrap_err().contains("does not hold the key"));
     }
 }

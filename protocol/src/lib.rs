@@ -24,6 +24,7 @@ pub mod migration;
 pub mod placement;
 pub mod pool;
 pub mod route;
+pub mod secure;
 pub mod service;
 pub mod view;
 pub mod wire;

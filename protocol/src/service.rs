@@ -52,10 +52,14 @@ impl Connection {
     ) -> Result<Connection, InvokeError> {
         let unavailable = |reason: String| InvokeError::Unavailable { node: addr.to_string(), reason };
         let connected = tokio::time::timeout(within, async {
-            let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
+            let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
             // Small request/reply messages: do not wait to coalesce them.
             let _ = stream.set_nodelay(true);
-            handshake::connect(&mut stream, credentials, expect).await.map_err(|f| match f {
+            // Everything from here on is encrypted; the handshake proves who is at each end
+            // of this channel (its binding).
+            let mut stream = crate::secure::connect(stream).await.map_err(|e| unavailable(e.to_string()))?;
+            let binding = stream.binding().to_vec();
+            handshake::connect(&mut stream, credentials, expect, &binding).await.map_err(|f| match f {
                 // The connection broke: the node may be going down or starting up.
                 handshake::Failure::Transport(reason) => InvokeError::Unavailable { node: addr.to_string(), reason },
                 handshake::Failure::Refused(reason) => InvokeError::Denied { reason },

@@ -6,9 +6,10 @@ use serde_json::json;
 use std::time::Duration;
 use tests::LocalCluster;
 
-/// Creates a Relay on node `on` (asking node 1), named `name`; returns its id.
+/// Creates a Relay on node `on` (asking node 1), named `name`; returns its id. Pinned: these
+/// tests say where threads go, so affinity must not move the objects they bounce between.
 fn relay(c: &LocalCluster, name: &str, on: u16) -> String {
-    c.clouds(1, &["create", "Relay", "--on", &on.to_string(), "--name", name]).ok().to_string()
+    c.clouds(1, &["create", "Relay", "--on", &on.to_string(), "--name", name, "--pinned"]).ok().to_string()
 }
 
 fn ids(ids: &[&str]) -> String {
