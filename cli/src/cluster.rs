@@ -187,9 +187,10 @@ pub async fn up(
     nodes: u16,
     dir: &Path,
     objectd: Option<PathBuf>,
-    wallet_key: PublicKey,
+    wallet: &client::Wallet,
     json: bool,
 ) -> Result<(), CliError> {
+    let wallet_key = wallet.public();
     if nodes == 0 {
         return Err(CliError::Usage("--nodes must be at least 1".into()));
     }
@@ -201,7 +202,9 @@ pub async fn up(
     }
     write_nodes(dir, &members)?;
     let ids: Vec<NodeId> = members.iter().map(|m| NodeId(m.id)).collect();
-    protocol::identity::init(dir, &ids).map_err(failed)?;
+    let authority = protocol::identity::init(dir, &ids).map_err(failed)?;
+    // Whoever runs the cluster trusts it: their wallet reaches its nodes from now on.
+    wallet.trust_authority(&authority).map_err(failed)?;
     let admin = admin_of(dir, wallet_key)?;
     let bin = objectd_binary(objectd)?;
     let seeds: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();

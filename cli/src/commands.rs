@@ -18,8 +18,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let wallet_dir = cli.wallet.clone().unwrap_or_else(Wallet::default_dir);
     let command = match cli.command {
         Command::Cluster(ClusterCommand::Up { nodes, dir, objectd }) => {
-            let admin = open_wallet(&wallet_dir)?.public();
-            return cluster::up(nodes, &dir, objectd, admin, json).await;
+            return cluster::up(nodes, &dir, objectd, &open_wallet(&wallet_dir)?, json).await;
         }
         Command::Cluster(ClusterCommand::Down { dir }) => return cluster::down(&dir),
         Command::Cluster(ClusterCommand::Init { dir, nodes }) => return cluster::init(&dir, nodes),

@@ -56,6 +56,7 @@ impl Client {
     /// Connects for the holder of `wallet`.
     pub async fn connect_with(addr: SocketAddr, within: Duration, wallet: Arc<Wallet>) -> Result<Client, InvokeError> {
         let entry = Connection::open(addr, within, Credentials::User(wallet.key()), None).await?;
+        wallet.trust(entry.server(), addr)?;
         Ok(Client {
             entry,
             deadline: Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS),

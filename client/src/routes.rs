@@ -49,6 +49,12 @@ impl Routes {
             else {
                 return entry.call(None, body, left).await;
             };
+            if !pooled {
+                if let Err(e) = wallet.trust(conn.server(), conn.addr()) {
+                    self.pool.forget(node);
+                    return Err(e);
+                }
+            }
             match conn.send(body.clone(), left).await {
                 Ok(response) => return response,
                 Err(reason) => {

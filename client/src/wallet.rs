@@ -9,8 +9,8 @@
 //! For each object the wallet offers, of the capabilities that have not expired, the one
 //! that suits the call best (see [`suitability`]).
 
-use capability::{hex, KeyPair, PublicKey, Token};
-use clouds::{Cap, ObjectId, Rights};
+use capability::{hex, KeyPair, NodeCert, PublicKey, Token};
+use clouds::{Cap, InvokeError, ObjectId, Rights};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -79,6 +79,47 @@ impl Wallet {
 
     pub fn public(&self) -> PublicKey {
         self.key.public()
+    }
+
+    /// Checks that the node at `addr`, which proved `cert` on its connection, belongs to
+    /// the cluster this wallet trusts: the authority whose certificate the first node it
+    /// reached presented (trust on first use, kept in `DIR/authority`). An in-memory
+    /// wallet trusts what it meets.
+    pub fn trust(&self, cert: Option<&NodeCert>, addr: std::net::SocketAddr) -> Result<(), InvokeError> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let path = dir.join("authority");
+        let trusted: Option<PublicKey> = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok());
+        let forget = format!("remove {} to trust another cluster", path.display());
+        match (trusted, cert) {
+            (Some(trusted), Some(cert)) if cert.authority == trusted => Ok(()),
+            (Some(trusted), Some(cert)) => Err(InvokeError::Denied {
+                reason: format!(
+                    "the node at {addr} ({}) belongs to another cluster (authority {}) than the one this \
+                     wallet trusts since it first connected (authority {trusted}); {forget}",
+                    cert.node, cert.authority
+                ),
+            }),
+            (Some(trusted), None) => Err(InvokeError::Denied {
+                reason: format!(
+                    "the node at {addr} presents no certificate, and this wallet trusts the cluster of \
+                     authority {trusted}; {forget}"
+                ),
+            }),
+            (None, Some(cert)) => {
+                write_private(&path, &format!("{}\n", cert.authority)).map_err(InvokeError::storage)?;
+                Ok(())
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// Trusts the cluster of `authority` from now on (the one a `clouds cluster up` with this
+    /// wallet made or runs), instead of any other.
+    pub fn trust_authority(&self, authority: &PublicKey) -> Result<(), String> {
+        match &self.dir {
+            Some(dir) => write_private(&dir.join("authority"), &format!("{authority}\n")),
+            None => Ok(()),
+        }
     }
 
     /// Keeps `cap` (once). Refused if it is not a capability of this format.

@@ -185,7 +185,7 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     credentials: Credentials<'_>,
     expect: Option<NodeId>,
     binding: &[u8],
-) -> Result<(), Failure> {
+) -> Result<Option<NodeCert>, Failure> {
     let hello: ServerHello = recv(stream).await?;
     version_ok(hello.version).map_err(Failure::Refused)?;
     let refused = |s: String| Err(Failure::Refused(s));
@@ -202,7 +202,9 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Some(cert.key)
         }
-        _ => None,
+        // Any other client checks the proof of the certificate the node presents; whose
+        // authority it trusts is the client's to decide (`connect` returns the certificate).
+        _ => hello.cert.as_ref().map(|c| c.key),
     };
     let my_nonce = nonce();
     let proof = |key: &KeyPair| key.sign(&signed(CLIENT_DOMAIN, &hello.nonce, hello.node, binding));
@@ -218,7 +220,8 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
             Some(key) if !key.verifies(&signed(SERVER_DOMAIN, &my_nonce, hello.node, binding), &proof) => {
                 refused(format!("the node at this address does not hold {}'s key", hello.node))
             }
-            _ => Ok(()),
+            // The node proved the key of the certificate it presents, on this channel.
+            _ => Ok(hello.cert),
         },
     }
 }
@@ -256,7 +259,7 @@ mod tests {
             accept(&mut a, NodeId(server_node), server, b"channel"),
         );
         let (server, client) = tokio::join!(server_side, client_side);
-        (server.unwrap_or_else(|_| Err("timed out".into())), client.map_err(String::from))
+        (server.unwrap_or_else(|_| Err("timed out".into())), client.map(|_| ()).map_err(String::from))
     }
 
     #[tokio::test]
@@ -283,7 +286,9 @@ mod tests {
             accept(&mut a, NodeId(1), Some(&ids[0]), b"channel"),
             connect(&mut b, Credentials::User(&user), None, b"channel")
         );
-        assert_eq!((server, client), (Ok(Peer::User(user.public())), Ok(())));
+        assert_eq!(server, Ok(Peer::User(user.public())));
+        // The client learns the node's certificate, proven on this channel.
+        assert_eq!(client.map(|c| c.map(|c| c.node)), Ok(Some(NodeId(1))));
     }
 
     #[tokio::test]

@@ -39,6 +39,8 @@ pub struct Connection {
     /// Set once the connection's dispatch ended (the peer went away): nothing sent on it
     /// would go out.
     closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The node's certificate, proven at the handshake.
+    server: Option<std::sync::Arc<capability::NodeCert>>,
 }
 
 impl Connection {
@@ -59,14 +61,14 @@ impl Connection {
             // of this channel (its binding).
             let mut stream = crate::secure::connect(stream).await.map_err(|e| unavailable(e.to_string()))?;
             let binding = stream.binding().to_vec();
-            handshake::connect(&mut stream, credentials, expect, &binding).await.map_err(|f| match f {
+            let server = handshake::connect(&mut stream, credentials, expect, &binding).await.map_err(|f| match f {
                 // The connection broke: the node may be going down or starting up.
                 handshake::Failure::Transport(reason) => InvokeError::Unavailable { node: addr.to_string(), reason },
                 handshake::Failure::Refused(reason) => InvokeError::Denied { reason },
             })?;
-            Ok::<_, InvokeError>(stream)
+            Ok::<_, InvokeError>((stream, server))
         });
-        let stream =
+        let (stream, server) =
             connected.await.map_err(|_| unavailable(format!("no answer within {} ms", within.as_millis())))??;
         let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
         let tarpc::client::NewClient { client: rpc, dispatch } =
@@ -77,7 +79,12 @@ impl Connection {
             let _ = dispatch.await;
             ended.store(true, std::sync::atomic::Ordering::Release);
         });
-        Ok(Connection { rpc, addr, closed })
+        Ok(Connection { rpc, addr, closed, server: server.map(std::sync::Arc::new) })
+    }
+
+    /// The certificate the node presented and proved on this connection, if it has one.
+    pub fn server(&self) -> Option<&capability::NodeCert> {
+        self.server.as_deref()
     }
 
     /// Whether the connection is closed for good: a pool hands it out no more.

@@ -260,3 +260,16 @@ fn names_work_for_every_user() {
     node.clouds(&["mkdir", "home/bob"]).fails(8, "already bound");
     node.clouds(&["invoke", "c1.get"]).ok();
 }
+
+/// A wallet trusts the cluster it first reached (the authority of the certificate that
+/// node proved), and refuses a node of another cluster after that.
+#[test]
+fn a_wallet_refuses_a_node_of_another_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (Node::start(1, &dir.path().join("a")), Node::start(1, &dir.path().join("b")));
+    let wallet = dir.path().join("carol.wallet");
+    tests::clouds_at(&ours.addr.to_string(), &wallet, &["status"]).ok();
+    assert!(wallet.join("authority").exists(), "trusted on first use");
+    tests::clouds_at(&ours.addr.to_string(), &wallet, &["status"]).ok();
+    tests::clouds_at(&theirs.addr.to_string(), &wallet, &["status"]).fails(5, "belongs to another cluster");
+}
