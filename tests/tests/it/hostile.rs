@@ -174,3 +174,29 @@ fn what_crosses_the_network_is_encrypted() {
         assert!(!seen.windows(needle.len()).any(|w| w == needle.as_slice()), "{what} crossed in clear");
     }
 }
+
+/// Right after a killed node is restarted, calls through another node to its objects go to
+/// the new incarnation: none is sent on a connection to the one that died.
+#[test]
+fn calls_right_after_a_restart_reach_the_new_incarnation() {
+    let mut c = tests::LocalCluster::up(3);
+    let ids: Vec<String> = (0..8)
+        .map(|i| c.clouds(1, &["create", "Counter", "--on", "2", "--pinned", "--name", &format!("r{i}")]).ok().to_string())
+        .collect();
+    // Node 1 has pooled connections to node 2.
+    for id in &ids {
+        c.clouds(1, &["invoke", &format!("{id}.incr"), "1"]).ok();
+    }
+    c.kill9(2);
+    c.start(3);
+    let mut failed = Vec::new();
+    for round in 0..3 {
+        for id in &ids {
+            let run = c.clouds(1, &["invoke", &format!("{id}.get")]);
+            if run.code != 0 {
+                failed.push(format!("round {round}: {}", run.stderr.trim()));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{} of 24 first calls failed: {failed:#?}", failed.len());
+}
