@@ -41,6 +41,19 @@ impl CliError {
     }
 }
 
+impl CliError {
+    /// A short, stable name of what went wrong (`usage`, `name_taken`, `failed`, or the
+    /// invocation error's kind: `not_found`, `denied`, ...), for `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CliError::Usage(_) => "usage",
+            CliError::NameTaken { .. } => "name_taken",
+            CliError::Failed(_) => "failed",
+            CliError::Invoke(e) => e.kind(),
+        }
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

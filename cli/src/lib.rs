@@ -26,6 +26,7 @@ fn quotable(message: &str) -> String {
 /// Parses argv, runs the command, prints an error once, and maps it to an exit code.
 pub fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    let json = cli.json;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -49,7 +50,15 @@ pub fn main() -> ExitCode {
     match run {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("clouds: error: {}", quotable(&e.to_string()));
+            let message = quotable(&e.to_string());
+            if json {
+                // Under --json, errors are JSON too: one object on stderr.
+                let error =
+                    serde_json::json!({ "error": { "kind": e.kind(), "exit_code": e.code(), "message": message } });
+                eprintln!("{error}");
+            } else {
+                eprintln!("clouds: error: {message}");
+            }
             ExitCode::from(e.code())
         }
         Err(payload) if is_broken_pipe(payload.as_ref()) => ExitCode::SUCCESS,

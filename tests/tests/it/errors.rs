@@ -50,6 +50,14 @@ fn bad_inputs_are_refused_clearly_and_change_nothing() {
     }
     let wallet = tempfile::tempdir().unwrap();
     clouds_at("127.0.0.1:1", wallet.path(), &["status"]).fails(6, "127.0.0.1:1 is unavailable");
+    // Under --json, the error is a JSON object too, with its kind and exit code.
+    let run = node.clouds(&["--json", "invoke", "c.nope"]);
+    let error: serde_json::Value = serde_json::from_str(run.stderr.trim()).expect("a JSON error");
+    assert_eq!(
+        (error["error"]["kind"].clone(), error["error"]["exit_code"].clone()),
+        (json!("no_such_method"), json!(4))
+    );
+    assert_eq!(run.code, 4);
 
     assert_eq!(node.clouds(&["--json", "describe", "c"]).json(), before, "the object changed");
     assert_eq!(node.clouds(&["--json", "status"]).json()["objects"], objects, "objects were created");

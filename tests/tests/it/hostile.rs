@@ -181,7 +181,9 @@ fn what_crosses_the_network_is_encrypted() {
 fn calls_right_after_a_restart_reach_the_new_incarnation() {
     let mut c = tests::LocalCluster::up(3);
     let ids: Vec<String> = (0..8)
-        .map(|i| c.clouds(1, &["create", "Counter", "--on", "2", "--pinned", "--name", &format!("r{i}")]).ok().to_string())
+        .map(|i| {
+            c.clouds(1, &["create", "Counter", "--on", "2", "--pinned", "--name", &format!("r{i}")]).ok().to_string()
+        })
         .collect();
     // Node 1 has pooled connections to node 2.
     for id in &ids {
