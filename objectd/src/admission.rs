@@ -129,7 +129,9 @@ impl Admission {
 
     /// Logs a refused connection or frame, at most once per `LOG_EVERY`.
     pub fn refused(&self, what: &str) {
-        self.refusals.note(what);
+        if let Some(n) = self.refusals.note() {
+            tracing::warn!(refused = n, "refused a peer's connection or frame (logged at most every 10 s): {what}");
+        }
     }
 
     /// Connections open now.
@@ -138,23 +140,26 @@ impl Admission {
     }
 }
 
-/// A warning that is logged at most once per `LOG_EVERY`, with the count since.
+/// Counts events that a log line reports at most once per `LOG_EVERY` (bad input from
+/// peers must not flood the log).
 #[derive(Default)]
-struct RateLimited {
+pub struct RateLimited {
     count: AtomicU64,
     /// std `Mutex`: when it was last logged.
     last: Mutex<Option<std::time::Instant>>,
 }
 
 impl RateLimited {
-    fn note(&self, what: &str) {
+    /// Counts one; `Some(n)` when it is time to log, with the `n` counted since the last.
+    pub fn note(&self) -> Option<u64> {
         let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         let mut last = self.last.lock().expect("rate limit mutex");
-        if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-            *last = Some(std::time::Instant::now());
-            self.count.store(0, Ordering::Relaxed);
-            tracing::warn!(refused = n, "refused a peer's connection or frame (logged at most every 10 s): {what}");
+        if last.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            return None;
         }
+        *last = Some(std::time::Instant::now());
+        self.count.store(0, Ordering::Relaxed);
+        Some(n)
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 const PATTERN: &str = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
@@ -107,6 +107,13 @@ impl<S> Secure<S> {
     }
 }
 
+/// Reads what `inner` has into `dst`: how many bytes (0: the end of the stream).
+fn poll_fill<S: AsyncRead + Unpin>(inner: &mut S, cx: &mut Context<'_>, dst: &mut [u8]) -> Poll<io::Result<usize>> {
+    let mut rb = ReadBuf::new(dst);
+    ready!(Pin::new(inner).poll_read(cx, &mut rb))?;
+    Poll::Ready(Ok(rb.filled().len()))
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Secure<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
@@ -119,42 +126,24 @@ impl<S: AsyncRead + Unpin> AsyncRead for Secure<S> {
             }
             // The length prefix, then the body, of the next message.
             if this.head_have < 2 {
-                let mut rb = ReadBuf::new(&mut this.head[this.head_have..]);
-                match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Ok(())) => {
-                        let n = rb.filled().len();
-                        if n == 0 {
-                            // The peer closed: the end of the stream (mid-prefix: broken).
-                            return if this.head_have == 0 {
-                                Poll::Ready(Ok(()))
-                            } else {
-                                Poll::Ready(Err(broke("closed in the middle of a message")))
-                            };
-                        }
-                        this.head_have += n;
-                        if this.head_have == 2 {
-                            this.body = vec![0u8; u16::from_be_bytes(this.head) as usize];
-                            this.body_have = 0;
-                        }
-                    }
+                let n = ready!(poll_fill(&mut this.inner, cx, &mut this.head[this.head_have..]))?;
+                if n == 0 {
+                    // The peer closed: the end of the stream (mid-prefix: broken).
+                    return Poll::Ready(if this.head_have == 0 { Ok(()) } else { Err(broke("closed mid-message")) });
+                }
+                this.head_have += n;
+                if this.head_have == 2 {
+                    this.body = vec![0u8; u16::from_be_bytes(this.head) as usize];
+                    this.body_have = 0;
                 }
                 continue;
             }
             if this.body_have < this.body.len() {
-                let mut rb = ReadBuf::new(&mut this.body[this.body_have..]);
-                match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Ok(())) => {
-                        let n = rb.filled().len();
-                        if n == 0 {
-                            return Poll::Ready(Err(broke("closed in the middle of a message")));
-                        }
-                        this.body_have += n;
-                    }
+                let n = ready!(poll_fill(&mut this.inner, cx, &mut this.body[this.body_have..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(broke("closed mid-message")));
                 }
+                this.body_have += n;
                 continue;
             }
             // A whole message: decrypt it.

@@ -302,13 +302,8 @@ impl Engine {
     pub(super) fn move_later(&self, id: ObjectId, to: NodeId) {
         let engine = self.clone();
         tokio::spawn(async move {
-            let epoch = match engine.inner.store.get(id) {
-                Ok(Some(Record::Live { epoch, .. })) => epoch,
-                _ => return,
-            };
-            let guard = engine.guard();
-            let cap = guard.issue_owner(id, epoch, guard.identity().key.public());
-            match engine.migrate(RawRef { id, cap: Some(cap) }, to, Strategy::Precopy).await {
+            let Ok(raw) = engine.own_capability(id) else { return };
+            match engine.migrate(raw, to, Strategy::Precopy).await {
                 Ok(report) => tracing::debug!(%report, "moved as its method asked"),
                 Err(e) => tracing::warn!(%id, %to, "the move a method asked for failed: {e}"),
             }

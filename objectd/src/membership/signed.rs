@@ -8,28 +8,26 @@
 //! (postcard) | signature (64 bytes) over `DOMAIN | certificate | payload` | payload (the
 //! chitchat envelope as chitchat serializes it).
 
+use crate::admission::RateLimited;
 use anyhow::Context as _;
 use capability::{NodeCert, PublicKey};
 use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport};
 use chitchat::ChitchatEnvelope;
 use protocol::Identity;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 const MAGIC: &[u8; 4] = b"CLG1";
 const DOMAIN: &[u8] = b"clouds gossip v1";
 const SIGNATURE: usize = 64;
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_507;
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The transport: opens signed sockets for this node's identity.
 pub struct SignedTransport {
     pub identity: Arc<Identity>,
-    /// Datagrams dropped so far (shared by the sockets it opened).
-    pub dropped: Arc<AtomicU64>,
+    /// Datagrams dropped, for the rate-limited log (shared by the sockets it opened).
+    pub dropped: Arc<RateLimited>,
 }
 
 #[async_trait::async_trait]
@@ -45,7 +43,6 @@ impl Transport for SignedTransport {
             cert,
             buf: vec![0u8; MAX_DATAGRAM].into_boxed_slice(),
             dropped: self.dropped.clone(),
-            logged: Mutex::new(None),
         }))
     }
 }
@@ -56,9 +53,7 @@ struct SignedSocket {
     /// This node's certificate, encoded once.
     cert: Vec<u8>,
     buf: Box<[u8]>,
-    dropped: Arc<AtomicU64>,
-    /// std `Mutex`: when a drop was last logged.
-    logged: Mutex<Option<Instant>>,
+    dropped: Arc<RateLimited>,
 }
 
 /// Seals `payload` as `identity`'s datagram.
@@ -100,10 +95,7 @@ pub fn open_sealed<'a>(datagram: &'a [u8], authority: &PublicKey) -> Result<(&'a
 
 impl SignedSocket {
     fn drop_one(&self, from: SocketAddr, why: &str) {
-        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut logged = self.logged.lock().expect("log mutex");
-        if logged.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-            *logged = Some(Instant::now());
+        if let Some(n) = self.dropped.note() {
             tracing::warn!(%from, dropped = n, "dropped a gossip datagram: {why} (logged at most every 10 s)");
         }
     }
