@@ -21,6 +21,7 @@ DIR="$WORK/cluster"
 export CLOUDS_WALLET="$WORK/wallet"
 cleanup() { "$BIN/clouds" cluster down --dir "$DIR" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 
 run() {
     echo "\$ clouds $*"

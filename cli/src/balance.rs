@@ -93,7 +93,9 @@ pub async fn drain(client: &Client, json: bool, node: &str, undo: bool, detach: 
                 None => report.state.to_string(),
             });
         }
-        if matches!(report.state, DrainState::Done | DrainState::Undone) || tokio::time::Instant::now() >= until {
+        if matches!(report.state, DrainState::Done | DrainState::Undone | DrainState::Failed)
+            || tokio::time::Instant::now() >= until
+        {
             break report;
         }
         tokio::time::sleep(POLL).await;

@@ -155,7 +155,7 @@ struct Inner {
     incoming: Mutex<HashMap<ObjectId, migrate::Incoming>>,
     /// The armed fault point (tests only).
     #[cfg(feature = "faults")]
-    faults: Mutex<Option<(faults::Role, faults::Point, Arc<tokio::sync::Notify>)>>,
+    faults: Mutex<Option<faults::Armed>>,
     /// This node's parts of atomic actions.
     actions: action::Actions,
     /// Checks capabilities and issues them.

@@ -103,6 +103,9 @@ pub enum DrainState {
     Done,
     /// Ended by `--undo` (or `node mode server`) before it was over.
     Undone,
+    /// Stopped short: a step could not finish in time (the report's problem says which).
+    /// The node stays draining; `clouds drain NODE` again takes up where it stopped.
+    Failed,
 }
 
 impl fmt::Display for DrainState {
@@ -112,6 +115,7 @@ impl fmt::Display for DrainState {
             DrainState::HandingOver => "handing over",
             DrainState::Done => "done",
             DrainState::Undone => "undone",
+            DrainState::Failed => "failed",
         })
     }
 }

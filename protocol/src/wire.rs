@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// action touched).
 /// 6: placement policies (least-loaded, two choices, labels, near another object), node
 /// modes (`SetMode`), `Locate`; the load vector's version 2.
-pub const WIRE_VERSION: u16 = 7;
+pub const WIRE_VERSION: u16 = 8;
 
 /// One method call by one thread.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -14,7 +14,10 @@
 //! From then on callers ask the keeper for those objects (`Locations::home_of`), and the
 //! node can be stopped for good.
 //!
-//! `--undo` (or any other mode) stops the moves and takes the home records back.
+//! `--undo` (or any other mode) stops the moves and takes the home records back. A drain
+//! whose moves do not end in time (their homes not told, a lazy move's pages not pulled)
+//! or whose handover finds no keeper stops as `failed`, with the reason; the node stays
+//! draining, and starting the drain again takes up where it stopped.
 
 use super::Engine;
 use clouds::{InvokeError, NodeId, ObjectId};
@@ -263,7 +266,8 @@ impl Engine {
             return;
         }
         if let Err(e) = self.homes_told(run).await {
-            self.update_report(run, |r| r.problem = Some(e.to_string()));
+            self.update_report(run, |r| (r.state, r.problem) = (Phase::Failed, Some(e.to_string())));
+            tracing::warn!(node = %me, "the drain stopped short: {e}");
             return;
         }
         for _ in 0..HANDOVER_TRIES {
@@ -286,20 +290,23 @@ impl Engine {
             }
             tokio::time::sleep(HANDOVER_PAUSE).await;
         }
+        self.update_report(run, |r| r.state = Phase::Failed);
+        tracing::warn!(node = %me, "the drain stopped short: the home records could not be handed over");
     }
 
     /// Waits until every move out of this node has told the object's home.
     async fn homes_told(&self, run: u64) -> Result<(), InvokeError> {
         let deadline = Instant::now() + HOMES_TOLD_WITHIN;
         loop {
-            let open = self.inner.store.intents()?.iter().filter(|(k, _)| super::migrate::is_outgoing(k)).count();
+            let open = self.open_moves_out()?;
             if open == 0 {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(InvokeError::invalid(format!(
-                    "{open} moves out of {} have not told their objects' homes yet; the drain waits for them",
-                    self.inner.node
+                    "{open} moves out of {} have not told their objects' homes yet (or their targets have \
+                     not pulled every page of a lazy move); `clouds drain {}` tries again",
+                    self.inner.node, self.inner.node.0
                 )));
             }
             if self.inner.drain.run.load(Ordering::Acquire) != run {

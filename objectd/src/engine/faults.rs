@@ -1,7 +1,9 @@
 //! Fault injection for protocol tests: a test arms a step of a protocol on a node, and
 //! when the node reaches it (the step made durable) it stops there for good, as if the
 //! process had died at that instant, and tells the test. The test then crashes the node
-//! (or another) and checks what recovery makes of it. Only in builds with the `faults`
+//! (or another) and checks what recovery makes of it. A test may instead arm a *pause*:
+//! the node waits at the step until the test lets it go on, so that the other end of the
+//! protocol can overtake it (a race made certain). Only in builds with the `faults`
 //! feature (the tests crate enables it); elsewhere `fault` does nothing.
 //!
 //! A node process of such a build (the tests' `testnode`) arms the point named by the
@@ -47,6 +49,16 @@ impl Handover {
     }
 }
 
+/// A fault point a test armed: where, the notifier that fires when the node gets there,
+/// and, for a pause, the one that lets it go on.
+#[cfg(feature = "faults")]
+pub(super) struct Armed {
+    role: Role,
+    point: Point,
+    hit: std::sync::Arc<tokio::sync::Notify>,
+    resume: Option<std::sync::Arc<tokio::sync::Notify>>,
+}
+
 impl Engine {
     /// Stops here for good if a test armed this step of a move.
     pub(super) async fn fault(&self, role: Role, step: Step) {
@@ -66,14 +78,29 @@ impl Engine {
     async fn stop_if_armed(&self, role: Role, point: Point) {
         #[cfg(feature = "faults")]
         {
-            let hit = {
-                let armed = self.inner.faults.lock().expect("faults mutex");
-                armed.as_ref().filter(|(r, p, _)| *r == role && *p == point).map(|(_, _, hit)| hit.clone())
+            let found = {
+                let mut armed = self.inner.faults.lock().expect("faults mutex");
+                match armed.as_ref() {
+                    // A pause is taken once.
+                    Some(a) if a.role == role && a.point == point && a.resume.is_some() => armed.take(),
+                    Some(a) if a.role == role && a.point == point => {
+                        Some(Armed { role, point, hit: a.hit.clone(), resume: None })
+                    }
+                    _ => None,
+                }
             };
-            if let Some(hit) = hit {
-                tracing::warn!(?role, ?point, "stopping at an armed fault point");
-                hit.notify_one();
-                std::future::pending::<()>().await;
+            if let Some(armed) = found {
+                armed.hit.notify_one();
+                match armed.resume {
+                    Some(resume) => {
+                        tracing::warn!(?role, ?point, "pausing at an armed fault point");
+                        resume.notified().await;
+                    }
+                    None => {
+                        tracing::warn!(?role, ?point, "stopping at an armed fault point");
+                        std::future::pending::<()>().await;
+                    }
+                }
             }
         }
         #[cfg(not(feature = "faults"))]
@@ -99,10 +126,25 @@ impl Engine {
         self.arm(role, Point::Action(step))
     }
 
+    /// Arms a pause at the step `(role, step)` of moves: the node waits there (once) until
+    /// the second notifier is notified; the first fires when it gets there.
+    #[cfg(feature = "faults")]
+    pub fn arm_pause(
+        &self,
+        role: Role,
+        step: Step,
+    ) -> (std::sync::Arc<tokio::sync::Notify>, std::sync::Arc<tokio::sync::Notify>) {
+        let (hit, resume) = (std::sync::Arc::default(), std::sync::Arc::<tokio::sync::Notify>::default());
+        let armed =
+            Armed { role, point: Point::Move(step), hit: std::sync::Arc::clone(&hit), resume: Some(resume.clone()) };
+        *self.inner.faults.lock().expect("faults mutex") = Some(armed);
+        (hit, resume)
+    }
+
     #[cfg(feature = "faults")]
     fn arm(&self, role: Role, point: Point) -> std::sync::Arc<tokio::sync::Notify> {
         let hit = std::sync::Arc::new(tokio::sync::Notify::new());
-        *self.inner.faults.lock().expect("faults mutex") = Some((role, point, hit.clone()));
+        *self.inner.faults.lock().expect("faults mutex") = Some(Armed { role, point, hit: hit.clone(), resume: None });
         hit
     }
 }

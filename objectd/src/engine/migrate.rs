@@ -46,11 +46,6 @@ fn key(prefix: &[u8], id: ObjectId) -> Vec<u8> {
     [prefix, id.as_bytes()].concat()
 }
 
-/// Whether an intent key is a move out's (which is over once the home was told).
-pub(super) fn is_outgoing(key: &[u8]) -> bool {
-    key.starts_with(OUT)
-}
-
 /// The source's durable record of a move.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Outgoing {
@@ -529,6 +524,12 @@ impl Engine {
         Ok(self.inner.store.intent_remove(&key(OUT, id))?)
     }
 
+    /// The moves out of this node that are not over: the home is still to be told where
+    /// the object went, or a lazy move's target still to pull its pages.
+    pub fn open_moves_out(&self) -> Result<usize, InvokeError> {
+        Ok(self.inner.store.intents()?.iter().filter(|(k, _)| k.starts_with(OUT)).count())
+    }
+
     /// Why this node may not serve `id` now, if a move of it is in doubt.
     pub(super) fn moving_in_doubt(&self, id: ObjectId) -> Option<InvokeError> {
         self.inner.resolving.lock().expect("resolving mutex").get(&id).map(|to| in_doubt(id, *to))
@@ -645,6 +646,15 @@ impl Engine {
                 self.fetched(id, keys, CHUNK_BYTES)
             }
             MigrationStep::Release { id } => {
+                // The target may have pulled every page before this node has recorded the
+                // switch (the steps after the commit): the release waits for that, or the
+                // step recorded last would bring the dropped intent back.
+                if self.move_progress(id).is_some() {
+                    return Err(InvokeError::invalid(format!(
+                        "the move of object {id} out of {} is still switching over; release it again",
+                        self.inner.node
+                    )));
+                }
                 if let Some(out) = self.outgoing(id)? {
                     let mut out = out;
                     // Not flushed: `released` flushes the discard with the intent's removal.

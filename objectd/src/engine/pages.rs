@@ -267,6 +267,11 @@ impl Engine {
     /// Pulls the residual of `id` in the background, a chunk at a time, each under the
     /// object's read lock; then releases the source.
     pub(super) fn pull_later(&self, id: ObjectId) {
+        if self.inner.residuals.with(|all| all.get(&id).is_some_and(|r| r.missing.is_empty())) {
+            // Nothing to pull (an object with no pages): the move is over once released.
+            self.release_later(id);
+            return;
+        }
         let engine = self.clone();
         tokio::spawn(async move {
             let mut failures = 0;

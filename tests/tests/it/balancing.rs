@@ -39,7 +39,7 @@ async fn drained(net: &Network, node: u16) -> DrainReport {
         let report = net.engine(node).drain_report().unwrap();
         match report.state {
             DrainState::Done => return report,
-            DrainState::Undone => panic!("the drain was undone: {report:?}"),
+            DrainState::Undone | DrainState::Failed => panic!("the drain ended short: {report:?}"),
             _ => tokio::time::sleep(POLL).await,
         }
     }

@@ -327,12 +327,13 @@ async fn describe(net: &Network, via: u16, target: &RawRef) -> protocol::wire::O
 }
 
 /// Waits (at most 10 s) until the lazy move of `id` is over: no residual at the target,
-/// nothing left at the source.
+/// nothing left at the source, not even its record of the move.
 async fn pulled(net: &Network, target: &RawRef, at: u16, from: u16) {
     for _ in 0..100 {
         let info = describe(net, at, target).await;
         let left = net.engine(from).store().page_usage(target.id).unwrap();
-        if info.residual.is_none() && left == (0, 0) {
+        let open = net.engine(from).open_moves_out().unwrap();
+        if info.residual.is_none() && left == (0, 0) && open == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -472,4 +473,47 @@ async fn a_lazy_source_crash_at_every_step_leaves_one_owner_and_every_page() {
         }
         assert_eq!(net.invoke(1, &map, "len", json!([]), SHORT).await.unwrap(), json!(200), "at {step}");
     }
+}
+
+/// The target of a lazy move pulls every page and releases the source while the source is
+/// still recording the switch (paused right after the target committed): the release is
+/// refused until the source has recorded it, so the move ends at both ends (before, the
+/// source's last step brought back the record the release had dropped, and a drain of the
+/// source waited for it for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_that_overtakes_the_switch_still_ends_the_move() {
+    let net = Network::start(3).await;
+    let map = net.create(1, "Map", 2).await;
+    for i in 0..3 {
+        net.invoke(1, &map, "put", json!([format!("k{i}"), i]), SHORT).await.unwrap();
+    }
+    let (hit, resume) = net.engine(2).arm_pause(Role::Source, Step::TargetCommitted);
+    let mover = moving(&net, 1, &map, 3, Strategy::Lazy);
+    tokio::time::timeout(SHORT, hit.notified()).await.expect("the source reached the commit");
+    // The target pulls the three pages and asks for the release meanwhile.
+    for _ in 0..100 {
+        if net.engine(3).store().page_usage(map.id).unwrap().0 == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(net.engine(3).store().page_usage(map.id).unwrap().0, 3, "the target pulled every page");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    resume.notify_one();
+    let moved = mover.await.unwrap();
+    assert!(matches!(moved, Ok(protocol::ResponseBody::Migrated(_))), "{moved:?}");
+    pulled(&net, &map, 3, 2).await;
+    assert_eq!(net.invoke(1, &map, "get", json!(["k2"]), SHORT).await.unwrap(), json!(2));
+}
+
+/// A lazy move of an object with no pages has nothing to pull: it ends at once, and the
+/// source keeps no record of it.
+#[tokio::test]
+async fn a_lazy_move_of_an_object_without_pages_ends() {
+    let net = Network::start(3).await;
+    let counter = net.create(1, "Counter", 2).await;
+    net.invoke(1, &counter, "incr", json!([4]), SHORT).await.unwrap();
+    net.migrate(1, &counter, 3, Strategy::Lazy).await.unwrap();
+    pulled(&net, &counter, 3, 2).await;
+    assert_eq!(net.invoke(2, &counter, "get", json!([]), SHORT).await.unwrap(), json!(4));
 }
