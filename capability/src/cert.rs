@@ -31,11 +31,11 @@ impl NodeCert {
 
     /// The text form: hex of the binary (postcard) form.
     pub fn to_text(&self) -> String {
-        crate::hex::encode(&postcard::to_stdvec(self).expect("certificates encode"))
+        hex::encode(&postcard::to_stdvec(self).expect("certificates encode"))
     }
 
     pub fn from_text(text: &str) -> Option<NodeCert> {
-        postcard::from_bytes(&crate::hex::decode(text)?).ok()
+        postcard::from_bytes(&hex::decode(text.trim()).ok()?).ok()
     }
 
     /// Whether `authority` signed this certificate.

@@ -21,7 +21,7 @@ impl PublicKey {
 /// Lowercase hex, 64 characters.
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::hex::encode(&self.0))
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -34,7 +34,8 @@ impl fmt::Debug for PublicKey {
 impl FromStr for PublicKey {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        crate::hex::decode(s)
+        hex::decode(s.trim())
+            .ok()
             .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
             .map(PublicKey)
             .ok_or_else(|| format!("`{s}` is not a public key (expected 64 hex digits)"))

@@ -22,7 +22,6 @@
 //! key decides who can attenuate it further.
 
 pub mod cert;
-pub mod hex;
 pub mod keys;
 pub mod token;
 pub mod verify;

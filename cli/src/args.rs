@@ -100,6 +100,23 @@ pub enum Command {
     },
     /// List a directory (default: the root).
     Ls { path: Option<String> },
+    /// List objects cluster-wide, named or not, in id order: id, class, node, version,
+    /// size. Paged: when there are more, the last line gives the `--after` that goes on.
+    /// The administrator only.
+    Objects {
+        /// Only the objects of this node (`3` or `node-3`).
+        #[arg(long, value_name = "NODE")]
+        on: Option<clouds::NodeId>,
+        /// Only the objects of this class.
+        #[arg(long)]
+        class: Option<String>,
+        /// At most this many (1 to 10000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Start after this object id (the previous page's last).
+        #[arg(long)]
+        after: Option<clouds::ObjectId>,
+    },
     /// Make a directory at PATH (missing parents too), readable by whoever can read its
     /// parent. With `--for KEY`, prints a capability with every right on it made out to
     /// that user (`clouds whoami` prints theirs), who imports it (`clouds cap import`) and

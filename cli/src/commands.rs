@@ -44,7 +44,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate { target, to, strategy } => migrate(&client, json, &target, to, strategy).await,
         Command::Ls { path } => ls(&client, json, path.as_deref().unwrap_or("/")).await,
         Command::Mkdir { path, owner } => caps::mkdir(&client, json, &path, owner).await,
-        Command::Rm { target } => rm(&client, &target).await,
+        Command::Rm { target } => rm(&client, json, &target).await,
+        Command::Objects { on, class, limit, after } => {
+            objects(&client, json, client::ObjectQuery { node: on, class, after, limit }).await
+        }
         Command::Classes => classes(&client, json).await,
         Command::Status => status(&client, json).await,
         Command::Nodes => nodes(&client, json).await,
@@ -279,7 +282,7 @@ async fn describe(client: &Client, json: bool, target: &str) -> Result<(), CliEr
             "id": info.id, "class": info.class, "node": info.node, "home": info.home, "version": info.version,
             "epoch": info.epoch, "state_bytes": info.state_bytes, "pages": info.pages, "page_bytes": info.page_bytes,
             "state": state, "methods": info.methods.methods, "moving": info.moving, "residual": info.residual,
-            "held_by": info.held_by,
+            "held_by": info.held_by, "first_pages": info.first_pages,
             "residual_percent": info.residual.as_ref().map(protocol::wire::Residual::percent),
         }));
         return Ok(());
@@ -289,6 +292,10 @@ async fn describe(client: &Client, json: bool, target: &str) -> Result<(), CliEr
     println!("node:     {} (home {})", info.node, info.home);
     println!("version:  {} (revocation epoch {})", info.version, info.epoch);
     println!("size:     {} bytes of state, {} pages ({} bytes)", info.state_bytes, info.pages, info.page_bytes);
+    if !info.first_pages.is_empty() {
+        let more = if info.pages > info.first_pages.len() as u64 { ", ..." } else { "" };
+        println!("pages:    {}{more}", info.first_pages.join(", "));
+    }
     if let Some(p) = &info.moving {
         println!(
             "moving:   to {} ({}), {}: {} of about {} bytes sent, {} rounds",
@@ -390,7 +397,18 @@ async fn ls(client: &Client, json: bool, path: &str) -> Result<(), CliError> {
 
 /// Deletes the object; given by name, unbinds it first (so a refused unbind deletes
 /// nothing), and binds it again if the delete is refused.
-async fn rm(client: &Client, target: &str) -> Result<(), CliError> {
+async fn rm(client: &Client, json: bool, target: &str) -> Result<(), CliError> {
+    let deleted = delete(client, target).await?;
+    if json {
+        print_json(&serde_json::json!({ "deleted": deleted }));
+    } else {
+        println!("deleted {deleted}");
+    }
+    Ok(())
+}
+
+/// What `rm` does; returns the id of the deleted object.
+async fn delete(client: &Client, target: &str) -> Result<clouds::ObjectId, CliError> {
     let parsed = parse_target(target)?;
     let (target, class) = resolve(client, &parsed).await?;
     // A directory must be empty. An object the wallet may delete but not read is no
@@ -407,14 +425,44 @@ async fn rm(client: &Client, target: &str) -> Result<(), CliError> {
             Err(e) => return Err(e.into()),
         }
     }
+    let id = target.id;
     let Target::Name(path) = &parsed else {
-        return Ok(client.delete(target).await?);
+        client.delete(target).await?;
+        return Ok(id);
     };
     let (ctx, root) = (client.ctx(), root(client).await?);
     let entry = naming::unbind(&ctx, &root, path).await?;
     if let Err(e) = client.delete(target).await {
         naming::bind(&ctx, &root, path, entry).await?;
         return Err(e.into());
+    }
+    Ok(id)
+}
+
+async fn objects(client: &Client, json: bool, query: client::ObjectQuery) -> Result<(), CliError> {
+    let listing = client.list_objects(&query).await?;
+    for (node, why) in &listing.unreachable {
+        eprintln!("{node} could not be asked, its objects are missing here: {why}");
+    }
+    if json {
+        print_json(&listing);
+        return Ok(());
+    }
+    println!("{:<38} {:<12} {:<8} {:>8} {:>10} {:>7}", "OBJECT", "CLASS", "NODE", "VERSION", "BYTES", "PAGES");
+    for o in &listing.objects {
+        println!(
+            "{:<38} {:<12} {:<8} {:>8} {:>10} {:>7}",
+            o.id.to_string(),
+            o.class,
+            o.node.to_string(),
+            o.version,
+            o.state_bytes + o.page_bytes,
+            o.pages
+        );
+    }
+    match listing.next {
+        Some(next) => println!("more: clouds objects --after {next}"),
+        None => println!("{} objects", listing.objects.len()),
     }
     Ok(())
 }

@@ -66,23 +66,10 @@ pub async fn resolve(client: &Client, target: &Target) -> Result<(RawRef, Option
     }
 }
 
-/// The cluster's root directory. Without a capability for it in the wallet, asks for the
-/// administrator's (which works if the wallet holds the admin key).
+/// The cluster's root directory, with the wallet's capability for it (asked for if it
+/// has none: `Client::root_ref`).
 pub async fn root(client: &Client) -> Result<RawRef, CliError> {
-    let id = client.status().await?.root;
-    if client.wallet().best(id).is_none() {
-        client.root_capability().await.map_err(|e| match e {
-            InvokeError::Denied { reason } => InvokeError::Denied {
-                reason: format!(
-                    "your wallet holds no capability for the root directory {id}, so names cannot be used: {reason}. \
-                     Ask the administrator for one (`clouds cap grant / --rights read --to {}`), or use object ids",
-                    client.wallet().public()
-                ),
-            },
-            other => other,
-        })?;
-    }
-    Ok(RawRef::new(id))
+    Ok(client.root_ref().await?)
 }
 
 #[cfg(test)]

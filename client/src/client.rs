@@ -516,6 +516,6 @@ impl Client {
     }
 }
 
-fn unexpected(body: ResponseBody) -> InvokeError {
+pub(crate) fn unexpected(body: ResponseBody) -> InvokeError {
     InvokeError::storage(format!("the node answered with an unexpected message: {body:?}"))
 }

@@ -2,8 +2,11 @@
 //!
 //! Layout:
 //! - [`client`]: [`Client`], acting for the holder of a [`Wallet`]: invoke, create,
-//!   describe, delete, revoke, look names up; requests follow `Moved` through the one loop
-//!   of `protocol::route`.
+//!   describe, delete, revoke; requests follow `Moved` through the one loop of
+//!   `protocol::route`.
+//! - `names`: typed access by name (`Client::lookup`, `Client::bind`,
+//!   `Client::create_object`).
+//! - [`listing`]: every object of the cluster, named or not (`Client::list_objects`).
 //! - `routes`: with `Client::routed`, requests go straight to the object's node over pooled
 //!   connections (the process's one location cache and connection pool).
 //! - `backend`: `Ctx` for client code, so typed stubs (`counter.incr(&ctx, 1)`) work here.
@@ -14,10 +17,13 @@
 
 mod backend;
 pub mod client;
+pub mod listing;
+mod names;
 mod routes;
 pub mod wallet;
 
 pub use client::Client;
+pub use listing::{ObjectListing, ObjectQuery};
 pub use protocol::migration::{MigrationReport, Strategy};
 pub use protocol::service::CONNECT_TIMEOUT;
 pub use protocol::{InitialState, Placement};

@@ -9,7 +9,7 @@
 //! For each object the wallet offers, of the capabilities that have not expired, the one
 //! that suits the call best (see [`suitability`]).
 
-use capability::{hex, KeyPair, NodeCert, PublicKey, Token};
+use capability::{KeyPair, NodeCert, PublicKey, Token};
 use clouds::{Cap, InvokeError, ObjectId, Rights};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -60,13 +60,14 @@ impl Wallet {
         let key = if key_path.exists() {
             let text =
                 std::fs::read_to_string(&key_path).map_err(|e| format!("cannot read {}: {e}", key_path.display()))?;
-            let secret = hex::decode(&text)
+            let secret = hex::decode(text.trim())
+                .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
                 .ok_or_else(|| format!("{} does not hold a key (expected 64 hex digits)", key_path.display()))?;
             KeyPair::from_secret(secret)
         } else {
             let key = KeyPair::generate();
-            write_private(&key_path, &format!("{}\n", hex::encode(&key.secret_bytes())))?;
+            write_private(&key_path, &format!("{}\n", hex::encode(key.secret_bytes())))?;
             key
         };
         let caps = read_caps(&dir.join("caps"))?;

@@ -52,6 +52,7 @@ impl NodeRpc for Server {
         if let RequestBody::ResolveAction { .. }
         | RequestBody::SetMode(_)
         | RequestBody::Drain { .. }
+        | RequestBody::Objects { .. }
         | RequestBody::OwnerActive = &req.body
         {
             is_admin(&self.peer, self.engine.admin(), req.body.operation())

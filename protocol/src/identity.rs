@@ -8,7 +8,7 @@
 //! `init` makes a cluster's authority (`authority.key`, `authority.pub`) in a directory and
 //! an identity directory for each node it is given.
 
-use capability::{hex, KeyPair, NodeCert, PublicKey};
+use capability::{KeyPair, NodeCert, PublicKey};
 use clouds::NodeId;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ pub struct Identity {
 /// A file's contents, as hex.
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    hex::decode(&text).ok_or_else(|| format!("{} is not hex", path.display()))
+    hex::decode(text.trim()).ok().ok_or_else(|| format!("{} is not hex", path.display()))
 }
 
 /// Writes a file readable by its owner only (secrets) or by everyone.
@@ -96,7 +96,7 @@ pub fn init(dir: &Path, nodes: &[NodeId]) -> Result<PublicKey, String> {
         secret_of(read(&auth_key_path)?, &auth_key_path)?
     } else {
         let k = KeyPair::generate();
-        write(&auth_key_path, &hex::encode(&k.secret_bytes()), true)?;
+        write(&auth_key_path, &hex::encode(k.secret_bytes()), true)?;
         write(&dir.join("authority.pub"), &k.public().to_string(), false)?;
         k
     };
@@ -108,7 +108,7 @@ pub fn init(dir: &Path, nodes: &[NodeId]) -> Result<PublicKey, String> {
         std::fs::create_dir_all(&id_dir).map_err(|e| format!("cannot create {}: {e}", id_dir.display()))?;
         let key = KeyPair::generate();
         let cert = NodeCert::issue(&authority, node, key.public());
-        write(&id_dir.join("node.key"), &hex::encode(&key.secret_bytes()), true)?;
+        write(&id_dir.join("node.key"), &hex::encode(key.secret_bytes()), true)?;
         write(&id_dir.join("node.cert"), &cert.to_text(), false)?;
         write(&id_dir.join("authority.pub"), &authority.public().to_string(), false)?;
     }

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 /// action touched).
 /// 6: placement policies (least-loaded, two choices, labels, near another object), node
 /// modes (`SetMode`), `Locate`; the load vector's version 2.
+/// 7: drains, decisions, hot objects, home records, pinned objects.
+/// 8: `Objects` (listing a node's objects), `describe` shows the first page keys, a drain
+/// may end `failed`.
 pub const WIRE_VERSION: u16 = 8;
 
 /// One method call by one thread.
@@ -233,6 +236,38 @@ pub enum RequestBody {
     Reclaim {
         home: NodeId,
     },
+    /// Administrator: the objects this node holds, in id order after `after`, only those
+    /// of `class` if named, at most `limit` (answered `Objects`).
+    Objects {
+        class: Option<String>,
+        after: Option<ObjectId>,
+        limit: u32,
+    },
+}
+
+/// The most objects one `Objects` request may ask for.
+pub const MAX_OBJECTS_PER_PAGE: u32 = 10_000;
+
+/// One object as `clouds objects` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    pub id: ObjectId,
+    pub class: String,
+    pub node: NodeId,
+    pub home: NodeId,
+    pub version: u64,
+    pub state_bytes: u64,
+    pub pages: u64,
+    pub page_bytes: u64,
+}
+
+/// A page of one node's objects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectPage {
+    pub objects: Vec<ObjectEntry>,
+    /// Where the next page starts (`after`), if the node may have more: the listing stops at
+    /// the limit, or after looking at a bounded number of records for a class filter.
+    pub next: Option<ObjectId>,
 }
 
 /// The node-to-node messages of a move of `id`.
@@ -295,6 +330,7 @@ impl RequestBody {
             | RequestBody::Hot { .. }
             | RequestBody::Adopt { .. }
             | RequestBody::Reclaim { .. }
+            | RequestBody::Objects { .. }
             | RequestBody::Action(_) => true,
             RequestBody::Migration(step) => matches!(
                 step,
@@ -347,6 +383,7 @@ impl RequestBody {
             RequestBody::Hot { .. } => "hot objects",
             RequestBody::Adopt { .. } => "adopt home records",
             RequestBody::Reclaim { .. } => "reclaim home records",
+            RequestBody::Objects { .. } => "list every object",
         }
     }
 }
@@ -406,7 +443,14 @@ pub struct ObjectInfo {
     /// The atomic action that holds the object locked, if it is prepared (or in doubt).
     #[serde(default)]
     pub held_by: Option<String>,
+    /// The keys of its first pages (up to `FIRST_PAGES`), as text where they are UTF-8,
+    /// else in hex.
+    #[serde(default)]
+    pub first_pages: Vec<String>,
 }
+
+/// How many page keys `describe` shows.
+pub const FIRST_PAGES: usize = 5;
 
 /// How far a move of an object has come, as its source sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -489,6 +533,7 @@ pub enum ResponseBody {
     Hot(Vec<ObjectLoad>),
     /// Home records given back (`Reclaim`).
     HomeRecords(Vec<HomeRecord>),
+    Objects(ObjectPage),
 }
 
 pub type Response = Result<ResponseBody, InvokeError>;

@@ -10,7 +10,7 @@ use crate::registry::Registry;
 use crate::store::{Commit, Record, Store};
 use capability::PublicKey;
 use clouds::{Cap, InvokeError, NodeId, ObjectId, RawRef, Rights};
-use protocol::wire::{CreateRequest, NodeStatus, ObjectInfo};
+use protocol::wire::{CreateRequest, NodeStatus, ObjectEntry, ObjectInfo, ObjectPage, MAX_OBJECTS_PER_PAGE};
 use protocol::{InitialState, Load, NodeMode, Placement, RequestBody, ResponseBody};
 use std::sync::atomic::Ordering;
 use tokio::sync::OwnedRwLockWriteGuard;
@@ -237,6 +237,7 @@ impl Engine {
         self.inner.guard.admit(target.cap.as_ref(), id, epoch, Rights::READ, "describe")?;
         let c = self.inner.registry.get(&class)?;
         let (pages, page_bytes) = self.inner.store.page_usage(id)?;
+        let first_pages = self.inner.store.page_keys(id, None, protocol::wire::FIRST_PAGES)?;
         Ok(ObjectInfo {
             id,
             class,
@@ -252,7 +253,56 @@ impl Engine {
             moving: self.move_progress(id),
             residual: self.inner.residuals.info(id),
             held_by: self.inner.actions.held_by(id),
+            first_pages: first_pages.iter().map(|k| page_key_text(k)).collect(),
         })
+    }
+
+    /// The objects this node holds, in id order after `after` (of `class` only, if named),
+    /// at most `limit`. A class filter looks at `SCAN_RECORDS` records at most, so that a
+    /// page of a rare class on a big node is answered in bounded time (`next` goes on).
+    pub fn list_objects(
+        &self,
+        class: Option<&str>,
+        after: Option<ObjectId>,
+        limit: u32,
+    ) -> Result<ObjectPage, InvokeError> {
+        const SCAN_RECORDS: usize = 50_000;
+        const BATCH: usize = 1024;
+        if limit == 0 || limit > MAX_OBJECTS_PER_PAGE {
+            return Err(InvokeError::invalid(format!(
+                "a page of objects holds 1 to {MAX_OBJECTS_PER_PAGE}, not {limit}"
+            )));
+        }
+        let (mut page, mut cursor, mut scanned) = (ObjectPage::default(), after, 0usize);
+        loop {
+            let ids = self.inner.store.list(cursor, BATCH)?;
+            let Some(&last) = ids.last() else { return Ok(page) };
+            for id in ids {
+                scanned += 1;
+                cursor = Some(id);
+                if let Some(Record::Live { class: c, version, state, .. }) = self.inner.store.get(id)? {
+                    if class.is_none_or(|want| want == c) {
+                        let (pages, page_bytes) = self.inner.store.page_usage(id)?;
+                        let (node, home, state_bytes) = (self.inner.node, id.home(), state.len() as u64);
+                        page.objects.push(ObjectEntry {
+                            id,
+                            class: c,
+                            node,
+                            home,
+                            version,
+                            state_bytes,
+                            pages,
+                            page_bytes,
+                        });
+                    }
+                }
+                if page.objects.len() == limit as usize || scanned >= SCAN_RECORDS {
+                    page.next = cursor;
+                    return Ok(page);
+                }
+            }
+            cursor = Some(last);
+        }
     }
 
     pub async fn status(&self) -> Result<NodeStatus, InvokeError> {
@@ -416,5 +466,13 @@ impl Engine {
     /// Flushes the store (at shutdown).
     pub fn flush(&self) -> Result<(), InvokeError> {
         Ok(self.inner.store.flush()?)
+    }
+}
+
+/// A page key as `describe` shows it: the text if it is printable UTF-8, else hex.
+fn page_key_text(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(text) if !text.chars().any(char::is_control) => text.to_string(),
+        _ => format!("0x{}", hex::encode(key)),
     }
 }

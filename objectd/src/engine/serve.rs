@@ -53,6 +53,9 @@ impl Engine {
             RequestBody::Adopt { home, records } => self.adopt(home, records).await.map(|()| ResponseBody::StepDone),
             RequestBody::Reclaim { home } => self.reclaim(home).await.map(ResponseBody::HomeRecords),
             RequestBody::Locate(id) => self.located(id).map(ResponseBody::Located),
+            RequestBody::Objects { class, after, limit } => {
+                self.list_objects(class.as_deref(), after, limit).map(ResponseBody::Objects)
+            }
         }
     }
 }

@@ -130,3 +130,51 @@ fn a_closed_stdout_ends_the_command_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !stderr.contains("panicked"), "{:?}: {stderr}", out.status);
 }
+
+/// `clouds objects` lists every object, named or not, in pages that `--after` continues
+/// without a gap or a repeat; `--class` filters; `describe` names an object's first pages;
+/// only the administrator may list, and `rm` says what it deleted.
+#[test]
+fn objects_are_listed_named_or_not_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(1, dir.path());
+    let named = node.clouds(&["create", "Counter", "--name", "c/one"]).ok().to_string();
+    let map = node.clouds(&["create", "Map"]).ok().to_string();
+    for key in ["apple", "banana", "cherry", "date", "elder", "fig", "grape"] {
+        node.clouds(&["invoke", &format!("{map}.put"), key, "1"]).ok();
+    }
+    let all = node.clouds(&["--json", "objects"]).json();
+    let ids: Vec<String> =
+        all["objects"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().into()).collect();
+    assert!(ids.contains(&named) && ids.contains(&map), "{all}");
+    assert_eq!(all["next"], json!(null));
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..ids.len() + 1 {
+        let mut args = vec!["--json", "objects", "--limit", "1"];
+        if let Some(a) = &after {
+            args.extend(["--after", a.as_str()]);
+        }
+        let page = node.clouds(&args).json();
+        paged.extend(page["objects"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()));
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, ids, "pages of one, in id order, are the whole listing");
+    let maps = node.clouds(&["--json", "objects", "--class", "Map"]).json();
+    let entry = &maps["objects"][0];
+    assert_eq!((maps["objects"].as_array().unwrap().len(), entry["pages"].clone()), (1, json!(7)), "{maps}");
+    let text = node.clouds(&["objects", "--class", "Counter"]).ok().to_string();
+    assert!(text.contains(&named) && text.contains("1 objects"), "{text}");
+
+    let described = node.clouds(&["describe", &map]).ok().to_string();
+    assert!(described.contains("pages:    apple, banana, cherry, date, elder, ..."), "{described}");
+
+    let stranger = dir.path().join("stranger-wallet");
+    node.clouds_as(&stranger, &["objects"]).fails(5, "only the cluster's administrator may list every object");
+    node.clouds(&["objects", "--limit", "0"]).fails(4, "1 to 10000");
+    let removed = node.clouds(&["--json", "rm", &map]).json();
+    assert_eq!(removed, json!({ "deleted": map }));
+}

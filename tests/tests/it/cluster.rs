@@ -308,6 +308,22 @@ fn clouds_migrate_moves_a_live_object_between_nodes() {
     );
     assert_eq!(c.clouds(2, &["invoke", "m/c.get"]).json(), json!(8));
     c.clouds(1, &["migrate", "m/c", "--to", "1"]).fails(4, "already on node-1");
+
+    // `clouds objects` lists every node's objects, named or not, wherever they are now.
+    c.clouds(1, &["create", "Map", "--on", "3"]).ok();
+    let all = c.clouds(2, &["--json", "objects"]).json();
+    let seen: Vec<(String, u64)> = all["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["class"].as_str().unwrap().to_string(), o["node"].as_u64().unwrap()))
+        .collect();
+    for (class, node) in [("Counter", 1), ("Map", 3), ("Directory", 1)] {
+        assert!(seen.contains(&(class.to_string(), node)), "{class} on node {node} in {seen:?}");
+    }
+    let maps = c.clouds(1, &["--json", "objects", "--class", "Map", "--on", "3"]).json();
+    assert_eq!(maps["objects"].as_array().unwrap().len(), 1, "{maps}");
+    assert_eq!(c.clouds(1, &["--json", "objects", "--on", "2"]).json()["objects"], json!([]), "node 2 keeps none");
 }
 
 /// Real processes, real kill -9: a node (`testnode`, fault points compiled in) runs with a
