@@ -11,7 +11,6 @@ use clouds::{InvokeError, NodeId};
 use protocol::decision::{Decision, DrainReport, DrainState, ObjectLoad};
 use protocol::{Liveness, NodeMode, NodeView};
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How often `drain` and `top` ask again.
@@ -22,16 +21,22 @@ const DRAIN_WAIT: Duration = Duration::from_secs(3600);
 /// A client of the node `spec` names, with the entry client's wallet and deadline.
 pub async fn node_client(client: &Client, spec: &str) -> Result<(Client, NodeId), CliError> {
     let nodes = client.nodes().await?;
-    let found = match spec.parse::<SocketAddr>() {
-        Ok(addr) => nodes.iter().find(|n| n.addr == addr),
-        Err(_) => {
-            let id: NodeId = spec.parse().map_err(|e| CliError::Usage(format!("`{spec}`: {e}")))?;
-            nodes.iter().find(|n| n.id == id)
-        }
+    let found = if spec.contains(':') {
+        let addr = crate::target::node_addr(spec).await?;
+        nodes.iter().find(|n| n.addr == addr)
+    } else {
+        let id: NodeId = spec.parse().map_err(|e| CliError::Usage(format!("`{spec}`: {e}")))?;
+        nodes.iter().find(|n| n.id == id)
     };
     let Some(node) = found else {
         let known = nodes.iter().map(|n| format!("{} ({})", n.id, n.addr)).collect::<Vec<_>>().join(", ");
-        return Err(CliError::Usage(format!("no node `{spec}` in the cluster; its nodes: {known}")));
+        let error = CliError::Usage(format!("no node `{spec}` in the cluster; its nodes: {known}"));
+        let names: Vec<String> = nodes.iter().map(|n| n.id.to_string()).collect();
+        let asked = spec.parse::<NodeId>().map_or(spec.to_string(), |id| id.to_string());
+        return Err(match crate::exit::did_you_mean(&asked, names.iter().map(String::as_str)) {
+            Some(hint) => CliError::Hinted(Box::new(error), hint.to_string()),
+            None => error,
+        });
     };
     if node.state == Liveness::Dead {
         return Err(InvokeError::Unavailable { node: node.id.to_string(), reason: "the node is down".into() }.into());

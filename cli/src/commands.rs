@@ -2,7 +2,7 @@
 
 use crate::args::{ActionCommand, CapCommand, Cli, ClusterCommand, Command, NodeCommand};
 use crate::exit::CliError;
-use crate::target::{parse_arg, parse_target, resolve, root, split_call, Target};
+use crate::target::{parse_arg, parse_target, read_input, resolve, root, split_call, Target};
 use crate::{balance, caps, cluster};
 use client::{Client, Wallet};
 use clouds::{CallId, ClassInfo, RawRef, Rights};
@@ -23,14 +23,46 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cluster(ClusterCommand::Down { dir }) => return cluster::down(&dir),
         Command::Cluster(ClusterCommand::Init { dir, nodes }) => return cluster::init(&dir, nodes),
         Command::Whoami => return caps::whoami(&open_wallet(&wallet_dir)?, &wallet_dir, json),
-        Command::Cap(CapCommand::Import { token }) => return caps::import(&open_wallet(&wallet_dir)?, &token, json),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "clouds", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Cap(CapCommand::Import { token }) => {
+            let token = read_input(&token, &mut false)?;
+            return caps::import(&open_wallet(&wallet_dir)?, token.trim(), json);
+        }
         other => other,
     };
     let wallet = Arc::new(open_wallet(&wallet_dir)?);
     // Connecting (and the handshake) gets no more than the thread's deadline either.
     let deadline = Duration::from_millis(cli.deadline);
+    let addr = crate::target::node_addr(&cli.node).await?;
     let client =
-        Client::connect_with(cli.node, client::CONNECT_TIMEOUT.min(deadline), wallet).await?.with_deadline(deadline);
+        Client::connect_with(addr, client::CONNECT_TIMEOUT.min(deadline), wallet).await?.with_deadline(deadline);
+    let result = command_with(&client, json, command).await;
+    match result {
+        Err(CliError::Invoke(clouds::InvokeError::NameNotFound { path })) => Err(name_hint(&client, path).await),
+        Err(e) => Err(e.hinted()),
+        ok => ok,
+    }
+}
+
+/// `NameNotFound`, with the closest name in the same directory, if one is close.
+async fn name_hint(client: &Client, path: String) -> CliError {
+    let error = CliError::Invoke(clouds::InvokeError::NameNotFound { path: path.clone() });
+    let Ok(parsed) = path.parse::<Path>() else { return error };
+    let Some((parent, last)) = parsed.split_last() else { return error };
+    let Ok(root) = root(client).await else { return error };
+    let Ok(entries) = naming::list(&client.ctx(), &root, &parent).await else { return error };
+    match crate::exit::did_you_mean(last, entries.iter().map(|(n, _)| n.as_str())) {
+        Some(hint) => CliError::Hinted(Box::new(error), parent.child(hint).to_string()),
+        None => error,
+    }
+}
+
+async fn command_with(client: &Client, json: bool, command: Command) -> Result<(), CliError> {
+    let client = client.clone();
     match command {
         Command::Create { class, name, state, placement, share, pinned } => {
             let placement = placement_of(&client, placement.as_deref()).await?;
@@ -69,7 +101,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Cluster(_) | Command::Whoami => unreachable!("handled above"),
+        Command::Cluster(_) | Command::Whoami | Command::Completions { .. } => unreachable!("handled above"),
     }
 }
 
@@ -124,7 +156,7 @@ async fn create(
         None => None,
     };
     let initial = match state {
-        Some(text) => InitialState::Json(text),
+        Some(text) => InitialState::Json(read_input(&text, &mut false)?),
         None => InitialState::Default,
     };
     let created = client.create_pinned(class, initial, on, pinned).await?;
@@ -166,7 +198,9 @@ async fn invoke(
 ) -> Result<(), CliError> {
     let (target, method) = split_call(call)?;
     let target = parse_target(target)?;
-    let mut values: Vec<serde_json::Value> = args.iter().map(|a| parse_arg(a)).collect::<Result<_, _>>()?;
+    let mut stdin = false;
+    let mut values: Vec<serde_json::Value> =
+        args.iter().map(|a| parse_arg(&read_input(a, &mut stdin)?)).collect::<Result<_, _>>()?;
     let by_name = match &target {
         // A name and no references among the arguments: resolved and invoked in one request.
         Target::Name(path) if !atomic && values.iter().all(|v| texts(v).is_empty()) => {

@@ -5,6 +5,24 @@ use client::Client;
 use clouds::{InvokeError, ObjectId, RawRef};
 use naming::Path;
 
+/// The address of a node as typed: `HOST:PORT`, the host a name (`localhost`) or an
+/// address; a name is looked up, its first address taken.
+pub async fn node_addr(text: &str) -> Result<std::net::SocketAddr, CliError> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let bad = |why: String| {
+        CliError::Usage(format!(
+            "`{text}` is not a node address ({why}; expected HOST:PORT, such as 127.0.0.1:7100 or localhost:7100)"
+        ))
+    };
+    if !text.contains(':') {
+        return Err(bad("no port".into()));
+    }
+    let mut found = tokio::net::lookup_host(text).await.map_err(|e| bad(e.to_string()))?;
+    found.next().ok_or_else(|| bad("the name has no address".into()))
+}
+
 /// A target as typed: a UUID or a name.
 pub enum Target {
     Id(ObjectId),
@@ -24,6 +42,44 @@ pub fn split_call(call: &str) -> Result<(&str, &str), CliError> {
         Some((target, method)) if !target.is_empty() && !method.is_empty() => Ok((target, method)),
         _ => Err(CliError::Usage(format!("`{call}` is not TARGET.METHOD (for example `counters/a.incr`)"))),
     }
+}
+
+/// Where an input's text comes from: `-` stdin (once per command), `@FILE` a file, `@@...`
+/// the literal `@...`, anything else itself. One trailing newline of stdin or a file is
+/// dropped, as the shell does for `$(cat FILE)`.
+pub fn read_input(text: &str, stdin_used: &mut bool) -> Result<String, CliError> {
+    let strip = |mut t: String| {
+        if t.ends_with('\n') {
+            t.pop();
+            if t.ends_with('\r') {
+                t.pop();
+            }
+        }
+        t
+    };
+    if text == "-" {
+        if std::mem::replace(stdin_used, true) {
+            return Err(CliError::Usage("only one input may come from stdin (`-`)".into()));
+        }
+        let mut read = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut read)
+            .map_err(|e| CliError::Usage(format!("cannot read stdin (for `-`): {e}")))?;
+        return Ok(strip(read));
+    }
+    if let Some(literal) = text.strip_prefix("@@") {
+        return Ok(format!("@{literal}"));
+    }
+    if let Some(path) = text.strip_prefix('@') {
+        let read = std::fs::read_to_string(path).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot read `{}` (for `@{}`): {e}; `@@...` is a literal `@...`",
+                shorten(path, 80),
+                shorten(path, 80)
+            ))
+        })?;
+        return Ok(strip(read));
+    }
+    Ok(text.to_string())
 }
 
 /// Each argument as JSON, or as a string when it is not JSON.
@@ -82,6 +138,21 @@ mod tests {
         assert_eq!(split_call("v1.2/x.get").ok(), Some(("v1.2/x", "get")));
         assert!(split_call("noop").is_err());
         assert!(split_call("a.").is_err());
+    }
+
+    #[test]
+    fn inputs_come_from_files_or_are_literal() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("arg.json");
+        std::fs::write(&file, "[1, 2]\n").unwrap();
+        let mut stdin = false;
+        assert_eq!(read_input(&format!("@{}", file.display()), &mut stdin).ok(), Some("[1, 2]".into()));
+        assert_eq!(read_input("@@alice", &mut stdin).ok(), Some("@alice".into()));
+        assert_eq!(read_input("plain", &mut stdin).ok(), Some("plain".into()));
+        let missing = read_input("@/no/such/file", &mut stdin).err().unwrap().to_string();
+        assert!(missing.contains("cannot read `/no/such/file`"), "{missing}");
+        let mut used = true;
+        assert!(read_input("-", &mut used).err().unwrap().to_string().contains("only one input"));
     }
 
     #[test]

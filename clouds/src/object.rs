@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 /// Read methods (`&self`) may run concurrently; write methods (`&mut self`) run alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Access {
     Read,
     Write,

@@ -144,11 +144,9 @@ fn labels(node: &NodeView) -> String {
 /// Whether the named node can take the object; if not, why.
 fn fits(node: NodeId, peers: &[NodeView], needs: Needs<'_>) -> Result<(), InvokeError> {
     let Some(p) = peers.iter().find(|p| p.id == node) else {
+        // A node that was never a member is a bad request, not one that is down.
         let members = peers.iter().map(|p| format!("{} ({})", p.id, p.state)).collect::<Vec<_>>().join(", ");
-        return Err(InvokeError::Unavailable {
-            node: node.to_string(),
-            reason: format!("not a member of the cluster; members: {members}"),
-        });
+        return Err(InvokeError::invalid(format!("{node} is not a member of the cluster; members: {members}")));
     };
     if p.state == Liveness::Dead {
         return Err(InvokeError::Unavailable { node: node.to_string(), reason: "the node is down".into() });
@@ -215,6 +213,7 @@ mod tests {
         let down = pick(Placement::On(NodeId(3)), &peers, "Counter", 0).unwrap_err();
         assert!(down.to_string().contains("node-3 is unavailable: the node is down"), "{down}");
         let unknown = pick(Placement::On(NodeId(9)), &peers, "Counter", 0).unwrap_err();
+        assert!(matches!(unknown, InvokeError::Invalid { .. }), "a bad request: {unknown:?}");
         assert!(
             unknown
                 .to_string()

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 pub const LOAD_VERSION: u16 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Liveness {
     /// Gossip hears its heartbeat and direct contact works.
     Alive,

@@ -178,3 +178,53 @@ fn objects_are_listed_named_or_not_in_pages() {
     let removed = node.clouds(&["--json", "rm", &map]).json();
     assert_eq!(removed, json!({ "deleted": map }));
 }
+
+/// What a good CLI does for the person at the keyboard: a typo in a method, class, name or
+/// node is answered with the likely word; arguments and states come from files (`@FILE`,
+/// here 3 MB, past what a command line may hold) or stdin (`-`); host names work as
+/// addresses; completions print for each shell.
+#[test]
+fn typos_get_suggestions_and_inputs_come_from_files_or_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(1, dir.path());
+    node.clouds(&["create", "Counter", "--name", "counters/visits"]).ok();
+    node.clouds(&["invoke", "counters/visits.icnr", "1"]).fails(4, "did you mean `incr`?");
+    node.clouds(&["create", "Countr"]).fails(4, "did you mean `Counter`?");
+    node.clouds(&["invoke", "counters/visist.get"]).fails(3, "did you mean `/counters/visits`?");
+    node.clouds(&["drain", "node-9"]).fails(2, "no node `node-9` in the cluster");
+    node.clouds(&["invoke", "counters/nothing-like-it.get"]).fails(3, "no object is bound");
+
+    let big = "x".repeat(3 << 20);
+    let file = dir.path().join("big.json");
+    std::fs::write(&file, serde_json::to_string(&big).unwrap()).unwrap();
+    node.clouds(&["create", "Register", "--name", "r", "--state", r#"{"value": null}"#]).ok();
+    node.clouds(&["invoke", "r.set", &format!("@{}", file.display())]).ok();
+    assert_eq!(node.clouds(&["invoke", "r.get"]).json().as_str().map(str::len), Some(3 << 20));
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, r#"{"value": 41}"#).unwrap();
+    node.clouds(&["create", "Counter", "--name", "from-file", "--state", &format!("@{}", state.display())]).ok();
+    assert_eq!(node.clouds(&["invoke", "from-file.incr", "1"]).json(), json!(42));
+    node.clouds(&["invoke", "r.set", "@@literal"]).ok();
+    assert_eq!(node.clouds(&["invoke", "r.get"]).json(), json!("@literal"));
+    node.clouds(&["invoke", "r.set", "@/no/such/file"]).fails(2, "cannot read `/no/such/file`");
+
+    let mut piped = std::process::Command::new(tests::bin("clouds"))
+        .args(["--node", &format!("localhost:{}", node.addr.port()), "invoke", "r.set", "-"])
+        .env("CLOUDS_WALLET", &node.wallet)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    piped.stdin.take().unwrap().write_all(b"[1, 2, 3]\n").unwrap();
+    assert!(piped.wait().unwrap().success());
+    assert_eq!(node.clouds(&["invoke", "r.get"]).json(), json!([1, 2, 3]), "the argument came from stdin");
+    let by_name = tests::clouds_at(&format!("localhost:{}", node.addr.port()), &node.wallet, &["invoke", "r.get"]);
+    assert_eq!(by_name.json(), json!([1, 2, 3]), "a host name is an address");
+    tests::clouds_at("localhost", &node.wallet, &["status"]).fails(2, "expected HOST:PORT");
+
+    for shell in ["bash", "zsh", "fish"] {
+        let script = node.clouds(&["completions", shell]).ok().to_string();
+        assert!(script.contains("invoke") && script.contains("migrate"), "{shell}: {script}");
+    }
+}

@@ -82,7 +82,7 @@ fn unsigned_gossip_changes_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     for node in [1, 2, 3] {
         let nodes = c.clouds(node, &["--json", "nodes"]).json();
-        let alive = nodes.as_array().unwrap().iter().filter(|n| n["state"] == serde_json::json!("Alive")).count();
+        let alive = nodes.as_array().unwrap().iter().filter(|n| n["state"] == serde_json::json!("alive")).count();
         assert_eq!(alive, 3, "node {node} sees: {nodes}");
     }
     assert!(c.clouds(2, &["status"]).code == 0);
