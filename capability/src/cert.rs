@@ -31,7 +31,7 @@ impl NodeCert {
 
     /// The text form: hex of the binary (postcard) form.
     pub fn to_text(&self) -> String {
-        hex::encode(&postcard::to_stdvec(self).expect("certificates encode"))
+        hex::encode(postcard::to_stdvec(self).expect("certificates encode"))
     }
 
     pub fn from_text(text: &str) -> Option<NodeCert> {

@@ -11,7 +11,7 @@ use client::Client;
 use clouds::NodeId;
 use protocol::identity::Identity;
 use protocol::Liveness;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -101,22 +101,21 @@ fn running_pid(dir: &Path, id: u16) -> Option<u32> {
 }
 
 /// Whether `pid` is a running process. A process that has exited but was not yet reaped
-/// (a zombie: its parent, this command, is gone) counts as stopped.
+/// (a zombie: its parent, this command, is gone, and a container's init may never reap it)
+/// counts as stopped: no crate reports a process's state, so its `/proc` entry says.
 fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state is the first field after the parenthesised command name.
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => signal(pid, "0"),
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else { return false };
+    if rustix::process::test_kill_process(p).is_err() {
+        return false;
     }
+    // The state is the first field after the parenthesised command name.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
 }
 
-/// Sends a signal with kill(1); true if it was delivered.
-fn signal(pid: u32, sig: &str) -> bool {
-    Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// Sends `sig` to `pid`; true if it was delivered.
+fn signal(pid: u32, sig: rustix::process::Signal) -> bool {
+    rustix::process::Pid::from_raw(pid as i32).is_some_and(|p| rustix::process::kill_process(p, sig).is_ok())
 }
 
 fn objectd_binary(explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
@@ -133,14 +132,59 @@ fn objectd_binary(explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
 }
 
 /// `clouds cluster init DIR --nodes N`
-pub fn init(dir: &Path, nodes: u16) -> Result<(), CliError> {
+pub fn init(dir: &Path, nodes: u16, json: bool) -> Result<(), CliError> {
     let ids: Vec<NodeId> = (1..=nodes).map(NodeId).collect();
     let authority = protocol::identity::init(dir, &ids).map_err(failed)?;
+    if json {
+        let nodes: Vec<_> =
+            ids.iter().map(|id| serde_json::json!({ "id": id.0, "identity": Identity::dir_in(dir, *id) })).collect();
+        crate::commands::print_json(&serde_json::json!({ "authority": authority.to_string(), "nodes": nodes }));
+        return Ok(());
+    }
     println!("authority {authority}");
     for id in ids {
         println!("{} {}", id.0, Identity::dir_in(dir, id).display());
     }
     Ok(())
+}
+
+/// What `cluster up` is waiting for, said as it goes: a spinner on a terminal; elsewhere (a
+/// log, CI) a line when a wait has lasted `QUIET_FOR` without news, so it is never silent
+/// for long.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    said: Instant,
+}
+
+const QUIET_FOR: Duration = Duration::from_secs(5);
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("a template"));
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Progress { bar, said: Instant::now() }
+    }
+
+    fn say(&mut self, message: String) {
+        match &self.bar {
+            Some(bar) => bar.set_message(message),
+            None if self.said.elapsed() >= QUIET_FOR => {
+                eprintln!("cluster up: {message}");
+                self.said = Instant::now();
+            }
+            None => {}
+        }
+    }
+
+    fn done(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn spawn(bin: &Path, dir: &Path, m: &Member, seeds: &str, root: u16, admin: &str) -> Result<Child, CliError> {
@@ -216,7 +260,10 @@ pub async fn up(
             None => started.push((m.id, spawn(&bin, dir, m, &seeds.join(","), root, &admin)?)),
         }
     }
-    wait_ready(dir, &members, &mut started).await?;
+    let mut progress = Progress::new();
+    let ready = wait_ready(dir, &members, &mut started, &mut progress).await;
+    progress.done();
+    ready?;
     if json {
         let rows: Vec<_> = members.iter().map(|m| serde_json::json!({ "id": m.id, "address": m.addr })).collect();
         println!("{}", serde_json::Value::Array(rows));
@@ -230,10 +277,16 @@ pub async fn up(
 }
 
 /// Waits until every node answers and every node sees all of them alive.
-async fn wait_ready(dir: &Path, members: &[Member], started: &mut [(u16, Child)]) -> Result<(), CliError> {
+async fn wait_ready(
+    dir: &Path,
+    members: &[Member],
+    started: &mut [(u16, Child)],
+    progress: &mut Progress,
+) -> Result<(), CliError> {
     let deadline = Instant::now() + READY_WITHIN;
     for m in members {
         loop {
+            progress.say(format!("waiting for node-{} at {} to answer", m.id, m.addr));
             if let Some((_, child)) = started.iter_mut().find(|(id, _)| *id == m.id) {
                 if let Ok(Some(status)) = child.try_wait() {
                     let log = std::fs::read_to_string(dir.join(format!("node-{}.log", m.id))).unwrap_or_default();
@@ -264,14 +317,16 @@ async fn wait_ready(dir: &Path, members: &[Member], started: &mut [(u16, Child)]
         clients.push(Client::connect(m.addr).await?);
     }
     loop {
-        let mut all_see_all = true;
+        let mut seeing_all = 0;
         for client in &clients {
             let peers = client.nodes().await?;
-            all_see_all &= members.iter().all(|m| peers.iter().any(|p| p.id.0 == m.id && p.state == Liveness::Alive));
+            let all = members.iter().all(|m| peers.iter().any(|p| p.id.0 == m.id && p.state == Liveness::Alive));
+            seeing_all += usize::from(all);
         }
-        if all_see_all {
+        if seeing_all == clients.len() {
             return Ok(());
         }
+        progress.say(format!("waiting for the nodes to see each other ({seeing_all} of {} see all)", clients.len()));
         if Instant::now() > deadline {
             return Err(failed(format!("the nodes did not all see each other within {READY_WITHIN:?}")));
         }
@@ -279,28 +334,39 @@ async fn wait_ready(dir: &Path, members: &[Member], started: &mut [(u16, Child)]
     }
 }
 
-pub fn down(dir: &Path) -> Result<(), CliError> {
+pub fn down(dir: &Path, json: bool) -> Result<(), CliError> {
     let members = read_nodes(dir)?;
     if members.is_empty() {
         return Err(failed(format!("{} holds no cluster (no `nodes` file)", dir.display())));
     }
+    let mut rows = Vec::new();
+    let mut say = |id: u16, outcome: &str, text: String| {
+        if json {
+            rows.push(serde_json::json!({ "id": id, "outcome": outcome }));
+        } else {
+            println!("{text}");
+        }
+    };
     for m in &members {
         let Some(pid) = running_pid(dir, m.id) else {
-            println!("node-{} was not running", m.id);
+            say(m.id, "not-running", format!("node-{} was not running", m.id));
             continue;
         };
-        signal(pid, "TERM");
+        signal(pid, rustix::process::Signal::TERM);
         let deadline = Instant::now() + STOP_WITHIN;
         while running(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         if running(pid) {
-            signal(pid, "KILL");
-            println!("node-{} did not stop within {STOP_WITHIN:?}; killed", m.id);
+            signal(pid, rustix::process::Signal::KILL);
+            say(m.id, "killed", format!("node-{} did not stop within {STOP_WITHIN:?}; killed", m.id));
         } else {
-            println!("node-{} stopped", m.id);
+            say(m.id, "stopped", format!("node-{} stopped", m.id));
         }
         let _ = std::fs::remove_file(pid_file(dir, m.id));
+    }
+    if json {
+        crate::commands::print_json(&rows);
     }
     Ok(())
 }

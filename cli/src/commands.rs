@@ -20,8 +20,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cluster(ClusterCommand::Up { nodes, dir, objectd }) => {
             return cluster::up(nodes, &dir, objectd, &open_wallet(&wallet_dir)?, json).await;
         }
-        Command::Cluster(ClusterCommand::Down { dir }) => return cluster::down(&dir),
-        Command::Cluster(ClusterCommand::Init { dir, nodes }) => return cluster::init(&dir, nodes),
+        Command::Cluster(ClusterCommand::Down { dir }) => return cluster::down(&dir, json),
+        Command::Cluster(ClusterCommand::Init { dir, nodes }) => return cluster::init(&dir, nodes, json),
         Command::Whoami => return caps::whoami(&open_wallet(&wallet_dir)?, &wallet_dir, json),
         Command::Completions { shell } => {
             use clap::CommandFactory;

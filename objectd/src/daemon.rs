@@ -18,44 +18,118 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// objectd: one Clouds node, keeping persistent objects and running their methods.
+///
+/// Every setting may come from a flag, from an `OBJECTD_*` environment variable (the
+/// flag's name in capitals, `-` as `_`: `OBJECTD_CACHE_OBJECTS=5000`) or from the TOML
+/// file `--config` names (the field as the flag, `_` for `-`); a flag wins over the
+/// variable, the variable over the file, the file over the default. All are checked alike.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Examples:
+  objectd --id 1 --listen 127.0.0.1:7100 --data /var/lib/clouds
+  OBJECTD_ID=2 OBJECTD_SEEDS=node1:7100 objectd --listen 0.0.0.0:7100 --log-format json"
+)]
 pub struct Args {
-    /// A TOML config file; flags override its fields.
-    #[arg(long)]
+    /// A TOML config file; flags and variables override its fields.
+    #[arg(long, env = "OBJECTD_CONFIG")]
     pub config: Option<PathBuf>,
     /// This node's id (0-65535), unique in the cluster.
-    #[arg(long)]
+    #[arg(long, env = "OBJECTD_ID")]
     pub id: Option<u16>,
-    /// Address to listen on (port 0: any free port; the chosen address is printed).
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
+    /// Address to listen on, HOST:PORT (port 0: any free port; the chosen address is printed).
+    #[arg(long, env = "OBJECTD_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<String>,
     /// Directory of the object store.
-    #[arg(long)]
+    #[arg(long, env = "OBJECTD_DATA")]
     pub data: Option<PathBuf>,
     /// `power-loss` (default), `process-crash` or `buffered`.
-    #[arg(long)]
+    #[arg(long, env = "OBJECTD_DURABILITY")]
     pub durability: Option<Durability>,
-    /// Nodes to join through: their listen addresses, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    pub seeds: Vec<SocketAddr>,
+    /// Nodes to join through: their listen addresses (HOST:PORT), comma-separated.
+    #[arg(long, env = "OBJECTD_SEEDS", value_delimiter = ',', value_name = "HOST:PORT")]
+    pub seeds: Vec<String>,
     /// The node keeping the cluster's root directory (default: this node).
-    #[arg(long)]
+    #[arg(long, env = "OBJECTD_ROOT_NODE")]
     pub root_node: Option<u16>,
     /// The cluster's name; nodes of other clusters are ignored.
-    #[arg(long)]
+    #[arg(long, env = "OBJECTD_CLUSTER")]
     pub cluster: Option<String>,
     /// Labels other nodes see, comma-separated (`gpu,ssd`).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, env = "OBJECTD_LABELS", value_delimiter = ',')]
     pub labels: Vec<String>,
     /// The node's identity directory (from `clouds cluster init`; default: an authority of
     /// the node's own under DATA/identity).
-    #[arg(long)]
+    #[arg(long, env = "OBJECTD_IDENTITY")]
     pub identity: Option<PathBuf>,
     /// The administrator's public key (`clouds whoami`), who may ask for the root
     /// directory's owner capability.
-    #[arg(long)]
+    #[arg(long, env = "OBJECTD_ADMIN")]
     pub admin: Option<String>,
+    /// Activated objects kept decoded in memory (default 10000).
+    #[arg(long, env = "OBJECTD_CACHE_OBJECTS")]
+    pub cache_objects: Option<usize>,
+    /// Deadline of a thread that arrives without one, in ms (default 30000).
+    #[arg(long, env = "OBJECTD_DEFAULT_DEADLINE_MS")]
+    pub default_deadline_ms: Option<u64>,
+    /// Frames a call chain may hold before `HopLimit` stops runaway recursion (default 64).
+    #[arg(long, env = "OBJECTD_HOP_LIMIT")]
+    pub hop_limit: Option<usize>,
+    /// How long shutdown waits for invocations in flight, in ms (default 10000).
+    #[arg(long, env = "OBJECTD_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace_ms: Option<u64>,
+    /// How often membership gossip runs, in ms (default 300).
+    #[arg(long, env = "OBJECTD_GOSSIP_INTERVAL_MS")]
+    pub gossip_interval_ms: Option<u64>,
+    /// Where a new object goes by default: `local`, `random`, `least-loaded`,
+    /// `two-choices`, `node:N` or `label:KEY=VALUE`.
+    #[arg(long, env = "OBJECTD_PLACEMENT")]
+    pub placement: Option<String>,
+    /// Whether the node moves objects off on its own when busier than the mean (`true`,
+    /// `false`; default true).
+    #[arg(long, env = "OBJECTD_REBALANCE", action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub rebalance: Option<bool>,
+    /// How often the node looks at its load, in ms (default 1000).
+    #[arg(long, env = "OBJECTD_REBALANCE_EVERY_MS")]
+    pub rebalance_every_ms: Option<u64>,
+    /// The share above the mean busy time at which moves begin (default 0.25).
+    #[arg(long, env = "OBJECTD_REBALANCE_MARGIN")]
+    pub rebalance_margin: Option<f64>,
+    /// Below this busy time (ms per second) a node is not worth evening out (default 200).
+    #[arg(long, env = "OBJECTD_REBALANCE_MIN_BUSY_MS")]
+    pub rebalance_min_busy_ms: Option<f64>,
+    /// Whether objects that mostly call objects on another node move there (`true`,
+    /// `false`; default true).
+    #[arg(long, env = "OBJECTD_AFFINITY", action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub affinity: Option<bool>,
+    /// How long a moved object stays before it may move on its own again, in ms.
+    #[arg(long, env = "OBJECTD_MOVE_COOLDOWN_MS")]
+    pub move_cooldown_ms: Option<u64>,
+    /// A workstation's owner counts as away this long after the last activity, in ms.
+    #[arg(long, env = "OBJECTD_OWNER_AWAY_MS")]
+    pub owner_away_ms: Option<u64>,
+    /// Log lines as `text` (default; coloured only on a terminal) or `json` (one object
+    /// per line). What is logged: `RUST_LOG` (default `info`).
+    #[arg(long, env = "OBJECTD_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `HOST:PORT` to an address: an address as it is, a host name looked up (its first
+/// address).
+fn socket_addr(what: &str, text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    use std::net::ToSocketAddrs as _;
+    let found = text.to_socket_addrs().with_context(|| format!("{what} `{text}` is not HOST:PORT"))?.next();
+    found.with_context(|| format!("{what} `{text}`: the name has no address"))
 }
 
 impl Args {
@@ -64,36 +138,38 @@ impl Args {
             Some(path) => Config::from_toml_file(path).map_err(anyhow::Error::msg)?,
             None => Config::default(),
         };
-        if let Some(id) = self.id {
-            c.id = clouds::NodeId(id);
+        fn set<T>(field: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *field = v;
+            }
         }
-        if let Some(listen) = self.listen {
-            c.listen = listen;
-        }
-        if let Some(data) = self.data {
-            c.data = data;
-        }
-        if let Some(d) = self.durability {
-            c.durability = d;
-        }
+        set(&mut c.id, self.id.map(clouds::NodeId));
+        set(&mut c.listen, self.listen.as_deref().map(|l| socket_addr("--listen", l)).transpose()?);
+        set(&mut c.data, self.data);
+        set(&mut c.durability, self.durability);
         if !self.seeds.is_empty() {
-            c.seeds = self.seeds;
+            c.seeds = self.seeds.iter().map(|s| socket_addr("--seeds", s)).collect::<Result<_, _>>()?;
         }
-        if let Some(r) = self.root_node {
-            c.root_node = Some(clouds::NodeId(r));
-        }
-        if let Some(name) = self.cluster {
-            c.cluster = name;
-        }
+        set(&mut c.root_node, self.root_node.map(|r| Some(clouds::NodeId(r))));
+        set(&mut c.cluster, self.cluster);
         if !self.labels.is_empty() {
             c.labels = self.labels;
         }
-        if let Some(dir) = self.identity {
-            c.identity = Some(dir);
-        }
-        if let Some(admin) = self.admin {
-            c.admin = Some(admin);
-        }
+        set(&mut c.identity, self.identity.map(Some));
+        set(&mut c.admin, self.admin.map(Some));
+        set(&mut c.cache_objects, self.cache_objects);
+        set(&mut c.default_deadline_ms, self.default_deadline_ms);
+        set(&mut c.hop_limit, self.hop_limit);
+        set(&mut c.shutdown_grace_ms, self.shutdown_grace_ms);
+        set(&mut c.gossip_interval_ms, self.gossip_interval_ms);
+        set(&mut c.placement, self.placement);
+        set(&mut c.rebalance, self.rebalance);
+        set(&mut c.rebalance_every_ms, self.rebalance_every_ms);
+        set(&mut c.rebalance_margin, self.rebalance_margin);
+        set(&mut c.rebalance_min_busy_ms, self.rebalance_min_busy_ms);
+        set(&mut c.affinity, self.affinity);
+        set(&mut c.move_cooldown_ms, self.move_cooldown_ms);
+        set(&mut c.owner_away_ms, self.owner_away_ms);
         c.validate().map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         Ok(c)
     }
@@ -102,10 +178,12 @@ impl Args {
 /// Parses argv, runs the node with `registry`'s classes, and maps the outcome to an exit code.
 pub fn main(registry: Registry) -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
     match run(args, registry) {
         Ok(()) => {
             // The store was flushed as the node stopped. Exit now rather than run the

@@ -32,7 +32,35 @@ struct Server {
 }
 
 impl NodeRpc for Server {
-    async fn call(self, _: tarpc::context::Context, mut req: Request) -> Response {
+    async fn call(self, _: tarpc::context::Context, req: Request) -> Response {
+        // What was asked, only when a refusal would be logged (the common path allocates nothing).
+        let asked = tracing::enabled!(tracing::Level::DEBUG).then(|| req.body.operation().to_string());
+        let peer = self.peer.clone();
+        let answer = self.answer(req).await;
+        if let (Some(operation), Err(e)) = (asked, &answer) {
+            if refused(e) {
+                tracing::debug!(?peer, %operation, kind = e.kind(), "refused: {e}");
+            }
+        }
+        answer
+    }
+}
+
+/// Errors that refuse a request as it was made (the caller's to fix), as opposed to
+/// failures of the node or of the method.
+fn refused(e: &InvokeError) -> bool {
+    matches!(
+        e,
+        InvokeError::Denied { .. }
+            | InvokeError::BadArgs { .. }
+            | InvokeError::NoSuchMethod { .. }
+            | InvokeError::NoSuchClass { .. }
+            | InvokeError::Invalid { .. }
+    )
+}
+
+impl Server {
+    async fn answer(self, mut req: Request) -> Response {
         if req.version != WIRE_VERSION {
             return Err(InvokeError::invalid(format!(
                 "wire version {} is not supported by this node (it speaks {WIRE_VERSION}); upgrade the client or the node",

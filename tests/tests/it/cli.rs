@@ -228,3 +228,52 @@ fn typos_get_suggestions_and_inputs_come_from_files_or_stdin() {
         assert!(script.contains("invoke") && script.contains("migrate"), "{shell}: {script}");
     }
 }
+
+/// Every objectd setting can come from an `OBJECTD_*` variable (host names too), checked as
+/// the config file's are; `--log-format json` writes one JSON object per line, with no
+/// colour codes, and a refused invocation is logged at debug with its reason.
+#[test]
+fn objectd_reads_its_settings_from_the_environment_and_logs_json() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let refused = std::process::Command::new(tests::bin("objectd"))
+        .env("OBJECTD_DATA", dir.path().join("bad"))
+        .env("OBJECTD_CACHE_OBJECTS", "0")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("invalid config: cache_objects must be at least 1"), "{said}");
+
+    let wallet = dir.path().join("wallet");
+    let mut node = std::process::Command::new(tests::bin("objectd"))
+        .env("OBJECTD_ID", "4")
+        .env("OBJECTD_LISTEN", "localhost:0")
+        .env("OBJECTD_DATA", dir.path().join("data"))
+        .env("OBJECTD_ADMIN", tests::wallet_key(&wallet))
+        .env("OBJECTD_LOG_FORMAT", "json")
+        .env("OBJECTD_REBALANCE", "false")
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(node.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("objectd node-4 listening on 127.0.0.1:"), "{first}");
+    let addr = first.trim().rsplit(' ').next().unwrap().to_string();
+    tests::clouds_at(&addr, &wallet, &["create", "Counter", "--name", "c"]).ok();
+    tests::clouds_at(&addr, &wallet, &["invoke", "c.nope"]).fails(4, "has no method `nope`");
+    let _ = node.kill();
+    let out = node.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains('\u{1b}'), "no colour codes off a terminal");
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let refusal = lines
+        .iter()
+        .find(|l| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("refused:")))
+        .unwrap_or_else(|| panic!("no refusal in {log}"));
+    assert_eq!(refusal["level"], json!("DEBUG"));
+    assert_eq!(refusal["fields"]["kind"], json!("no_such_method"), "{refusal}");
+}

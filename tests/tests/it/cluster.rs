@@ -324,6 +324,8 @@ fn clouds_migrate_moves_a_live_object_between_nodes() {
     let maps = c.clouds(1, &["--json", "objects", "--class", "Map", "--on", "3"]).json();
     assert_eq!(maps["objects"].as_array().unwrap().len(), 1, "{maps}");
     assert_eq!(c.clouds(1, &["--json", "objects", "--on", "2"]).json()["objects"], json!([]), "node 2 keeps none");
+    let log = std::fs::read_to_string(c.dir.path().join("node-1.log")).unwrap();
+    assert!(log.contains("listening") && !log.contains('\u{1b}'), "node logs carry no colour codes");
 }
 
 /// Real processes, real kill -9: a node (`testnode`, fault points compiled in) runs with a
