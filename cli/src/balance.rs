@@ -5,6 +5,7 @@
 
 use crate::commands::print_json;
 use crate::exit::CliError;
+use crate::table::Columns;
 use crate::target::{parse_target, resolve};
 use client::Client;
 use clouds::{InvokeError, NodeId};
@@ -122,11 +123,12 @@ fn print_drain(json: bool, r: &DrainReport) -> Result<(), CliError> {
     }
     println!("drain of {}: {} after {:.1} s", r.node, r.state, r.elapsed_ms as f64 / 1000.0);
     if !r.objects.is_empty() {
-        println!("{:<38} {:<12} {:<8} REASON", "OBJECT", "CLASS", "TO");
+        let mut table = Columns::new(&["OBJECT", "CLASS", "TO", "REASON"]);
         for o in &r.objects {
             let to = o.to.map_or("stays".to_string(), |n| n.to_string());
-            println!("{:<38} {:<12} {:<8} {}", o.id.to_string(), o.class, to, o.reason);
+            table.row(vec![o.id.to_string(), o.class.clone(), to, o.reason.clone()]);
         }
+        table.print();
     }
     println!("moved {} of {} objects; {} could not move", r.moved(), r.total, r.stuck().count());
     if let Some(to) = r.homes_to {
@@ -284,7 +286,7 @@ pub async fn top(
 }
 
 fn print_top(nodes: &[NodeView], hot: &[ObjectLoad]) {
-    println!("{:<8} {:<24} {:>8} {:>9} {:>8} {:>8}", "NODE", "MODE", "OBJECTS", "BUSY", "CALLS/S", "WAITING");
+    let mut table = Columns::new(&["NODE", "MODE", "OBJECTS", "BUSY", "CALLS/S", "WAITING"]).right(&[2, 3, 4, 5]);
     for n in nodes {
         let (objects, busy, calls, waiting) = match n.load {
             Some(l) => {
@@ -292,28 +294,26 @@ fn print_top(nodes: &[NodeView], hot: &[ObjectLoad]) {
             }
             None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
-        println!("{:<8} {:<24} {objects:>8} {busy:>9} {calls:>8} {waiting:>8}", n.id.to_string(), mode_text(n));
+        table.row(vec![n.id.to_string(), mode_text(n), objects, busy, calls, waiting]);
     }
+    table.print();
     println!();
-    println!("{:<38} {:<12} {:<8} {:>9} {:>8}  PARTNERS", "OBJECT", "CLASS", "NODE", "BUSY", "CALLS/S");
+    let mut table = Columns::new(&["OBJECT", "CLASS", "NODE", "BUSY", "CALLS/S", "PARTNERS"]).right(&[3, 4]);
     for o in hot {
-        let partners = o
+        let mut partners = o
             .partners
             .iter()
             .take(3)
             .map(|p| format!("{}…@{} {:.0}/s", &p.object.to_string()[..8], p.node, p.calls))
             .collect::<Vec<_>>()
             .join(", ");
-        let pinned = if o.pinned { " (pinned)" } else { "" };
-        println!(
-            "{:<38} {:<12} {:<8} {:>7.0}ms {:>8.0}  {partners}{pinned}",
-            o.id.to_string(),
-            o.class,
-            o.node.to_string(),
-            o.busy_ms,
-            o.calls
-        );
+        if o.pinned {
+            partners.push_str(" (pinned)");
+        }
+        let (busy, calls) = (format!("{:.0}ms", o.busy_ms), format!("{:.0}", o.calls));
+        table.row(vec![o.id.to_string(), o.class.clone(), o.node.to_string(), busy, calls, partners]);
     }
+    table.print();
 }
 
 /// A node's mode, with a workstation's owner presence.

@@ -2,6 +2,7 @@
 
 use crate::args::{ActionCommand, CapCommand, Cli, ClusterCommand, Command, NodeCommand};
 use crate::exit::CliError;
+use crate::table::Columns;
 use crate::target::{parse_arg, parse_target, read_input, resolve, root, split_call, Target};
 use crate::{balance, caps, cluster};
 use client::{Client, Wallet};
@@ -422,10 +423,12 @@ async fn ls(client: &Client, json: bool, path: &str) -> Result<(), CliError> {
         print_json(&rows);
         return Ok(());
     }
+    let mut table = Columns::new(&["NAME", "CLASS", "OBJECT"]);
     for (name, e) in entries {
         let shown = if e.class == "Directory" { format!("{name}/") } else { name };
-        println!("{shown:<32} {:<12} {}", e.class, e.id);
+        table.row(vec![shown, e.class, e.id.to_string()]);
     }
+    table.print();
     Ok(())
 }
 
@@ -482,18 +485,19 @@ async fn objects(client: &Client, json: bool, query: client::ObjectQuery) -> Res
         print_json(&listing);
         return Ok(());
     }
-    println!("{:<38} {:<12} {:<8} {:>8} {:>10} {:>7}", "OBJECT", "CLASS", "NODE", "VERSION", "BYTES", "PAGES");
+    let mut table = Columns::new(&["OBJECT", "CLASS", "NODE", "VERSION", "BYTES", "PAGES"]).right(&[3, 4, 5]);
     for o in &listing.objects {
-        println!(
-            "{:<38} {:<12} {:<8} {:>8} {:>10} {:>7}",
+        let size = o.state_bytes + o.page_bytes;
+        table.row(vec![
             o.id.to_string(),
-            o.class,
+            o.class.clone(),
             o.node.to_string(),
-            o.version,
-            o.state_bytes + o.page_bytes,
-            o.pages
-        );
+            o.version.to_string(),
+            size.to_string(),
+            o.pages.to_string(),
+        ]);
     }
+    table.print();
     match listing.next {
         Some(next) => println!("more: clouds objects --after {next}"),
         None => println!("{} objects", listing.objects.len()),
@@ -522,18 +526,15 @@ async fn nodes(client: &Client, json: bool) -> Result<(), CliError> {
         print_json(&nodes);
         return Ok(());
     }
-    println!(
-        "{:<8} {:<22} {:<8} {:<24} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8}  LABELS",
-        "ID", "ADDRESS", "STATE", "MODE", "OBJECTS", "ACTIVE", "INFLIGHT", "BUSY", "CALLS/S", "MEMORY"
-    );
+    let header =
+        ["ID", "ADDRESS", "STATE", "MODE", "OBJECTS", "ACTIVE", "INFLIGHT", "BUSY", "CALLS/S", "MEMORY", "LABELS"];
+    let mut table = Columns::new(&header).right(&[4, 5, 6, 7, 8, 9]);
     for n in nodes {
-        let labels = if n.labels.is_empty() { "-".to_string() } else { n.labels.join(",") };
-        let keeps = if n.keeps_homes.is_empty() {
-            String::new()
-        } else {
+        let mut labels = if n.labels.is_empty() { "-".to_string() } else { n.labels.join(",") };
+        if !n.keeps_homes.is_empty() {
             let homes: Vec<String> = n.keeps_homes.iter().map(ToString::to_string).collect();
-            format!("  (keeps the home records of {})", homes.join(", "))
-        };
+            labels.push_str(&format!("  (keeps the home records of {})", homes.join(", ")));
+        }
         // A node whose load vector this build cannot read shows dashes.
         let load = match n.load {
             Some(l) => [
@@ -546,15 +547,12 @@ async fn nodes(client: &Client, json: bool) -> Result<(), CliError> {
             ],
             None => ["-", "-", "-", "-", "-", "-"].map(String::from),
         };
-        let [objects, active, inflight, busy, calls, memory] = load;
-        println!(
-            "{:<8} {:<22} {:<8} {:<24} {objects:>8} {active:>7} {inflight:>8} {busy:>8} {calls:>8} {memory:>8}  {labels}{keeps}",
-            n.id.to_string(),
-            n.addr.to_string(),
-            n.state.to_string(),
-            balance::mode_text(&n),
-        );
+        let mut row = vec![n.id.to_string(), n.addr.to_string(), n.state.to_string(), balance::mode_text(&n)];
+        row.extend(load);
+        row.push(labels);
+        table.row(row);
     }
+    table.print();
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod caps;
 mod cluster;
 mod commands;
 mod exit;
+mod table;
 mod target;
 
 use clap::Parser;

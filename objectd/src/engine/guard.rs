@@ -11,20 +11,22 @@
 use capability::verify::{check, verify_chain, verify_links};
 use capability::{Denied, Grant, NodeCert, PublicKey, Restrict, Token};
 use clouds::{Cap, InvokeError, ObjectId, Rights};
+use lru::LruCache;
 use protocol::Identity;
-use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-/// How many verified chains the cache keeps; when full it starts again empty.
-const CACHE_ENTRIES: usize = 4096;
+/// How many verified chains (and node certificates) the caches keep; beyond, the least
+/// recently used goes.
+const CACHE_ENTRIES: NonZeroUsize = NonZeroUsize::new(4096).expect("not zero");
 
 pub struct Guard {
     identity: Arc<Identity>,
     /// `false` only in benchmark builds measuring what the checks cost.
     enforce: bool,
     /// std `Mutex`es: one map operation at a time, never across an `.await`.
-    verified: Mutex<HashMap<Vec<u8>, Grant>>,
-    certs: Mutex<HashSet<NodeCert>>,
+    verified: Mutex<LruCache<Vec<u8>, Grant>>,
+    certs: Mutex<LruCache<NodeCert, ()>>,
 }
 
 /// Unix time in seconds.
@@ -34,7 +36,12 @@ fn now() -> u64 {
 
 impl Guard {
     pub fn new(identity: Arc<Identity>) -> Guard {
-        Guard { identity, enforce: true, verified: Mutex::new(HashMap::new()), certs: Mutex::new(HashSet::new()) }
+        Guard {
+            identity,
+            enforce: true,
+            verified: Mutex::new(LruCache::new(CACHE_ENTRIES)),
+            certs: Mutex::new(LruCache::new(CACHE_ENTRIES)),
+        }
     }
 
     /// A guard that lets every call through: only for measuring the checks' cost.
@@ -54,23 +61,15 @@ impl Guard {
             return Ok(g.clone());
         }
         let token = Token::from_cap(cap)?;
-        let known = self.certs.lock().expect("certs mutex").contains(&token.cert);
+        let known = self.certs.lock().expect("certs mutex").get(&token.cert).is_some();
         let grant = if known {
             verify_links(&token)?.grant
         } else {
             let grant = verify_chain(&token, &self.identity.authority)?.grant;
-            let mut certs = self.certs.lock().expect("certs mutex");
-            if certs.len() >= CACHE_ENTRIES {
-                certs.clear();
-            }
-            certs.insert(token.cert.clone());
+            self.certs.lock().expect("certs mutex").put(token.cert.clone(), ());
             grant
         };
-        let mut cache = self.verified.lock().expect("cache mutex");
-        if cache.len() >= CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(cap.as_bytes().to_vec(), grant.clone());
+        self.verified.lock().expect("cache mutex").put(cap.as_bytes().to_vec(), grant.clone());
         Ok(grant)
     }
 

@@ -6,8 +6,8 @@
 
 use super::slot::SlotState;
 use clouds::{Class, Instance, InvokeError, ObjectId};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use lru::LruCache;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 /// The activated state of one object, behind its lock.
@@ -32,19 +32,18 @@ pub struct Slot {
     pub epoch: AtomicU64,
     /// What the object costs the node (the balancer reads it).
     pub usage: super::usage::Usage,
-    last_used: AtomicU64,
 }
 
 pub struct ObjectTable {
-    /// std `Mutex`: held only to look up, insert or evict, never across an `.await`.
-    slots: Mutex<HashMap<ObjectId, Arc<Slot>>>,
+    /// In order of use, the most recent first. std `Mutex`: held only to look up, insert
+    /// or evict, never across an `.await`.
+    slots: Mutex<LruCache<ObjectId, Arc<Slot>>>,
     capacity: usize,
-    tick: AtomicU64,
 }
 
 impl ObjectTable {
     pub fn new(capacity: usize) -> ObjectTable {
-        ObjectTable { slots: Mutex::new(HashMap::new()), capacity, tick: AtomicU64::new(0) }
+        ObjectTable { slots: Mutex::new(LruCache::unbounded()), capacity }
     }
 
     /// The slot of `id`, activating the object with `load` if it is not active. `load`
@@ -54,9 +53,7 @@ impl ObjectTable {
         id: ObjectId,
         load: impl FnOnce() -> Result<(Arc<dyn Class>, Active), InvokeError>,
     ) -> Result<Arc<Slot>, InvokeError> {
-        let now = self.tick.fetch_add(1, Ordering::Relaxed);
         if let Some(slot) = self.slots.lock().expect("table mutex").get(&id) {
-            slot.last_used.store(now, Ordering::Relaxed);
             return Ok(slot.clone());
         }
         let (class, active) = load()?;
@@ -66,10 +63,9 @@ impl ObjectTable {
             epoch: AtomicU64::new(active.epoch),
             lock: Arc::new(tokio::sync::RwLock::new(active)),
             usage: Default::default(),
-            last_used: AtomicU64::new(now),
         });
         let mut slots = self.slots.lock().expect("table mutex");
-        let slot = slots.entry(id).or_insert(fresh).clone();
+        let slot = slots.get_or_insert(id, || fresh).clone();
         if slots.len() > self.capacity {
             evict(&mut slots, self.capacity);
         }
@@ -79,25 +75,25 @@ impl ObjectTable {
     /// Forgets `slot` (after its object was deleted).
     pub fn remove(&self, slot: &Arc<Slot>) {
         let mut slots = self.slots.lock().expect("table mutex");
-        if slots.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-            slots.remove(&slot.id);
+        if slots.peek(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.pop(&slot.id);
         }
     }
 
     /// Forgets the slot of `id`, whoever holds it (they keep their hold): the next
     /// activation reads the store again. For objects that moved in or out.
     pub fn forget(&self, id: ObjectId) {
-        self.slots.lock().expect("table mutex").remove(&id);
+        self.slots.lock().expect("table mutex").pop(&id);
     }
 
     /// The slot of `id` if it is activated (not activating it).
     pub fn peek(&self, id: ObjectId) -> Option<Arc<Slot>> {
-        self.slots.lock().expect("table mutex").get(&id).cloned()
+        self.slots.lock().expect("table mutex").peek(&id).cloned()
     }
 
     /// Every activated slot now.
     pub fn all(&self) -> Vec<Arc<Slot>> {
-        self.slots.lock().expect("table mutex").values().cloned().collect()
+        self.slots.lock().expect("table mutex").iter().map(|(_, s)| s.clone()).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -105,18 +101,13 @@ impl ObjectTable {
     }
 }
 
-/// Drops idle slots, oldest first, down to 90% of `capacity`. A slot someone holds
-/// (an invocation running or waiting) is never dropped.
-fn evict(slots: &mut HashMap<ObjectId, Arc<Slot>>, capacity: usize) {
-    let target = capacity - capacity / 10;
-    let mut idle: Vec<(u64, ObjectId)> = slots
-        .iter()
-        .filter(|(_, s)| Arc::strong_count(s) == 1)
-        .map(|(id, s)| (s.last_used.load(Ordering::Relaxed), *id))
-        .collect();
-    idle.sort_unstable();
-    let excess = slots.len().saturating_sub(target);
-    for (_, id) in idle.into_iter().take(excess) {
-        slots.remove(&id);
+/// Drops idle slots, least recently used first, down to 90% of `capacity`. A slot someone
+/// holds (an invocation running or waiting) is never dropped.
+fn evict(slots: &mut LruCache<ObjectId, Arc<Slot>>, capacity: usize) {
+    let excess = slots.len().saturating_sub(capacity - capacity / 10);
+    let idle: Vec<ObjectId> =
+        slots.iter().rev().filter(|(_, s)| Arc::strong_count(s) == 1).map(|(id, _)| *id).take(excess).collect();
+    for id in idle {
+        slots.pop(&id);
     }
 }
