@@ -6,7 +6,7 @@
 # nodes, concurrent atomic transfers, the total checked); kills a node with -9 in the
 # middle of transfers, shows that its objects are unavailable while the rest works,
 # restarts it, shows every object kept its committed state and the bank's total
-# conserved; puts a hot spot on node 1 and watches the cluster move objects off it
+# conserved; runs a job queue with workers (`clouds objects` lists its queues); puts a hot spot on node 1 and watches the cluster move objects off it
 # (`clouds top`, `clouds why`); drains node 3 and undoes the drain. On the way, a second user gets a read-only capability, uses it, is refused a
 # write, and loses it to a revocation. Stops the cluster at the end. Needs only cargo.
 set -euo pipefail
@@ -97,6 +97,10 @@ wait "$BANK"
 echo "== the bank again, on the accounts that survived the crash"
 "$BIN/bank" --node "$N3" --accounts 8 --transfers 50
 run --node "$N2" nodes
+
+echo "== a job queue: 3 queues spread over the nodes, each with its results beside it, 12 workers"
+"$BIN/jobs" --node "$N1" --queues 3 --jobs 300 --workers 12
+run --node "$N2" objects --class Queue
 
 echo "== load balancing: 12 counters created on node 1, 24 threads calling them; node 1 moves some off by itself"
 HOT=$("$BIN/hotspot" --node "$N1" --on 1 --objects 12 --threads 24 --seconds 8)

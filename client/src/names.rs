@@ -66,25 +66,24 @@ impl Client {
         naming::bind(&self.ctx(), &self.root_ref().await?, &path, entry).await
     }
 
-    /// Creates a `T` with `state` where `placement` says; its owner capability goes into
-    /// the wallet and comes back in the reference.
+    /// Creates an object with `state` (its class is `T`'s) where `placement` says; its owner
+    /// capability goes into the wallet and comes back in the reference.
     ///
     /// ```no_run
     /// # async fn example(client: client::Client) -> Result<(), clouds::InvokeError> {
     /// use client::Placement;
     /// use stdobjects::Account;
-    /// let state = serde_json::json!({ "balance": 100 });
-    /// let alice = client.create_object::<Account>(&state, Placement::LeastLoaded).await?;
+    /// let alice = client.create_object(&Account::with_balance(100), Placement::LeastLoaded).await?;
     /// client.bind("/bank/alice", &alice).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn create_object<T: ObjectState>(
+    pub async fn create_object<T: ObjectState + Serialize>(
         &self,
-        state: &impl Serialize,
+        state: &T,
         placement: Placement,
     ) -> Result<Ref<T>, InvokeError> {
-        let json = serde_json::to_string(state).map_err(|e| InvokeError::invalid(format!("the state: {e}")))?;
-        let raw = self.create_placed(T::CLASS, InitialState::Json(json), placement).await?;
+        let encoded = clouds::object::encode_state(state)?;
+        let raw = self.create_placed(T::CLASS, InitialState::Encoded(encoded), placement).await?;
         Ok(Ref::from_raw(raw))
     }
 }

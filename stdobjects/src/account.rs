@@ -8,6 +8,13 @@ pub struct Account {
     balance: u64,
 }
 
+impl Account {
+    /// An account holding `balance`, to create (`Client::create_object`).
+    pub fn with_balance(balance: u64) -> Account {
+        Account { balance }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, thiserror::Error)]
 pub enum AccountError {
     #[error("insufficient funds: balance is {balance}, asked for {requested}")]
