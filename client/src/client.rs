@@ -53,7 +53,18 @@ impl Client {
         Client::connect_with(addr, within, Arc::new(Wallet::ephemeral())).await
     }
 
-    /// Connects for the holder of `wallet`.
+    /// Connects for the holder of `wallet`: the handshake proves its key, and the wallet's
+    /// capabilities are presented with each call.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), clouds::InvokeError> {
+    /// use client::{Client, Wallet, CONNECT_TIMEOUT};
+    /// use std::sync::Arc;
+    /// let wallet = Wallet::open(&Wallet::default_dir()).map_err(clouds::InvokeError::invalid)?;
+    /// let client = Client::connect_with("127.0.0.1:7100".parse().unwrap(), CONNECT_TIMEOUT, Arc::new(wallet)).await?;
+    /// println!("{} nodes", client.nodes().await?.len());
+    /// # Ok(()) }
+    /// ```
     pub async fn connect_with(addr: SocketAddr, within: Duration, wallet: Arc<Wallet>) -> Result<Client, InvokeError> {
         let entry = Connection::open(addr, within, Credentials::User(wallet.key()), None).await?;
         wallet.trust(entry.server(), addr)?;
@@ -481,6 +492,7 @@ impl Client {
         Ok(self.status().await?.root)
     }
 
+    /// The classes the entry node can run, with their methods.
     pub async fn classes(&self) -> Result<Vec<ClassInfo>, InvokeError> {
         match self.call(RequestBody::Classes).await? {
             ResponseBody::Classes(c) => Ok(c),
@@ -488,6 +500,7 @@ impl Client {
         }
     }
 
+    /// The entry node's id, root directory, object count, durability and build.
     pub async fn status(&self) -> Result<NodeStatus, InvokeError> {
         match self.call(RequestBody::Status).await? {
             ResponseBody::Status(s) => {

@@ -15,6 +15,8 @@
 //! It depends on the protocol, the name service and the vocabulary, never on the node: no
 //! storage, no gossip.
 
+#![warn(missing_docs)]
+
 mod backend;
 pub mod client;
 pub mod listing;

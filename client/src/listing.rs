@@ -22,6 +22,7 @@ pub struct ObjectQuery {
 /// A page of the cluster's objects, in id order.
 #[derive(Clone, Debug, Serialize)]
 pub struct ObjectListing {
+    /// The objects, in id order.
     pub objects: Vec<ObjectEntry>,
     /// Where the next page starts (`ObjectQuery::after`), if there may be more.
     pub next: Option<ObjectId>,

@@ -39,7 +39,7 @@ impl Client {
     /// # async fn example(client: client::Client) -> Result<(), clouds::InvokeError> {
     /// use stdobjects::Counter;
     /// let visits = client.lookup::<Counter>("/counters/visits").await?;
-    /// let now = visits.incr(&client.ctx(), 1).await??;
+    /// let now = visits.incr(&client.ctx(), 1).await?;
     /// println!("{now} visits");
     /// # Ok(()) }
     /// ```

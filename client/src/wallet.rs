@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// A user's key and the capabilities they hold, kept in a directory readable by them only
+/// (or in memory), and the nodes they trust (trust on first use, or a cluster's authority).
 pub struct Wallet {
     /// `None`: kept in memory only.
     dir: Option<PathBuf>,
@@ -74,10 +76,12 @@ impl Wallet {
         Ok(Wallet { dir: Some(dir.to_path_buf()), key, caps: Mutex::new(caps) })
     }
 
+    /// The wallet's key pair: what the handshake proves.
     pub fn key(&self) -> &KeyPair {
         &self.key
     }
 
+    /// The wallet's public key: what others grant capabilities to.
     pub fn public(&self) -> PublicKey {
         self.key.public()
     }

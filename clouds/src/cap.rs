@@ -16,10 +16,12 @@ pub const CAP_TEXT_PREFIX: &str = "cap1.";
 pub struct Cap(Vec<u8>);
 
 impl Cap {
+    /// A capability from its bytes (as `as_bytes` gave them).
     pub fn from_bytes(bytes: Vec<u8>) -> Cap {
         Cap(bytes)
     }
 
+    /// The capability's bytes: a token, as `capability::Token` encodes it.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

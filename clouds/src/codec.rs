@@ -24,6 +24,7 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// `value` in this codec's bytes.
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, String> {
         match self {
             Codec::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
@@ -31,6 +32,7 @@ impl Codec {
         }
     }
 
+    /// A value of type `T` from this codec's bytes; the error says what did not fit.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, String> {
         match self {
             Codec::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
@@ -58,6 +60,7 @@ enum Source<'a> {
 }
 
 impl<'a> ArgDecoder<'a> {
+    /// A decoder of `args` (this codec's bytes) for `method`'s parameters, one at a time.
     pub fn new(method: &'a MethodInfo, codec: Codec, args: &'a [u8]) -> Result<Self, InvokeError> {
         let source = match codec {
             Codec::Binary => Source::Binary(args),

@@ -25,6 +25,7 @@ pub type Pages = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// What a runtime provides to a `Ctx`.
 pub trait Backend: Send + Sync {
+    /// The thread this context runs for.
     fn thread_id(&self) -> ThreadId;
     /// The node the thread is on now; `None` in client code, which runs on no node.
     fn node(&self) -> Option<NodeId>;
@@ -62,8 +63,11 @@ pub trait Backend: Send + Sync {
     /// Reads a page. Asynchronous: a page of an object that arrived by a lazy move may
     /// still be on the node it came from, and the read fetches it from there.
     fn page_get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Vec<u8>>, InvokeError>>;
+    /// Writes a page (committed with the method's state, or not at all).
     fn page_put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError>;
+    /// Deletes a page (committed with the method's state).
     fn page_delete(&self, key: &[u8]) -> Result<(), InvokeError>;
+    /// The pages in `start..end` (`None`: to the end), at most `limit`, in key order.
     fn page_range(
         &self,
         start: Bound<Vec<u8>>,
@@ -79,10 +83,12 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A context over `backend` (the node's, or a client's).
     pub fn new(backend: Arc<dyn Backend>) -> Self {
         Ctx { backend }
     }
 
+    /// The thread this context runs for: the same across every node it visits.
     pub fn thread_id(&self) -> ThreadId {
         self.backend.thread_id()
     }
@@ -104,6 +110,7 @@ impl Ctx {
         self.backend.this_ref().map(Ref::from_raw)
     }
 
+    /// The thread's call chain, outermost first: which objects it is in.
     pub fn chain(&self) -> Vec<Frame> {
         self.backend.chain()
     }
@@ -172,6 +179,7 @@ impl Ctx {
         self.backend.migrate_after(to)
     }
 
+    /// `r` with a capability narrowed to `rights` (attenuated from the best one this thread holds for it).
     pub fn attenuate_raw(&self, r: &RawRef, rights: Rights) -> Result<RawRef, InvokeError> {
         self.backend.attenuate(r, rights)
     }
@@ -201,14 +209,17 @@ pub struct Storage<'a> {
 }
 
 impl Storage<'_> {
+    /// The page under `key`, if there is one.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, InvokeError> {
         self.backend.page_get(key).await
     }
 
+    /// Writes the page under `key` (committed with the method's state).
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), InvokeError> {
         self.backend.page_put(key, value)
     }
 
+    /// Deletes the page under `key` (committed with the method's state).
     pub fn delete(&self, key: &[u8]) -> Result<(), InvokeError> {
         self.backend.page_delete(key)
     }

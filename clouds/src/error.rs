@@ -12,79 +12,161 @@ use serde::{Deserialize, Serialize};
 pub enum InvokeError {
     /// No object with this id exists on the node that was asked.
     #[error("object {id} not found")]
-    NotFound { id: ObjectId },
+    NotFound {
+        /// The object asked for.
+        id: ObjectId,
+    },
 
     /// The name service has no binding for this path.
     #[error("no object is bound to the name `{path}`")]
-    NameNotFound { path: String },
+    NameNotFound {
+        /// The path that was looked up.
+        path: String,
+    },
 
     /// The class is not registered on the node.
     #[error("unknown class `{class}`; this node has: {}", .available.join(", "))]
-    NoSuchClass { class: String, available: Vec<String> },
+    NoSuchClass {
+        /// The class asked for.
+        class: String,
+        /// The classes the node has.
+        available: Vec<String>,
+    },
 
     /// The object's class has no method by that name.
     #[error("class `{class}` has no method `{method}`; its methods are: {}", .available.join(", "))]
-    NoSuchMethod { class: String, method: String, available: Vec<String> },
+    NoSuchMethod {
+        /// The object's class.
+        class: String,
+        /// The method asked for.
+        method: String,
+        /// The methods the class has.
+        available: Vec<String>,
+    },
 
     /// The arguments do not fit the method's signature. Nothing ran.
     #[error("bad arguments for {signature}: {reason}")]
-    BadArgs { method: String, signature: String, reason: String },
+    BadArgs {
+        /// The method called.
+        method: String,
+        /// Its signature, as `describe` shows it.
+        signature: String,
+        /// What did not fit.
+        reason: String,
+    },
 
     /// A request that is malformed in itself (an invalid name, initial state that does not
     /// fit the class). Nothing changed.
     #[error("invalid request: {reason}")]
-    Invalid { reason: String },
+    Invalid {
+        /// What is wrong with the request, and what was expected.
+        reason: String,
+    },
 
     /// The capability check failed.
     #[error("denied: {reason}")]
-    Denied { reason: String },
+    Denied {
+        /// Which check failed.
+        reason: String,
+    },
 
     /// The node that holds the object cannot be reached.
     #[error("{node} is unavailable: {reason}")]
-    Unavailable { node: String, reason: String },
+    Unavailable {
+        /// The node that could not be reached (`node-3`).
+        node: String,
+        /// Why: the transport's error, or what the cluster knows of the node.
+        reason: String,
+    },
 
     /// The thread's deadline passed; effects not yet committed were rolled back.
     #[error("deadline exceeded after {elapsed_ms} ms (in {method} on {object})")]
-    DeadlineExceeded { object: ObjectId, method: String, elapsed_ms: u64 },
+    DeadlineExceeded {
+        /// The object the thread was in (or waiting for).
+        object: ObjectId,
+        /// The method it was running.
+        method: String,
+        /// How long the thread had run.
+        elapsed_ms: u64,
+    },
 
     /// The thread tried to re-enter an object it already holds in a conflicting mode.
     #[error("re-entrant call: thread re-entered {object} which it holds; call chain: {chain}")]
-    Reentrancy { object: ObjectId, chain: String },
+    Reentrancy {
+        /// The object re-entered.
+        object: ObjectId,
+        /// The thread's call chain, outermost first.
+        chain: String,
+    },
 
     /// A cycle of threads waiting for each other; this invocation was chosen to fail.
     #[error("deadlock detected, cycle: {cycle}")]
-    Deadlock { cycle: String },
+    Deadlock {
+        /// The threads and objects of the cycle.
+        cycle: String,
+    },
 
     /// The call chain grew past the hop limit.
     #[error("hop limit of {limit} frames exceeded; call chain: {chain}")]
-    HopLimit { limit: usize, chain: String },
+    HopLimit {
+        /// The node's hop limit.
+        limit: usize,
+        /// The thread's call chain, outermost first.
+        chain: String,
+    },
 
     /// The node sheds load; try again later.
     #[error("{node} is overloaded: {reason}")]
-    Overloaded { node: NodeId, reason: String },
+    Overloaded {
+        /// The node that sheds load.
+        node: NodeId,
+        /// Which limit was reached.
+        reason: String,
+    },
 
     /// The method panicked; its writes were discarded and the object keeps its last
     /// committed state.
     #[error("method {method} panicked: {message}")]
-    Panicked { method: String, message: String },
+    Panicked {
+        /// The method that panicked.
+        method: String,
+        /// The panic's message.
+        message: String,
+    },
 
     /// The method returned its own error. `detail` is that error as JSON.
     #[error("{message}")]
-    App { message: String, detail: String },
+    App {
+        /// The error as the method's error type prints it.
+        message: String,
+        /// The error as JSON (`app_detail` decodes it).
+        detail: String,
+    },
 
     /// The object lives elsewhere now; the client library follows this by itself.
     #[error("object {id} moved to {to}")]
-    Moved { id: ObjectId, to: NodeId },
+    Moved {
+        /// The object.
+        id: ObjectId,
+        /// Where it went.
+        to: NodeId,
+    },
 
     /// An atomic action was rolled back on every node it touched: a call inside it failed
     /// (even one the method caught), a node it touched could not prepare, or it was
     /// chosen as a deadlock victim. Nothing it did is visible.
     #[error("atomic action aborted: {reason}")]
-    Aborted { reason: String },
+    Aborted {
+        /// Why the action was rolled back.
+        reason: String,
+    },
 
     /// The node's store failed (disk full, corrupt record). Nothing was committed.
     #[error("storage error: {reason}")]
-    Storage { reason: String },
+    Storage {
+        /// The store's error.
+        reason: String,
+    },
 }
 
 impl InvokeError {
@@ -126,10 +208,18 @@ impl InvokeError {
         }
     }
 
+    /// A failure of the node's store, with the store's error as the reason.
     pub fn storage(e: impl std::fmt::Display) -> Self {
         InvokeError::Storage { reason: e.to_string() }
     }
 
+    /// A malformed request: `reason` says what was wrong and what was expected.
+    ///
+    /// ```
+    /// let e = clouds::InvokeError::invalid("a page holds 1 to 100 objects, not 0");
+    /// assert_eq!(e.kind(), "invalid");
+    /// assert_eq!(e.to_string(), "invalid request: a page holds 1 to 100 objects, not 0");
+    /// ```
     pub fn invalid(reason: impl Into<String>) -> Self {
         InvokeError::Invalid { reason: reason.into() }
     }

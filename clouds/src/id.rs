@@ -56,15 +56,24 @@ impl ObjectId {
     }
 
     /// The node that created this object and keeps its location record.
+    ///
+    /// ```
+    /// use clouds::{NodeId, ObjectId};
+    /// let id = ObjectId::new(NodeId(3));
+    /// assert_eq!(id.home(), NodeId(3));
+    /// assert_eq!(id.to_string().parse::<ObjectId>().unwrap(), id, "ids print and parse as UUIDs");
+    /// ```
     pub fn home(&self) -> NodeId {
         let b = self.0.as_bytes();
         NodeId(u16::from_be_bytes([b[10], b[11]]))
     }
 
+    /// The id's 16 bytes (a UUID's).
     pub fn as_bytes(&self) -> &[u8; 16] {
         self.0.as_bytes()
     }
 
+    /// An id from its 16 bytes.
     pub fn from_bytes(b: [u8; 16]) -> Self {
         ObjectId(Uuid::from_bytes(b))
     }
@@ -95,6 +104,7 @@ impl FromStr for ObjectId {
 pub struct ThreadId(pub Uuid);
 
 impl ThreadId {
+    /// A fresh thread id (random).
     pub fn new() -> Self {
         ThreadId(Uuid::new_v4())
     }

@@ -18,6 +18,33 @@
 //!
 //! This crate holds vocabulary only: no tokio, tarpc or sled. Classes depend on it and
 //! never on the daemon.
+//!
+//! A class is a struct with `#[derive(Object)]` and an `impl` with `#[methods]`: `&self`
+//! methods are reads, `&mut self` methods writes, and the metadata the node and `clouds
+//! describe` show comes from the signatures:
+//!
+//! ```
+//! use clouds::object::{MethodTable, ObjectState};
+//! use clouds::{methods, Access, Object};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Object, Default, Serialize, Deserialize)]
+//! pub struct Tally { count: u64 }
+//!
+//! #[methods]
+//! impl Tally {
+//!     pub fn count(&self) -> u64 { self.count }
+//!     pub fn add(&mut self, n: u64) -> u64 { self.count += n; self.count }
+//! }
+//!
+//! let info = Tally::class_info();
+//! assert_eq!((Tally::CLASS, info.methods.len()), ("Tally", 2));
+//! let add = info.method("add").unwrap();
+//! assert_eq!((add.access, add.signature()), (Access::Write, "add(n: u64) -> u64".to_string()));
+//! assert!(info.method("sub").is_err(), "NoSuchMethod, listing the methods there are");
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod cap;
 pub mod codec;

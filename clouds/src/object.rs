@@ -19,7 +19,9 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
+    /// `&self`: reads, run concurrently.
     Read,
+    /// `&mut self`: writes, run alone, in arrival order.
     Write,
 }
 
@@ -35,7 +37,9 @@ impl std::fmt::Display for Access {
 /// One parameter of a method, as written in the source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParamInfo {
+    /// The parameter's name.
     pub name: String,
+    /// Its Rust type, as written (`i64`, `Ref<Counter>`).
     pub ty: String,
 }
 
@@ -50,10 +54,15 @@ impl ParamInfo {
 /// A method's metadata: what `clouds describe` prints and what argument errors quote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MethodInfo {
+    /// The method's name.
     pub name: String,
+    /// Read or write.
     pub access: Access,
+    /// Its parameters, in order.
     pub params: Vec<ParamInfo>,
+    /// Its return type, as written.
     pub returns: String,
+    /// Whether the method is `async`.
     pub is_async: bool,
     /// `#[atomic]`: the method is an atomic action's boundary (or joins the one it runs in).
     #[serde(default)]
@@ -71,10 +80,12 @@ impl MethodInfo {
 /// A class's metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassInfo {
+    /// The class name objects are created under.
     pub name: String,
     /// The format version of its stored state (`#[object(version = N)]`).
     #[serde(default = "first_format")]
     pub format: u32,
+    /// Its methods, in the order the `impl` defines them.
     pub methods: Vec<MethodInfo>,
     /// The placement policy its objects get when the creator names none
     /// (`#[object(placement = "least-loaded")]`).
@@ -93,6 +104,7 @@ fn first_format() -> u32 {
 }
 
 impl ClassInfo {
+    /// The method called `name`, or `NoSuchMethod` listing the ones there are.
     pub fn method(&self, name: &str) -> Result<&MethodInfo, InvokeError> {
         self.methods.iter().find(|m| m.name == name).ok_or_else(|| InvokeError::NoSuchMethod {
             class: self.name.clone(),
@@ -124,7 +136,9 @@ pub trait ObjectState {
     note = "put `#[clouds::methods]` on the `impl {Self}` block that defines its methods"
 )]
 pub trait MethodTable {
+    /// The class's name, methods and options.
     fn class_info() -> ClassInfo;
+    /// Runs read method `method` with `args` on `&self`.
     fn dispatch_read<'a>(
         &'a self,
         ctx: &'a Ctx,
@@ -132,6 +146,7 @@ pub trait MethodTable {
         codec: Codec,
         args: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>>;
+    /// Runs write method `method` with `args` on `&mut self`.
     fn dispatch_write<'a>(
         &'a mut self,
         ctx: &'a Ctx,
@@ -151,6 +166,7 @@ impl<T> Object for T where T: ObjectState + MethodTable + Default + Serialize + 
 
 /// A class with its type erased: what a node's class registry holds.
 pub trait Class: Send + Sync + 'static {
+    /// The class's name, methods and options.
     fn info(&self) -> &ClassInfo;
     /// Activates an object from its stored state.
     fn instantiate(&self, state: &[u8]) -> Result<Box<dyn Instance>, InvokeError>;
@@ -181,6 +197,7 @@ fn refuse_unknown_fields<T: Object>(given: &serde_json::Value, state: &T) -> Res
 
 /// An activated object with its type erased.
 pub trait Instance: Send + Sync {
+    /// Runs read method `method` with `args`.
     fn read<'a>(
         &'a self,
         ctx: &'a Ctx,
@@ -188,6 +205,7 @@ pub trait Instance: Send + Sync {
         codec: Codec,
         args: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>>;
+    /// Runs write method `method` with `args`.
     fn write<'a>(
         &'a mut self,
         ctx: &'a Ctx,

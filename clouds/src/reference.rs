@@ -21,12 +21,14 @@ use std::marker::PhantomData;
 /// in binary, the id's 16 bytes and the optional token.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RawRef {
+    /// The object.
     pub id: ObjectId,
     /// The capability presented when invoking through this reference.
     pub cap: Option<Cap>,
 }
 
 impl RawRef {
+    /// A reference to `id` carrying no capability (the caller's wallet supplies one).
     pub fn new(id: ObjectId) -> RawRef {
         RawRef { id, cap: None }
     }
@@ -72,7 +74,9 @@ impl<'de> Deserialize<'de> for RawRef {
 
 /// Implemented by generated stub types.
 pub trait StubOf: Send + Sync + 'static {
+    /// A stub over `raw`.
     fn from_raw(raw: RawRef) -> Self;
+    /// The reference it calls through.
     fn raw(&self) -> &RawRef;
 }
 
@@ -89,10 +93,12 @@ impl<T: ObjectState> Ref<T> {
         Ref::from_raw(RawRef::new(id))
     }
 
+    /// A typed reference from an untyped one (the class is not checked here; a call to a method the object lacks fails with `NoSuchMethod`).
     pub fn from_raw(raw: RawRef) -> Self {
         Ref { stub: T::Stub::from_raw(raw), _t: PhantomData }
     }
 
+    /// The object's id.
     pub fn id(&self) -> ObjectId {
         self.stub.raw().id
     }
@@ -102,6 +108,7 @@ impl<T: ObjectState> Ref<T> {
         self.stub.raw().cap.as_ref()
     }
 
+    /// The untyped reference: id and capability.
     pub fn raw(&self) -> &RawRef {
         self.stub.raw()
     }

@@ -9,22 +9,40 @@ use serde::{Deserialize, Serialize};
 pub struct Rights(u8);
 
 impl Rights {
+    /// Call read methods; `describe`.
     pub const READ: Rights = Rights(1);
+    /// Call write methods.
     pub const WRITE: Rights = Rights(1 << 1);
+    /// Delete the object, revoke its capabilities.
     pub const ADMIN: Rights = Rights(1 << 2);
+    /// Pass the capability on to another key (attenuated).
     pub const DELEGATE: Rights = Rights(1 << 3);
+    /// Move the object to another node.
     pub const MIGRATE: Rights = Rights(1 << 4);
+    /// No right at all.
     pub const NONE: Rights = Rights(0);
+    /// Every right: what the creator's owner capability holds.
     pub const ALL: Rights = Rights(0b1_1111);
 
+    /// Whether every right of `other` is in `self`.
+    ///
+    /// ```
+    /// use clouds::Rights;
+    /// let rw: Rights = "read,write".parse().unwrap();
+    /// assert!(rw.contains(Rights::READ) && !rw.contains(Rights::ADMIN));
+    /// assert_eq!(rw.intersection(Rights::WRITE), Rights::WRITE);
+    /// assert_eq!(rw.to_string(), "read,write");
+    /// ```
     pub fn contains(self, other: Rights) -> bool {
         self.0 & other.0 == other.0
     }
 
+    /// The rights in either.
     pub fn union(self, other: Rights) -> Rights {
         Rights(self.0 | other.0)
     }
 
+    /// The rights in both.
     pub fn intersection(self, other: Rights) -> Rights {
         Rights(self.0 & other.0)
     }

@@ -15,10 +15,15 @@ pub const DEFAULT_HOP_LIMIT: usize = 64;
 /// One object a thread is inside of.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
+    /// The object entered.
     pub object: ObjectId,
+    /// Its class.
     pub class: String,
+    /// The method the thread runs in it.
     pub method: String,
+    /// The node where it runs.
     pub node: NodeId,
+    /// Whether the method reads or writes.
     pub access: Access,
 }
 
@@ -30,6 +35,7 @@ pub fn time_left(remaining_ms: u64) -> std::time::Duration {
 /// A logical thread as it travels with an invocation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadCtx {
+    /// The thread's id, the same on every node it visits.
     pub id: ThreadId,
     /// The objects the thread is inside of, outermost first.
     pub chain: Vec<Frame>,
@@ -55,6 +61,7 @@ pub struct ThreadCtx {
 /// An atomic action, as threads inside it carry it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ActionRef {
+    /// The action's id.
     pub id: uuid::Uuid,
     /// The node where the atomic method runs: it decides, and participants ask it.
     pub coordinator: NodeId,
@@ -92,6 +99,7 @@ impl ThreadCtx {
     }
 }
 
+/// A call chain for messages: `Counter.incr(…1f) <- Bank.transfer(…2a)`.
 pub fn chain_text(chain: &[Frame]) -> String {
     let parts: Vec<String> = chain
         .iter()

@@ -7,6 +7,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Any JSON value, as object state or an argument, in both codecs.
 pub struct Value(pub serde_json::Value);
 
 impl Serialize for Value {
