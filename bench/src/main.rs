@@ -430,6 +430,13 @@ async fn over_tarpc() {
     tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
     let client = client::Client::connect(addr).await.unwrap();
     let id = client.create("Counter", InitialState::Default).await.unwrap();
+    // The same node, through a connection whose bytes are not encrypted: what the
+    // encryption costs a null invocation, side by side.
+    protocol::secure::measure_unencrypted(true);
+    let clear = client::Client::connect(addr).await.unwrap();
+    protocol::secure::measure_unencrypted(false);
+    let id = RawRef { id: id.id, cap: id.cap.clone() };
+    clear.wallet().add(id.cap.as_ref().expect("an owner capability")).unwrap();
 
     let echo = echo_pair(true).await;
     let sealed = echo_pair_over(true, true).await;
@@ -451,15 +458,18 @@ async fn over_tarpc() {
             .await
             .print();
         }
-        let (c, id) = (client.clone(), id.clone());
-        measure_concurrent(&format!("Counter.get via client, {concurrency} in flight"), concurrency, RUN, move |_| {
-            let (c, id) = (c.clone(), id.clone());
-            async move {
-                c.invoke_on(ThreadCtx::new(30_000), &id, "get", Codec::Binary, vec![], None).await.unwrap();
-            }
-        })
-        .await
-        .print();
+        for (label, c) in [("", client.clone()), (", unencrypted (measuring only)", clear.clone())] {
+            let id = id.clone();
+            let label = format!("Counter.get via client{label}, {concurrency} in flight");
+            measure_concurrent(&label, concurrency, RUN, move |_| {
+                let (c, id) = (c.clone(), id.clone());
+                async move {
+                    c.invoke_on(ThreadCtx::new(30_000), &id, "get", Codec::Binary, vec![], None).await.unwrap();
+                }
+            })
+            .await
+            .print();
+        }
     }
 }
 

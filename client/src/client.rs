@@ -25,10 +25,18 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The connection to the entry node: opened again when it closed, or sat idle so long that
+/// the node may be closing it (`protocol::service::REUSE_WITHIN`).
+struct Entry {
+    addr: SocketAddr,
+    /// std `Mutex`: held to look at or replace the connection, never across an `.await`.
+    conn: std::sync::Mutex<Connection>,
+}
+
 /// A connection to one node (the entry node). Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct Client {
-    entry: Connection,
+    entry: Arc<Entry>,
     /// Deadline of the threads this client starts.
     deadline: Duration,
     /// Where objects were seen away from their home: used by `routed` clients.
@@ -66,10 +74,10 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn connect_with(addr: SocketAddr, within: Duration, wallet: Arc<Wallet>) -> Result<Client, InvokeError> {
-        let entry = Connection::open(addr, within, Credentials::User(wallet.key()), None).await?;
-        wallet.trust(entry.server(), addr)?;
+        let conn = Connection::open(addr, within, Credentials::User(wallet.key()), None).await?;
+        wallet.trust(conn.server(), addr)?;
         Ok(Client {
-            entry,
+            entry: Arc::new(Entry { addr, conn: std::sync::Mutex::new(conn) }),
             deadline: Duration::from_millis(clouds::thread::DEFAULT_DEADLINE_MS),
             locations: Arc::new(Locations::default()),
             routes: None,
@@ -131,14 +139,27 @@ impl Client {
 
     /// The entry node's address.
     pub fn addr(&self) -> SocketAddr {
-        self.entry.addr()
+        self.entry.addr
+    }
+
+    /// The connection to the entry node, opened again if it is stale.
+    async fn entry(&self) -> Result<Connection, InvokeError> {
+        let conn = self.entry.conn.lock().expect("entry mutex").clone();
+        if !conn.is_stale() {
+            return Ok(conn);
+        }
+        let addr = self.entry.addr;
+        let fresh = Connection::open(addr, CONNECT_TIMEOUT, Credentials::User(self.wallet.key()), None).await?;
+        self.wallet.trust(fresh.server(), addr)?;
+        *self.entry.conn.lock().expect("entry mutex") = fresh.clone();
+        Ok(fresh)
     }
 
     /// Sends one request to the entry node as it is, without following `Moved`: the
     /// protocol's raw form, for tools and tests.
     pub async fn request(&self, body: RequestBody) -> Response {
         self.sent.fetch_add(1, Ordering::Relaxed);
-        self.entry.call(None, body, self.deadline).await
+        self.entry().await?.call(None, body, self.deadline).await
     }
 
     /// Requests this client (and its clones) sent so far, each attempt counted: round trips.
@@ -158,9 +179,10 @@ impl Client {
                 let body = body.clone();
                 self.sent.fetch_add(1, Ordering::Relaxed);
                 async move {
+                    let entry = self.entry().await?;
                     match &self.routes {
-                        Some(routes) => routes.send(node, body, left, &self.entry, &self.wallet).await,
-                        None => self.entry.call(None, body, left).await,
+                        Some(routes) => routes.send(node, body, left, &entry, &self.wallet).await,
+                        None => entry.call(None, body, left).await,
                     }
                 }
             })

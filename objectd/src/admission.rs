@@ -39,6 +39,11 @@ pub struct Limits {
     pub frame_within: Duration,
     /// Bytes of incomplete frames all connections may hold at once.
     pub budget: usize,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_within: Duration,
+    /// Requests from callers the node serves at once; beyond, `Overloaded` at once (the
+    /// steps of the cluster's own protocols are not counted: they must finish).
+    pub max_requests: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +55,8 @@ impl Default for Limits {
             max_frame: protocol::service::MAX_FRAME,
             frame_within: Duration::from_secs(10),
             budget: 64 * 1024 * 1024,
+            idle_within: Duration::from_secs(120),
+            max_requests: 4096,
         }
     }
 }
@@ -332,6 +339,7 @@ mod tests {
             max_frame: 1 << 20,
             frame_within: Duration::from_millis(200),
             budget: 4 * 1024,
+            ..Limits::default()
         }
     }
 
@@ -420,5 +428,124 @@ mod tests {
         let mut rest = vec![0u8; big.len() - 100];
         m1.read_exact(&mut rest).await.unwrap();
         assert_eq!(second.await.unwrap().unwrap(), frame(100 * 1024));
+    }
+}
+
+/// What one connection is doing, for its idle timeout: requests in flight, and when one
+/// last began or ended.
+pub struct Activity {
+    started: std::time::Instant,
+    inflight: std::sync::atomic::AtomicUsize,
+    /// Milliseconds after `started`.
+    last_ms: AtomicU64,
+}
+
+/// A request being served on a connection; its end counts as activity.
+pub struct Serving<'a>(&'a Activity);
+
+impl Activity {
+    pub fn new() -> Activity {
+        Activity { started: std::time::Instant::now(), inflight: Default::default(), last_ms: AtomicU64::new(0) }
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn serve(&self) -> Serving<'_> {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        self.touch();
+        Serving(self)
+    }
+
+    /// How long the connection has had nothing in flight (zero while something is).
+    pub fn idle_for(&self) -> Duration {
+        if self.inflight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let now = self.started.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Returns once the connection has been idle for `within`.
+    pub async fn idle(&self, within: Duration) {
+        let check = (within / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+        loop {
+            tokio::time::sleep(check).await;
+            if self.idle_for() >= within {
+                return;
+            }
+        }
+    }
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity::new()
+    }
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Requests from callers in flight on the node, up to a limit.
+pub struct Busy {
+    inflight: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+/// A counted request; it stops counting when dropped.
+pub struct Slot<'a>(&'a Busy);
+
+impl Busy {
+    pub fn new(max: usize) -> Busy {
+        Busy { inflight: Default::default(), max }
+    }
+
+    /// A slot, or `None` (with how many are in flight) when the node already serves `max`.
+    pub fn enter(&self) -> Result<Slot<'_>, usize> {
+        let before = self.inflight.fetch_add(1, Ordering::AcqRel);
+        if before >= self.max {
+            self.inflight.fetch_sub(1, Ordering::AcqRel);
+            return Err(before);
+        }
+        Ok(Slot(self))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod activity_tests {
+    use super::*;
+
+    #[test]
+    fn a_node_serves_at_most_its_limit_and_frees_slots() {
+        let busy = Busy::new(2);
+        let (a, b) = (busy.enter().unwrap(), busy.enter().unwrap());
+        assert_eq!(busy.enter().err(), Some(2), "the third is refused, with the count");
+        drop(a);
+        let c = busy.enter().expect("a slot freed");
+        drop((b, c));
+        assert_eq!(busy.inflight.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_connection_is_idle_only_with_nothing_in_flight() {
+        let activity = Activity::new();
+        let serving = activity.serve();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(activity.idle_for(), Duration::ZERO, "a request in flight");
+        drop(serving);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(activity.idle_for() >= Duration::from_millis(15));
     }
 }

@@ -113,6 +113,12 @@ pub struct Config {
     /// A workstation's owner counts as away this long after the last activity reported
     /// (`clouds node active`); until then the workstation takes no guests.
     pub owner_away_ms: u64,
+    /// A connection with no request in flight for this long is closed (clients and nodes
+    /// open a new one when they need it; they reuse one idle for at most 30 s).
+    pub idle_timeout_ms: u64,
+    /// Requests from callers the node serves at once; beyond, it answers `Overloaded` at
+    /// once rather than queueing them.
+    pub max_requests: usize,
 }
 
 impl Default for Config {
@@ -141,6 +147,8 @@ impl Default for Config {
             affinity: true,
             move_cooldown_ms: 30_000,
             owner_away_ms: 300_000,
+            idle_timeout_ms: 120_000,
+            max_requests: 4096,
         }
     }
 }
@@ -168,6 +176,12 @@ impl Config {
         }
         if let Some(admin) = &self.admin {
             admin.parse::<capability::PublicKey>().map_err(|e| format!("admin: {e}"))?;
+        }
+        if self.idle_timeout_ms == 0 {
+            return Err("idle_timeout_ms must be at least 1".into());
+        }
+        if self.max_requests == 0 {
+            return Err("max_requests must be at least 1".into());
         }
         if self.gossip_interval_ms == 0 {
             return Err("gossip_interval_ms must be at least 1".into());

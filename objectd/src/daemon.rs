@@ -108,6 +108,12 @@ pub struct Args {
     /// A workstation's owner counts as away this long after the last activity, in ms.
     #[arg(long, env = "OBJECTD_OWNER_AWAY_MS")]
     pub owner_away_ms: Option<u64>,
+    /// Close a connection with no request in flight for this long, in ms (default 120000).
+    #[arg(long, env = "OBJECTD_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Requests from callers served at once; beyond, `Overloaded` at once (default 4096).
+    #[arg(long, env = "OBJECTD_MAX_REQUESTS")]
+    pub max_requests: Option<usize>,
     /// Log lines as `text` (default; coloured only on a terminal) or `json` (one object
     /// per line). What is logged: `RUST_LOG` (default `info`).
     #[arg(long, env = "OBJECTD_LOG_FORMAT", default_value = "text")]
@@ -170,6 +176,8 @@ impl Args {
         set(&mut c.affinity, self.affinity);
         set(&mut c.move_cooldown_ms, self.move_cooldown_ms);
         set(&mut c.owner_away_ms, self.owner_away_ms);
+        set(&mut c.idle_timeout_ms, self.idle_timeout_ms);
+        set(&mut c.max_requests, self.max_requests);
         c.validate().map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         Ok(c)
     }

@@ -98,7 +98,13 @@ pub async fn run(
     };
     tracing::info!(node = %config.id, %addr, data = %config.data.display(), seeds = ?config.seeds, "objectd ready");
 
-    crate::rpc::serve(listener, engine.clone(), shutdown, Duration::from_millis(config.shutdown_grace_ms)).await;
+    let limits = crate::admission::Limits {
+        idle_within: Duration::from_millis(config.idle_timeout_ms),
+        max_requests: config.max_requests,
+        ..Default::default()
+    };
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    crate::rpc::serve_with(listener, engine.clone(), shutdown, grace, limits).await;
     load.abort();
     prune.abort();
     engine.flush().map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;

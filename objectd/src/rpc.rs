@@ -5,7 +5,7 @@
 //! and a method must never be left half-applied, so the engine's work runs to its end
 //! whatever happens to the connection.
 
-use crate::admission::{Admission, Limits, Metered};
+use crate::admission::{Activity, Admission, Busy, Limits, Metered};
 use crate::engine::{Engine, Origin};
 use capability::PublicKey;
 use clouds::InvokeError;
@@ -29,6 +29,10 @@ struct Server {
     work: TaskTracker,
     /// Who is at the other end of this connection, as the handshake established.
     peer: Peer,
+    /// This connection's requests in flight (its idle timeout).
+    activity: std::sync::Arc<Activity>,
+    /// The node's requests from callers in flight (its limit).
+    busy: std::sync::Arc<Busy>,
 }
 
 impl NodeRpc for Server {
@@ -36,6 +40,21 @@ impl NodeRpc for Server {
         // What was asked, only when a refusal would be logged (the common path allocates nothing).
         let asked = tracing::enabled!(tracing::Level::DEBUG).then(|| req.body.operation().to_string());
         let peer = self.peer.clone();
+        let (activity, busy) = (self.activity.clone(), self.busy.clone());
+        let _serving = activity.serve();
+        // The cluster's own protocol steps always go through: they finish what was begun.
+        let _slot = match is_internal(&req.body) {
+            true => None,
+            false => match busy.enter() {
+                Ok(slot) => Some(slot),
+                Err(inflight) => {
+                    return Err(InvokeError::Overloaded {
+                        node: self.engine.node(),
+                        reason: format!("{inflight} requests in flight, the most it serves at once; try again shortly"),
+                    })
+                }
+            },
+        };
         let answer = self.answer(req).await;
         if let (Some(operation), Err(e)) = (asked, &answer) {
             if refused(e) {
@@ -144,9 +163,21 @@ const HANDSHAKE_WITHIN: Duration = Duration::from_secs(5);
 /// identity names), within the limits of `admission` (connections, frame sizes and times,
 /// bytes of frames still arriving).
 pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<Output = ()>, grace: Duration) {
+    serve_with(listener, engine, shutdown, grace, Limits::default()).await
+}
+
+/// `serve`, within `limits`.
+pub async fn serve_with(
+    listener: TcpListener,
+    engine: Engine,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    limits: Limits,
+) {
     let identity = engine.guard().identity().clone();
     let work = TaskTracker::new();
-    let admission = Admission::new(Limits::default());
+    let (idle_within, busy) = (limits.idle_within, std::sync::Arc::new(Busy::new(limits.max_requests)));
+    let admission = Admission::new(limits);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -172,6 +203,7 @@ pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<
                 // Small request/reply messages: do not wait to coalesce them.
                 let _ = stream.set_nodelay(true);
                 let (engine, work, identity, admission) = (engine.clone(), work.clone(), identity.clone(), admission.clone());
+                let busy = busy.clone();
                 // The handshake runs in the connection's own task: a slow peer delays nobody.
                 tokio::spawn(async move {
                     let _ticket = ticket;
@@ -188,14 +220,19 @@ pub async fn serve(listener: TcpListener, engine: Engine, shutdown: impl Future<
                         Err(_) => return admission.refused("a peer did not finish the handshake in time"),
                     };
                     let stream = Metered::new(stream, admission, matches!(peer, Peer::Anonymous));
-                    let server = Server { engine, work, peer };
+                    let activity = std::sync::Arc::new(Activity::new());
+                    let server = Server { engine, work, peer, activity: activity.clone(), busy };
                     let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
-                    BaseChannel::with_defaults(transport)
+                    let channel = BaseChannel::with_defaults(transport)
                         .execute(server.serve())
                         .for_each(|request| async move {
                             tokio::spawn(request);
-                        })
-                        .await;
+                        });
+                    // Dropping the channel closes the connection.
+                    tokio::select! {
+                        () = channel => {}
+                        () = activity.idle(idle_within) => tracing::debug!("closed a connection idle for {idle_within:?}"),
+                    }
                 });
             }
         }

@@ -31,9 +31,9 @@ impl Pool {
     /// owner drops connections to incarnations that ended (`retain`).
     pub fn pooled(&self, node: NodeId) -> Option<Connection> {
         let mut conns = self.conns.lock().expect("pool mutex");
-        // A connection whose peer went away is dropped, not handed out: a request sent on it
-        // would fail without going out.
-        if conns.get(&node).is_some_and(|(_, conn)| conn.is_closed()) {
+        // A connection whose peer went away (or that sat idle so long that the peer may be
+        // closing it) is dropped, not handed out: a request sent on it would fail.
+        if conns.get(&node).is_some_and(|(_, conn)| conn.is_stale()) {
             conns.remove(&node);
         }
         conns.get(&node).map(|(_, conn)| conn.clone())
@@ -49,7 +49,7 @@ impl Pool {
         check: bool,
     ) -> Result<(Connection, bool), InvokeError> {
         if let Some((at, conn)) = self.conns.lock().expect("pool mutex").get(&to.node) {
-            if *at == to && !conn.is_closed() {
+            if *at == to && !conn.is_stale() {
                 return Ok((conn.clone(), true));
             }
         }

@@ -60,9 +60,32 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> io::Res
     Secure::new(stream, noise)
 }
 
+/// Benchmark builds only (feature `plaintext`, which only the benchmark harness enables):
+/// whether channels opened from now on skip the encryption of their bytes (the Noise
+/// handshake and its binding still run), to measure what the encryption costs. Nothing in
+/// the daemon or the CLI can select it.
+#[cfg(feature = "plaintext")]
+static PLAINTEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Benchmark builds only: channels opened after `measure_unencrypted(true)` carry their
+/// bytes in the clear, until `measure_unencrypted(false)`.
+#[cfg(feature = "plaintext")]
+pub fn measure_unencrypted(on: bool) {
+    PLAINTEXT.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn clear_text() -> bool {
+    #[cfg(feature = "plaintext")]
+    return PLAINTEXT.load(std::sync::atomic::Ordering::SeqCst);
+    #[cfg(not(feature = "plaintext"))]
+    false
+}
+
 /// A stream whose bytes travel encrypted. Reads and writes are the plaintext.
 pub struct Secure<S> {
     inner: S,
+    /// Only in benchmark builds measuring the encryption's cost: bytes pass as they are.
+    clear: bool,
     noise: snow::TransportState,
     /// The handshake hash both ends share: what the Clouds handshake signs.
     binding: Vec<u8>,
@@ -87,6 +110,7 @@ impl<S> Secure<S> {
         let noise = noise.into_transport_mode().map_err(broke)?;
         Ok(Secure {
             inner,
+            clear: clear_text(),
             noise,
             binding,
             head: [0; 2],
@@ -117,6 +141,9 @@ fn poll_fill<S: AsyncRead + Unpin>(inner: &mut S, cx: &mut Context<'_>, dst: &mu
 impl<S: AsyncRead + Unpin> AsyncRead for Secure<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.clear {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
         loop {
             if this.plain_at < this.plain.len() {
                 let n = (this.plain.len() - this.plain_at).min(buf.remaining());
@@ -189,6 +216,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Secure<S> {
     /// Gathers plaintext; a full message is encrypted and sent, the rest waits for a flush.
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if this.clear {
+            return Pin::new(&mut this.inner).poll_write(cx, data);
+        }
         if this.pending.len() == MAX_PLAIN {
             // A full message waits: it goes out before more is taken.
             if this.poll_drain(cx)?.is_pending() {
@@ -204,6 +234,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Secure<S> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.clear {
+            return Pin::new(&mut this.inner).poll_flush(cx);
+        }
         if this.poll_drain(cx)?.is_pending() {
             return Poll::Pending;
         }

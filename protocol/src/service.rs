@@ -31,6 +31,17 @@ pub fn frame_codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME).new_codec()
 }
 
+/// A node closes a connection that has had no request in flight for its idle timeout
+/// (`idle_timeout_ms`, default 120 s); a connection idle longer than this is not reused,
+/// but opened again, so that a request never goes out on a connection the node is closing.
+pub const REUSE_WITHIN: Duration = Duration::from_secs(30);
+
+/// Milliseconds since the first call in this process: when a connection was last used.
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
 /// A connection to one node. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct Connection {
@@ -41,6 +52,8 @@ pub struct Connection {
     closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The node's certificate, proven at the handshake.
     server: Option<std::sync::Arc<capability::NodeCert>>,
+    /// When a request last went out or came back (`now_ms`).
+    used: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Connection {
@@ -79,7 +92,8 @@ impl Connection {
             let _ = dispatch.await;
             ended.store(true, std::sync::atomic::Ordering::Release);
         });
-        Ok(Connection { rpc, addr, closed, server: server.map(std::sync::Arc::new) })
+        let used = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(now_ms()));
+        Ok(Connection { rpc, addr, closed, server: server.map(std::sync::Arc::new), used })
     }
 
     /// The certificate the node presented and proved on this connection, if it has one.
@@ -90,6 +104,13 @@ impl Connection {
     /// Whether the connection is closed for good: a pool hands it out no more.
     pub fn is_closed(&self) -> bool {
         self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether to open a new connection rather than use this one: it is closed, or has
+    /// been idle past `REUSE_WITHIN` (the node may be closing it).
+    pub fn is_stale(&self) -> bool {
+        let idle = now_ms().saturating_sub(self.used.load(std::sync::atomic::Ordering::Relaxed));
+        self.is_closed() || idle > REUSE_WITHIN.as_millis() as u64
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -103,7 +124,10 @@ impl Connection {
     pub async fn send(&self, body: RequestBody, deadline: Duration) -> Result<Response, String> {
         let mut ctx = tarpc::context::current();
         ctx.deadline = Instant::now() + deadline + TRANSPORT_MARGIN;
-        self.rpc.call(ctx, Request::new(body)).await.map_err(|e| e.to_string())
+        self.used.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        let answer = self.rpc.call(ctx, Request::new(body)).await.map_err(|e| e.to_string());
+        self.used.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        answer
     }
 
     /// `send`, with a transport failure as `Unavailable` naming `node` (or the address).

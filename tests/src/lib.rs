@@ -76,17 +76,24 @@ impl Node {
     pub fn start_with(id: u16, data: &Path, flags: &[&str]) -> Node {
         let wallet = wallet_beside(data);
         let admin = wallet_key(&wallet);
-        Node::spawn(id, data, wallet, &[&["--admin", &admin], flags].concat())
+        Node::spawn("objectd", id, data, wallet, &[&["--admin", &admin], flags].concat())
+    }
+
+    /// `start_with`, running `testnode` (the standard classes and `Relay`).
+    pub fn start_testnode(id: u16, data: &Path, flags: &[&str]) -> Node {
+        let wallet = wallet_beside(data);
+        let admin = wallet_key(&wallet);
+        Node::spawn("testnode", id, data, wallet, &[&["--admin", &admin], flags].concat())
     }
 
     /// Starts a node the obvious way, without `--admin`, as the user whose wallet is
     /// beside `data` (`CLOUDS_WALLET`): that wallet's key becomes the administrator.
     pub fn start_as_user(id: u16, data: &Path) -> Node {
-        Node::spawn(id, data, wallet_beside(data), &[])
+        Node::spawn("objectd", id, data, wallet_beside(data), &[])
     }
 
-    fn spawn(id: u16, data: &Path, wallet: PathBuf, flags: &[&str]) -> Node {
-        let mut child = Command::new(bin("objectd"))
+    fn spawn(binary: &str, id: u16, data: &Path, wallet: PathBuf, flags: &[&str]) -> Node {
+        let mut child = Command::new(bin(binary))
             .args(["--id", &id.to_string(), "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(flags)

@@ -10,7 +10,9 @@
 //! the node's home records, the forwarding entries of the objects whose home it is (and
 //! of the drained homes it keeps), go to a keeper, a live node that takes new objects; the
 //! keeper stores them and publishes by gossip that it keeps them; this node remembers,
-//! durably, that it handed them over and relays any later home update to the keeper.
+//! durably, that it handed them over and relays any later home update to the keeper, and
+//! reports the drain done once every other live node's view names the keeper (so that a
+//! node stopped right after its drain leaves no caller asking it for a home record).
 //! From then on callers ask the keeper for those objects (`Locations::home_of`), and the
 //! node can be stopped for good.
 //!
@@ -47,6 +49,8 @@ const PASSES: u32 = 5;
 const PASS_PAUSE: Duration = Duration::from_millis(500);
 /// How long the drain waits for its moves to have told their homes.
 const HOMES_TOLD_WITHIN: Duration = Duration::from_secs(60);
+/// How long a finished handover waits for every live node to hear of the keeper.
+const HEARD_WITHIN: Duration = Duration::from_secs(30);
 /// Home records per `Adopt` message.
 const RECORDS_PER_STEP: usize = 4096;
 const STEP_WITHIN: Duration = Duration::from_secs(10);
@@ -273,9 +277,14 @@ impl Engine {
         for _ in 0..HANDOVER_TRIES {
             match self.hand_over(run).await {
                 Ok(Some((to, n))) => {
+                    let unheard = self.keeper_heard(run, to).await;
                     let _ = self.inner.store.meta_remove(DRAINING_KEY).and_then(|()| self.inner.store.flush());
+                    let problem = (!unheard.is_empty()).then(|| {
+                        let nodes = unheard.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                        format!("{nodes} had not heard that {to} keeps the home records yet (gossip tells them)")
+                    });
                     self.update_report(run, |r| {
-                        (r.state, r.homes_to, r.home_records, r.problem) = (Phase::Done, Some(to), n, None);
+                        (r.state, r.homes_to, r.home_records, r.problem) = (Phase::Done, Some(to), n, problem);
                     });
                     tracing::info!(node = %me, keeper = %to, records = n, "drain done");
                     return;
@@ -311,6 +320,39 @@ impl Engine {
             }
             if self.inner.drain.run.load(Ordering::Acquire) != run {
                 return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (at most `HEARD_WITHIN`) until every other live node knows, from gossip, that
+    /// `keeper` keeps the records this node handed over, so that once the drain is done
+    /// this node can stop without a call anywhere going to it for them. Returns the nodes
+    /// that had not heard by then.
+    async fn keeper_heard(&self, run: u64, keeper: NodeId) -> Vec<NodeId> {
+        let me = self.inner.node;
+        let homes = self.inner.drain.handed.lock().expect("handed mutex").as_ref().map(|h| h.homes.clone());
+        let homes = homes.unwrap_or_default();
+        let deadline = Instant::now() + HEARD_WITHIN;
+        loop {
+            let mut unheard = Vec::new();
+            for v in self.inner.peers.nodes().await {
+                if v.id == me || v.id == keeper || v.state == protocol::Liveness::Dead {
+                    continue;
+                }
+                let heard = match self.inner.peers.send(v.id, RequestBody::Nodes, STEP_WITHIN).await {
+                    Ok(ResponseBody::Nodes(seen)) => {
+                        let keepers = protocol::view::keepers(&seen);
+                        homes.iter().all(|h| keepers.contains(&(*h, keeper)))
+                    }
+                    _ => false,
+                };
+                if !heard {
+                    unheard.push(v.id);
+                }
+            }
+            if unheard.is_empty() || Instant::now() >= deadline || self.inner.drain.run.load(Ordering::Acquire) != run {
+                return unheard;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -204,3 +204,46 @@ fn calls_right_after_a_restart_reach_the_new_incarnation() {
     }
     assert!(failed.is_empty(), "{} of 24 first calls failed: {failed:#?}", failed.len());
 }
+
+/// A node serves at most `max_requests` callers' requests at once and answers the rest
+/// `Overloaded` at once, rather than queueing them without bound; it serves again as soon
+/// as they end. A connection with nothing in flight for `idle_timeout_ms` is closed, and a
+/// client whose connection was closed opens a new one for its next call.
+#[test]
+fn a_full_node_answers_overloaded_and_idle_connections_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_testnode(1, dir.path(), &["--max-requests", "4", "--idle-timeout-ms", "1000"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = tests::client_with(node.addr, &node.wallet).await;
+        let relay = client.create("Relay", protocol::InitialState::Default).await.unwrap();
+        let calls = (0..16).map(|_| {
+            let (client, relay) = (&client, &relay);
+            async move {
+                client
+                    .invoke_json(relay, "pass_then_sleep", &[serde_json::json!([]), serde_json::json!(300)], None)
+                    .await
+            }
+        });
+        let answers = futures::future::join_all(calls).await;
+        let served = answers.iter().filter(|a| a.is_ok()).count();
+        let overloaded = answers.iter().filter(|a| matches!(a, Err(clouds::InvokeError::Overloaded { .. }))).count();
+        assert_eq!(served + overloaded, 16, "served or refused at once, nothing else: {answers:?}");
+        assert!((1..=4).contains(&served) && overloaded >= 12, "{served} served, {overloaded} refused");
+        let refusal = answers.iter().find_map(|a| a.as_ref().err()).unwrap().to_string();
+        assert!(refusal.contains("node-1 is overloaded") && refusal.contains("try again"), "{refusal}");
+        client.invoke_json(&relay, "visits", &[], None).await.expect("served again once they ended");
+
+        let idle =
+            protocol::Connection::open(node.addr, Duration::from_secs(5), Credentials::Anonymous, None).await.unwrap();
+        for _ in 0..60 {
+            if idle.is_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(idle.is_closed(), "the node closed a connection idle for its timeout");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        client.invoke_json(&relay, "visits", &[], None).await.expect("a new connection for the next call");
+    });
+}
