@@ -53,6 +53,28 @@ fn read_nodes(dir: &Path) -> Result<Vec<Member>, CliError> {
         .collect()
 }
 
+/// Each node's HTTP gateway (`DIR/http`: `ID ADDRESS` per node), kept across restarts;
+/// nodes without one get a free port.
+fn http_addrs(dir: &Path, members: &[Member]) -> Result<Vec<(u16, SocketAddr)>, CliError> {
+    let file = dir.join("http");
+    let mut known: Vec<(u16, SocketAddr)> = std::fs::read_to_string(&file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (id, addr) = l.split_once(' ')?;
+            Some((id.parse().ok()?, addr.trim().parse().ok()?))
+        })
+        .collect();
+    for m in members {
+        if !known.iter().any(|(id, _)| *id == m.id) {
+            known.push((m.id, free_addr()?));
+        }
+    }
+    let text: String = known.iter().map(|(id, a)| format!("{id} {a}\n")).collect();
+    std::fs::write(&file, text).map_err(|e| failed(format!("cannot write {}: {e}", file.display())))?;
+    Ok(known)
+}
+
 fn write_nodes(dir: &Path, members: &[Member]) -> Result<(), CliError> {
     let text: String = members.iter().map(|m| format!("{} {}\n", m.id, m.addr)).collect();
     std::fs::write(dir.join("nodes"), text).map_err(|e| failed(format!("cannot write {}/nodes: {e}", dir.display())))
@@ -187,7 +209,15 @@ impl Progress {
     }
 }
 
-fn spawn(bin: &Path, dir: &Path, m: &Member, seeds: &str, root: u16, admin: &str) -> Result<Child, CliError> {
+fn spawn(
+    bin: &Path,
+    dir: &Path,
+    m: &Member,
+    http: SocketAddr,
+    seeds: &str,
+    root: u16,
+    admin: &str,
+) -> Result<Child, CliError> {
     let log_path = dir.join(format!("node-{}.log", m.id));
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -201,6 +231,7 @@ fn spawn(bin: &Path, dir: &Path, m: &Member, seeds: &str, root: u16, admin: &str
         .args(["--seeds", seeds, "--root-node", &root.to_string(), "--identity"])
         .arg(Identity::dir_in(dir, NodeId(m.id)))
         .args(["--admin", admin])
+        .args(["--http", &http.to_string()])
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err_log)
@@ -253,11 +284,13 @@ pub async fn up(
     let bin = objectd_binary(objectd)?;
     let seeds: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
     let root = members[0].id;
+    let http = http_addrs(dir, &members)?;
+    let http_of = |id: u16| http.iter().find(|(i, _)| *i == id).map(|(_, a)| *a).expect("every member has one");
     let mut started: Vec<(u16, Child)> = Vec::new();
     for m in &members {
         match running_pid(dir, m.id) {
             Some(pid) => eprintln!("node-{} is already running (pid {pid})", m.id),
-            None => started.push((m.id, spawn(&bin, dir, m, &seeds.join(","), root, &admin)?)),
+            None => started.push((m.id, spawn(&bin, dir, m, http_of(m.id), &seeds.join(","), root, &admin)?)),
         }
     }
     let mut progress = Progress::new();
@@ -265,9 +298,18 @@ pub async fn up(
     progress.done();
     ready?;
     if json {
-        let rows: Vec<_> = members.iter().map(|m| serde_json::json!({ "id": m.id, "address": m.addr })).collect();
+        let rows: Vec<_> = members
+            .iter()
+            .map(|m| serde_json::json!({ "id": m.id, "address": m.addr, "http": format!("http://{}/", http_of(m.id)) }))
+            .collect();
         println!("{}", serde_json::Value::Array(rows));
     } else {
+        // Stdout stays `ID ADDRESS` lines (what DIR/nodes holds), for scripts.
+        eprintln!(
+            "dashboard: http://{}/ (any node's gateway serves it; all are in {}/http)",
+            http_of(root),
+            dir.display()
+        );
         let mut out = std::io::stdout().lock();
         for m in &members {
             let _ = writeln!(out, "{} {}", m.id, m.addr);

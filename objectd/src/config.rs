@@ -119,6 +119,8 @@ pub struct Config {
     /// Requests from callers the node serves at once; beyond, it answers `Overloaded` at
     /// once rather than queueing them.
     pub max_requests: usize,
+    /// Where the HTTP gateway listens (dashboard, JSON API, `/metrics`); `None`: off.
+    pub http: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -149,6 +151,7 @@ impl Default for Config {
             owner_away_ms: 300_000,
             idle_timeout_ms: 120_000,
             max_requests: 4096,
+            http: None,
         }
     }
 }

@@ -114,6 +114,10 @@ pub struct Args {
     /// Requests from callers served at once; beyond, `Overloaded` at once (default 4096).
     #[arg(long, env = "OBJECTD_MAX_REQUESTS")]
     pub max_requests: Option<usize>,
+    /// Serve the HTTP gateway here (HOST:PORT): the dashboard at `/`, the JSON API under
+    /// `/v1`, Prometheus metrics at `/metrics`. Default: off.
+    #[arg(long, env = "OBJECTD_HTTP", value_name = "HOST:PORT")]
+    pub http: Option<String>,
     /// Log lines as `text` (default; coloured only on a terminal) or `json` (one object
     /// per line). What is logged: `RUST_LOG` (default `info`).
     #[arg(long, env = "OBJECTD_LOG_FORMAT", default_value = "text")]
@@ -178,6 +182,7 @@ impl Args {
         set(&mut c.owner_away_ms, self.owner_away_ms);
         set(&mut c.idle_timeout_ms, self.idle_timeout_ms);
         set(&mut c.max_requests, self.max_requests);
+        set(&mut c.http, self.http.as_deref().map(|h| socket_addr("--http", h).map(Some)).transpose()?);
         c.validate().map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         Ok(c)
     }

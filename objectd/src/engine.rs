@@ -77,13 +77,13 @@ use backend::NodeBackend;
 use clouds::{Access, BoxFuture, ClassInfo, Ctx, Frame, InvokeError, MethodInfo, NodeId, ObjectId, ThreadId};
 use outcome::{guarded, record_reply, replay};
 use protocol::wire::Hop;
-use protocol::{Invocation, Locations, Reply, RequestBody, ResponseBody};
+use protocol::{Invocation, Locations, Reply, RequestBody, Response, ResponseBody};
 use slot::{admit, Admission, SlotState, Want};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use table::{Active, ObjectTable, Slot};
 use tokio::sync::OwnedRwLockReadGuard;
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 use tracing::Instrument;
 
 type ReadHold = Arc<OwnedRwLockReadGuard<Active>>;
@@ -268,6 +268,46 @@ impl Engine {
         self.inner.registry.infos()
     }
 
+    /// Sets the gauges `/metrics` shows, as they are now: objects activated and stored,
+    /// store bytes, requests in flight, and each peer's membership state (2 alive, 1
+    /// suspect, 0 dead).
+    pub async fn publish_gauges(&self) {
+        use crate::telemetry::{gauge, gauge_with};
+        gauge("clouds_activated_objects", self.inner.table.len() as f64);
+        if let Ok(n) = self.inner.store.count() {
+            gauge("clouds_stored_objects", n as f64);
+        }
+        if let Ok(bytes) = self.inner.store.size_on_disk() {
+            gauge("clouds_store_bytes", bytes as f64);
+        }
+        for v in self.inner.peers.nodes().await {
+            let state = match v.state {
+                protocol::Liveness::Alive => 2.0,
+                protocol::Liveness::Suspect => 1.0,
+                protocol::Liveness::Dead => 0.0,
+            };
+            gauge_with("clouds_peer_state", "peer", v.id.to_string(), state);
+        }
+    }
+
+    /// Asks every node this one knows to be live (itself included) `body`, each within
+    /// `within`: for views of the whole cluster (the gateway's dashboard).
+    pub async fn ask_each(&self, body: RequestBody, within: Duration) -> Vec<(NodeId, Response)> {
+        let mut answers = Vec::new();
+        for view in self.inner.peers.nodes().await {
+            if view.state == protocol::Liveness::Dead {
+                continue;
+            }
+            let answer = if view.id == self.inner.node {
+                self.handle(Origin::Caller, body.clone()).await
+            } else {
+                self.inner.peers.send(view.id, body.clone(), within).await
+            };
+            answers.push((view.id, answer));
+        }
+        answers
+    }
+
     /// Runs one invocation to its reply, wherever its object is (a thread of this node,
     /// or a client's request).
     pub async fn invoke(&self, inv: Invocation) -> Result<Reply, InvokeError> {
@@ -291,7 +331,13 @@ impl Engine {
                 lamport,
                 class = tracing::field::Empty,
             );
-            engine.run(inv, lamport).instrument(span).await
+            let (target, method, began) = (inv.target, inv.method.clone(), Instant::now());
+            let result = engine.run(inv, lamport).instrument(span).await;
+            if let Some(slot) = engine.inner.table.peek(target) {
+                let outcome = result.as_ref().map_or_else(InvokeError::kind, |_| "ok");
+                crate::telemetry::record_invocation(&slot.class.info().name, &method, outcome, began.elapsed());
+            }
+            result
         })
     }
 

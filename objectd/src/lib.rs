@@ -13,6 +13,8 @@
 //! - [`balance`]: which objects a node moves on its own, and where (pure).
 //! - [`migration`]: the migration protocol's steps, precopy rule and recovery rule (pure).
 //! - [`rpc`]: the tarpc service: a thin adapter from the wire to the engine.
+//! - [`gateway`]: the HTTP/JSON gateway, the dashboard and `/metrics` (`--http`).
+//! - [`telemetry`]: Prometheus metrics, recorded when the gateway is on.
 //! - [`daemon`]: the `objectd` command line, reusable for custom node binaries.
 //! - [`node`]: composition: open the store, build the engine, serve until shutdown.
 //! - [`shutdown`]: the shutdown signal.
@@ -28,6 +30,7 @@ pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod gateway;
 pub mod membership;
 pub mod migration;
 pub mod node;
@@ -36,6 +39,7 @@ pub mod registry;
 pub mod rpc;
 pub mod shutdown;
 pub mod store;
+pub mod telemetry;
 
 pub use config::{Config, Durability};
 pub use engine::Engine;

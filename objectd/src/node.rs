@@ -96,6 +96,19 @@ pub async fn run(
         let cluster = cluster.clone();
         tokio::spawn(async move { cluster.prune_pool().await })
     };
+    let gateway = match config.http {
+        Some(at) => {
+            let metrics = crate::telemetry::install().map_err(anyhow::Error::msg)?;
+            let listener = TcpListener::bind(at).await.with_context(|| format!("cannot listen for HTTP on {at}"))?;
+            let url = format!("http://{}/", listener.local_addr()?);
+            tracing::info!(%url, "HTTP gateway: dashboard, JSON API, metrics");
+            // Scripts read this line to learn the address (port 0 picks one).
+            println!("objectd {} http on {url}", config.id);
+            let engine = engine.clone();
+            Some(tokio::spawn(crate::gateway::serve(listener, engine, Some(metrics), std::future::pending())))
+        }
+        None => None,
+    };
     tracing::info!(node = %config.id, %addr, data = %config.data.display(), seeds = ?config.seeds, "objectd ready");
 
     let limits = crate::admission::Limits {
@@ -107,6 +120,9 @@ pub async fn run(
     crate::rpc::serve_with(listener, engine.clone(), shutdown, grace, limits).await;
     load.abort();
     prune.abort();
+    if let Some(gateway) = gateway {
+        gateway.abort();
+    }
     engine.flush().map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     tracing::info!(node = %config.id, "objectd stopped");
     Ok(())

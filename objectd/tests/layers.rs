@@ -1,11 +1,11 @@
 //! The modules of `objectd` depend on each other in one direction only: each may use the
 //! modules of lower layers, never one above it. The layers, lowest first (ARCHITECTURE.md):
 //!
-//! 0. `config`, `shutdown`: data and signals
+//! 0. `config`, `shutdown`, `telemetry`: data, signals, metrics
 //! 1. `store`, `registry`, `placement`, `balance`, `migration`, `atomic`: storage, classes, pure decisions
 //! 2. `engine`: the invocation engine (reaches other nodes through its own `Peers` trait)
 //! 3. `membership`: gossip
-//! 4. `cluster`, `rpc`: the engine's adapters to the network
+//! 4. `cluster`, `rpc`, `gateway`: the engine's adapters to the network (tarpc, HTTP)
 //! 5. `node`: composition
 //! 6. `daemon`: the command line
 //!
@@ -15,11 +15,11 @@
 use std::path::Path;
 
 const LAYERS: &[&[&str]] = &[
-    &["config", "shutdown"],
+    &["config", "shutdown", "telemetry"],
     &["store", "registry", "placement", "balance", "migration", "atomic", "admission"],
     &["engine"],
     &["membership"],
-    &["cluster", "rpc"],
+    &["cluster", "rpc", "gateway"],
     &["node"],
     &["daemon"],
 ];

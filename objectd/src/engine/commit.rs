@@ -94,9 +94,13 @@ impl Flusher {
                 continue;
             }
             let store = self.store.clone();
+            let (began, before) = (std::time::Instant::now(), gc.flushed.borrow().durable);
             let result = tokio::task::spawn_blocking(move || store.flush()).await;
             let state = match result {
-                Ok(Ok(())) => Flushed { durable: target, error: None },
+                Ok(Ok(())) => {
+                    crate::telemetry::record_flush(target.saturating_sub(before) as usize, began.elapsed());
+                    Flushed { durable: target, error: None }
+                }
                 Ok(Err(e)) => Flushed { durable: gc.flushed.borrow().durable, error: Some(e.to_string()) },
                 Err(e) => Flushed { durable: gc.flushed.borrow().durable, error: Some(e.to_string()) },
             };

@@ -29,6 +29,22 @@ pub struct Guard {
     certs: Mutex<LruCache<NodeCert, ()>>,
 }
 
+/// A denial's reason as a metric label.
+fn denial_kind(d: &Denied) -> &'static str {
+    match d {
+        Denied::Missing => "missing",
+        Denied::Malformed | Denied::Version { .. } => "malformed",
+        Denied::OtherCluster => "other_cluster",
+        Denied::Signature { .. } => "signature",
+        Denied::NotDelegable { .. } | Denied::Amplified { .. } | Denied::NotHolder => "delegation",
+        Denied::WrongObject { .. } => "wrong_object",
+        Denied::Expired { .. } => "expired",
+        Denied::Revoked { .. } => "revoked",
+        Denied::Right { .. } => "right",
+        Denied::Method { .. } => "method",
+    }
+}
+
 /// Unix time in seconds.
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -86,8 +102,11 @@ impl Guard {
         if !self.enforce {
             return Ok(());
         }
-        let grant = self.grant(cap)?;
-        Ok(check(&grant, object, epoch, needed, operation, now())?)
+        let checked = self.grant(cap).and_then(|grant| check(&grant, object, epoch, needed, operation, now()));
+        if let Err(denied) = &checked {
+            crate::telemetry::record_denial(denial_kind(denied));
+        }
+        Ok(checked?)
     }
 
     /// A capability for `object` signed by this node: every right, for `holder`.

@@ -50,7 +50,10 @@ impl Engine {
         let thread = inv.thread.id;
         let probes = match self.inner.waits.lock().expect("wait graph mutex").wait(thread, slot.id) {
             Ok(probes) => probes,
-            Err(cycle) => return Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) }),
+            Err(cycle) => {
+                crate::telemetry::record_deadlock();
+                return Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) });
+            }
         };
         let _waiting = self.inner.meter.waiting();
         let lock = timeout_at(deadline, lock);
@@ -60,6 +63,7 @@ impl Engine {
             got = &mut lock => got.map_err(|_| deadline_error(inv)),
             // This thread is the victim of a cycle through other nodes.
             cycle = self.watch_for_cycle(thread, slot.id, probes) => {
+                crate::telemetry::record_deadlock();
                 Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) })
             }
         };

@@ -20,6 +20,46 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 impl Engine {
+    /// What `path` names, resolved with the capabilities `caps` (and those the entries on
+    /// the way hand out), within `within`: as the caller would resolve it.
+    pub async fn resolve_name(
+        &self,
+        path: &str,
+        caps: Vec<Cap>,
+        within: std::time::Duration,
+    ) -> Result<naming::Entry, InvokeError> {
+        let (ctx, root, path) = self.resolver(path, caps, within).await?;
+        naming::resolve(&ctx, &root, &path).await
+    }
+
+    /// The entries of the directory at `path`, read with the capabilities `caps`.
+    pub async fn list_names(
+        &self,
+        path: &str,
+        caps: Vec<Cap>,
+        within: std::time::Duration,
+    ) -> Result<Vec<(String, naming::Entry)>, InvokeError> {
+        let (ctx, root, path) = self.resolver(path, caps, within).await?;
+        naming::list(&ctx, &root, &path).await
+    }
+
+    async fn resolver(
+        &self,
+        path: &str,
+        caps: Vec<Cap>,
+        within: std::time::Duration,
+    ) -> Result<(Ctx, RawRef, naming::Path), InvokeError> {
+        let path: naming::Path = path.parse().map_err(InvokeError::invalid)?;
+        let presented: HashMap<ObjectId, Cap> =
+            caps.into_iter().filter_map(|cap| Token::from_cap(&cap).ok().map(|t| (t.grant().object, cap))).collect();
+        let thread = ThreadCtx::new(within.as_millis() as u64);
+        let deadline = Instant::now() + within;
+        let root = self.root().await?;
+        let resolver = Arc::new(Resolver { engine: self.clone(), thread, deadline, presented });
+        let root = RawRef { id: root, cap: resolver.presented.get(&root).cloned() };
+        Ok((Ctx::new(resolver), root, path))
+    }
+
     pub(super) async fn invoke_path(&self, req: PathInvocation) -> Result<Reply, InvokeError> {
         if req.caps.len() > MAX_PRESENTED {
             return Err(InvokeError::invalid(format!(

@@ -87,6 +87,7 @@ impl Engine {
     /// thread's deadline and the Lamport time, and while it is out the thread waits for it
     /// (an edge for deadlock searches).
     async fn send_to(&self, node: NodeId, mut body: RequestBody, left: Duration) -> Response {
+        crate::telemetry::record_forward();
         let _waiting = match &mut body {
             RequestBody::Invoke(inv) => {
                 if let Some(caller) = inv.thread.chain.last().and_then(|f| self.inner.table.peek(f.object)) {

@@ -24,6 +24,7 @@ mod cluster;
 mod durability;
 mod errors;
 mod extremes;
+mod gateway;
 mod hostile;
 mod migration;
 mod network;
