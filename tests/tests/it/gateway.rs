@@ -144,3 +144,67 @@ fn curl_calls_objects_with_capabilities_and_sees_the_cluster() {
         .find(|(s, _)| s.starts_with("clouds_capability_denials_total") && s.contains("reason=\"missing\""));
     assert_eq!(denied.map(|(_, v)| *v), Some(1.0), "refused where the object is: {text}");
 }
+
+/// The browser used for the dashboard test: `$CLOUDS_CHROMIUM`, else Debian's.
+fn chromium() -> Option<std::path::PathBuf> {
+    let path =
+        std::env::var_os("CLOUDS_CHROMIUM").map(std::path::PathBuf::from).unwrap_or_else(|| "/usr/bin/chromium".into());
+    path.exists().then_some(path)
+}
+
+/// Headless Chromium, as the machines here run it (no sandbox as root, no background
+/// networking: the network is closed), with `args`; its stdout.
+fn run_chromium(browser: &std::path::Path, profile: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("run chromium");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The dashboard in a real browser: the page loads, its script asks the gateway, and the
+/// three nodes and a named object appear; a screenshot is saved beside the test binaries
+/// (README shows one). Needs Chromium (`.ci/run` installs Debian's); without one the test
+/// says so and passes, unless `CLOUDS_REQUIRE_BROWSER` is set, as CI sets it.
+#[test]
+fn the_dashboard_shows_the_cluster_in_a_browser() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CLOUDS_REQUIRE_BROWSER").is_none(),
+            "no Chromium at /usr/bin/chromium or $CLOUDS_CHROMIUM"
+        );
+        eprintln!("skipped: no Chromium (apt-get install chromium), so the dashboard was not loaded in a browser");
+        return;
+    };
+    let c = LocalCluster::up(3);
+    let http_file = std::fs::read_to_string(c.dir.path().join("http")).unwrap();
+    let gateway = http_file.lines().next().unwrap().split_once(' ').unwrap().1.to_string();
+    let id = c.clouds(1, &["create", "Counter", "--name", "shown/on-the-dashboard", "--on", "3"]).ok().to_string();
+    c.clouds(2, &["invoke", "shown/on-the-dashboard.incr", "1"]).ok();
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://{gateway}/");
+    let mut dom = String::new();
+    for _ in 0..5 {
+        dom = run_chromium(&browser, profile.path(), &["--virtual-time-budget=8000", "--dump-dom", &url]);
+        if ["node-1", "node-2", "node-3", "shown/"].iter().all(|n| dom.contains(n)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    for node in ["node-1", "node-2", "node-3"] {
+        assert!(dom.contains(&format!("<td>{node}</td>")), "{node} in the nodes table: {dom}");
+    }
+    assert!(dom.contains("<td>shown/</td>"), "the object's directory is listed: {dom}");
+    assert!(dom.contains(&format!("<td>{id}</td>")), "the object itself, among the busiest: {dom}");
+    assert!(dom.contains(r#"<span id="error"></span>"#), "every request of the page succeeded: {dom}");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    run_chromium(
+        &browser,
+        profile.path(),
+        &["--virtual-time-budget=8000", "--window-size=1280,900", &format!("--screenshot={}", shot.display()), &url],
+    );
+    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000), "a screenshot at {}", shot.display());
+}
