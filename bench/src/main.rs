@@ -26,6 +26,7 @@ mod balance;
 mod cluster;
 mod dissemination;
 mod migrate;
+mod observe;
 mod stats;
 
 use clouds::{Codec, RawRef, Rights, ThreadCtx};
@@ -501,6 +502,9 @@ fn main() {
         }
         if wanted("caps") {
             capability_checks().await;
+        }
+        if wanted("observe") {
+            observe::run().await;
         }
     });
     drop(rt);

@@ -34,6 +34,12 @@ pub fn install() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
+/// Stops or resumes recording (the recorder stays installed): for the benchmark harness,
+/// which measures a call with and without metrics in the same run.
+pub fn set_recording(on: bool) {
+    ON.store(on && HANDLE.get().is_some(), Ordering::Release);
+}
+
 fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
