@@ -476,6 +476,9 @@ async fn over_tarpc() {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "observe-traced") {
+        return observe::traced_rows();
+    }
     if args.first().is_some_and(|a| a == "migrate-row") {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
         return rt.block_on(migrate::one_row(&args[1..]));

@@ -85,6 +85,13 @@ pub async fn run() {
             .print();
         }
     }
+    // With every invocation a span exported over OTLP: in a process of its own, since the
+    // tracing subscriber is the process's.
+    let me = std::env::current_exe().expect("this binary");
+    match std::process::Command::new(me).arg("observe-traced").output() {
+        Ok(out) => print!("{}", String::from_utf8_lossy(&out.stdout)),
+        Err(e) => println!("(the traced rows could not run: {e})"),
+    }
     objectd::telemetry::set_recording(true);
     let path = format!("/v1/objects/{}/get", counter.id);
     let conn = std::sync::Arc::new(tokio::sync::Mutex::new(Http::connect(http_addr, &path, &token, "[]").await));
@@ -96,4 +103,61 @@ pub async fn run() {
     })
     .await
     .print();
+}
+
+/// An OTLP/HTTP receiver stand-in: answers every request 200 and counts them.
+fn collector() -> String {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+            let (mut line, mut length) = (String::new(), 0usize);
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.trim().is_empty() {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+        }
+    });
+    url
+}
+
+/// The rows with traces exported (run as `bench observe-traced`, by `run`).
+pub fn traced_rows() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let (layer, provider) = objectd::telemetry::otlp_layer(&collector(), "node-1").expect("the OTLP layer");
+    tracing_subscriber::registry().with(layer).init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let (engine, _dir) = crate::engine(objectd::Durability::Buffered).await;
+        objectd::telemetry::install().expect("the metrics recorder");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
+        let client = client::Client::connect(addr).await.expect("connect");
+        let counter = client.create("Counter", InitialState::Default).await.expect("create");
+        for concurrency in [1usize, 16] {
+            let (c, id) = (client.clone(), counter.clone());
+            let name = format!("Counter.get via client, metrics on, traces exported, {concurrency} in flight");
+            measure_concurrent(&name, concurrency, RUN, move |_| {
+                let (c, id) = (c.clone(), id.clone());
+                async move {
+                    let mut thread = ThreadCtx::new(30_000);
+                    thread.trace = Some(format!("00-{}-00f067aa0ba902b7-01", thread.id.0.simple()));
+                    c.invoke_on(thread, &id, "get", Codec::Binary, vec![], None).await.expect("get");
+                }
+            })
+            .await
+            .print();
+        }
+    });
+    let _ = provider.shutdown();
 }

@@ -253,7 +253,10 @@ fn print_result(json: bool, trace: bool, result: &serde_json::Value, path: &[pro
         print_json(&serde_json::json!({ "result": result, "path": path }));
     } else {
         print_json(result);
-        println!("path of the thread ({} hops):", path.len());
+        match path.first().and_then(|h| h.trace_id.as_deref()) {
+            Some(trace) => println!("path of the thread ({} hops), trace {trace}:", path.len()),
+            None => println!("path of the thread ({} hops):", path.len()),
+        }
         for hop in path {
             let id = hop.object.to_string();
             println!(

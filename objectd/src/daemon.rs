@@ -118,6 +118,10 @@ pub struct Args {
     /// `/v1`, Prometheus metrics at `/metrics`. Default: off.
     #[arg(long, env = "OBJECTD_HTTP", value_name = "HOST:PORT")]
     pub http: Option<String>,
+    /// Export a span per invocation to this OTLP/HTTP receiver (`http://HOST:4318`, JSON
+    /// encoding); also read from `OTEL_EXPORTER_OTLP_ENDPOINT`. Default: nothing exported.
+    #[arg(long, env = "OBJECTD_OTLP", value_name = "URL")]
+    pub otlp: Option<String>,
     /// Log lines as `text` (default; coloured only on a terminal) or `json` (one object
     /// per line). What is logged: `RUST_LOG` (default `info`).
     #[arg(long, env = "OBJECTD_LOG_FORMAT", default_value = "text")]
@@ -191,13 +195,34 @@ impl Args {
 /// Parses argv, runs the node with `registry`'s classes, and maps the outcome to an exit code.
 pub fn main(registry: Registry) -> ExitCode {
     let args = Args::parse();
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match args.log_format {
+        LogFormat::Json => logs.json().with_filter(filter).boxed(),
+        LogFormat::Text => {
+            logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_filter(filter).boxed()
+        }
+    };
+    let endpoint = args.otlp.clone().or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok());
+    let node = args.id.map_or_else(|| "node".to_string(), |id| clouds::NodeId(id).to_string());
+    let (spans, provider) = match endpoint.map(|e| crate::telemetry::otlp_layer(&e, &node)).transpose() {
+        Ok(Some((layer, provider))) => (Some(layer), Some(provider)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("objectd: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::registry().with(logs).with(spans).init();
+    let result = run(args, registry);
+    // The last spans go out before the process ends.
+    if let Some(provider) = provider {
+        let _ = provider.shutdown();
     }
-    match run(args, registry) {
+    match result {
         Ok(()) => {
             // The store was flushed as the node stopped. Exit now rather than run the
             // destructors: sled's would join its background flusher (up to 500 ms) to flush

@@ -331,6 +331,9 @@ impl Engine {
                 lamport,
                 class = tracing::field::Empty,
             );
+            if let Some(parent) = &inv.thread.trace {
+                crate::telemetry::continue_trace(&span, parent);
+            }
             let (target, method, began) = (inv.target, inv.method.clone(), Instant::now());
             let result = engine.run(inv, lamport).instrument(span).await;
             if let Some(slot) = engine.inner.table.peek(target) {
@@ -395,7 +398,9 @@ impl Engine {
         }
         let mut hops = Vec::new();
         if inv.thread.record_path {
+            let trace = crate::telemetry::traceparent(&tracing::Span::current()).or_else(|| inv.thread.trace.clone());
             hops.push(Hop {
+                trace_id: trace.as_deref().and_then(crate::telemetry::trace_id).map(str::to_string),
                 node: self.inner.node,
                 object: inv.target,
                 class: class.info().name.clone(),

@@ -98,3 +98,114 @@ pub fn gauge_with(name: &'static str, label: &'static str, value_of_label: Strin
         metrics::gauge!(name, label => value_of_label).set(value);
     }
 }
+
+// ---- Traces (OpenTelemetry) ----
+//
+// Every invocation is a span (`invoke`, made in `Engine::invoke_here`). A thread's trace
+// context travels in the invocation message (`ThreadCtx::trace`, W3C `traceparent`), so a
+// thread that crosses nodes is one trace, with a span on each node it runs on. Spans are
+// exported over OTLP (HTTP, JSON) when the node is given an endpoint (`--otlp`,
+// `OTEL_EXPORTER_OTLP_ENDPOINT`); otherwise there is no OpenTelemetry layer, and a span
+// costs what a disabled `tracing` span costs.
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// `span`'s parent is the remote span `traceparent` names (`00-TRACE-SPAN-FLAGS`); a
+/// malformed one is ignored (the span starts a trace of its own).
+pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
+    let mut parts = traceparent.split('-');
+    let (Some("00"), Some(trace), Some(parent), Some(_)) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return;
+    };
+    let (Ok(trace), Ok(parent)) = (TraceId::from_hex(trace), SpanId::from_hex(parent)) else { return };
+    let remote = SpanContext::new(trace, parent, TraceFlags::SAMPLED, true, TraceState::default());
+    if remote.is_valid() {
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+}
+
+/// The W3C `traceparent` of `span`, if it belongs to an exported trace.
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| format!("00-{}-{}-01", sc.trace_id(), sc.span_id()))
+}
+
+/// The trace id in a `traceparent`.
+pub fn trace_id(traceparent: &str) -> Option<&str> {
+    traceparent.split('-').nth(1).filter(|t| t.len() == 32)
+}
+
+/// The OpenTelemetry layer for this process's subscriber, exporting `invoke` spans of node
+/// `node` to the OTLP/HTTP endpoint `endpoint` (`http://HOST:PORT`, or its full
+/// `/v1/traces` URL). Keep the provider, and shut it down at exit to flush the last spans.
+pub fn otlp_layer<S>(
+    endpoint: &str,
+    node: &str,
+) -> Result<(impl tracing_subscriber::Layer<S>, opentelemetry_sdk::trace::SdkTracerProvider), String>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    use tracing_subscriber::Layer as _;
+    let base = endpoint.trim_end_matches('/');
+    let url = if base.ends_with("/v1/traces") { base.to_string() } else { format!("{base}/v1/traces") };
+    if !url.starts_with("http://") {
+        return Err(format!("--otlp `{endpoint}`: expected an http:// address of an OTLP/HTTP receiver"));
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(PlainHttp)
+        .with_protocol(opentelemetry_otlp::Protocol::HttpJson)
+        .with_endpoint(url)
+        .build()
+        .map_err(|e| format!("the OTLP exporter: {e}"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("objectd")
+        .with_attribute(opentelemetry::KeyValue::new("clouds.node", node.to_string()))
+        .build();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build();
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("objectd"))
+        .with_filter(tracing_subscriber::filter::filter_fn(|m| m.is_span() && m.name() == "invoke"));
+    Ok((layer, provider))
+}
+
+/// A plain HTTP/1.1 client for the exporter (it runs on the span processor's own thread,
+/// so it may block): `http://` only, one request per connection.
+#[derive(Debug)]
+struct PlainHttp;
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for PlainHttp {
+    async fn send_bytes(
+        &self,
+        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
+    ) -> Result<opentelemetry_http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError> {
+        use std::io::{Read as _, Write as _};
+        let uri = request.uri();
+        let host = uri.authority().ok_or("the endpoint has no host")?.to_string();
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let mut stream = std::net::TcpStream::connect(&host)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut head = format!("{} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n", request.method());
+        for (name, value) in request.headers() {
+            head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or("")));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", request.body().len()));
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(request.body())?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer)?;
+        let text = String::from_utf8_lossy(&answer);
+        let status: u16 = text.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or("no HTTP status in the answer")?;
+        let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string());
+        Ok(opentelemetry_http::Response::builder().status(status).body(opentelemetry_http::Bytes::from(body))?)
+    }
+}

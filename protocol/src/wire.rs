@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 /// 7: drains, decisions, hot objects, home records, pinned objects.
 /// 8: `Objects` (listing a node's objects), `describe` shows the first page keys, a drain
 /// may end `failed`.
-pub const WIRE_VERSION: u16 = 8;
+/// 9: a hop names the thread's trace id.
+pub const WIRE_VERSION: u16 = 9;
 
 /// One method call by one thread.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -96,6 +97,9 @@ pub struct Hop {
     pub depth: u16,
     /// Time spent in this invocation, nested invocations included.
     pub micros: u64,
+    /// The trace the thread belongs to (W3C trace id): what an OpenTelemetry backend
+    /// shows it under, when the nodes export traces.
+    pub trace_id: Option<String>,
 }
 
 /// The result of an invocation, and the path the thread took if it was asked for.

@@ -99,7 +99,8 @@ impl Backend for NodeBackend {
                 chain: self.thread.chain.clone(),
                 remaining_ms: remaining.as_millis() as u64,
                 lamport: self.engine.tick(),
-                trace: self.thread.trace.clone(),
+                // This invocation's span, when traces are exported: the nested call's parent.
+                trace: crate::telemetry::traceparent(&tracing::Span::current()).or_else(|| self.thread.trace.clone()),
                 record_path: self.thread.record_path,
                 action: self.thread.action,
                 atomic: false,

@@ -29,3 +29,4 @@ mod hostile;
 mod migration;
 mod network;
 mod placement;
+mod traces;
