@@ -225,6 +225,7 @@ fn sentence(d: &Decision) -> String {
         K::Arrived => "moved",
         K::Failed => "could not move",
         K::HandedOver => "home records handed over",
+        K::DeadlockBroken => "broke a deadlock",
         _ => "moved",
     };
     format!("{verb} {place} at {} ({}, by {}): {}", d.clock(), d.kind, d.node, d.reason)

@@ -169,12 +169,21 @@ impl Gateway {
     }
 }
 
+#[derive(Deserialize)]
+struct CallOptions {
+    /// `?trace=1`: answer `{"result", "path", "trace_id"}`, with the path the thread took.
+    #[serde(default)]
+    trace: Option<String>,
+}
+
 async fn invoke(
     State(g): Shared,
     Path(rest): Path<String>,
+    Query(options): Query<CallOptions>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, Failure> {
+    let traced = options.trace.as_deref().is_some_and(|t| t != "0" && t != "false");
     let (target, method) = rest
         .rsplit_once('/')
         .filter(|(t, m)| !t.is_empty() && !m.is_empty())
@@ -192,7 +201,11 @@ async fn invoke(
     }
     let args = serde_json::to_vec(&args).expect("JSON encodes");
     let call_id = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(|k| clouds::CallId(k.to_string()));
-    let thread = ThreadCtx::new(within.as_millis() as u64);
+    let mut thread = ThreadCtx::new(within.as_millis() as u64);
+    if traced {
+        thread.record_path = true;
+        thread.trace = Some(format!("00-{}-{:016x}-01", thread.id.0.simple(), thread.id.0.as_u64_pair().1 | 1));
+    }
     let body = match target.parse::<ObjectId>() {
         Ok(id) => RequestBody::Invoke(Invocation {
             thread,
@@ -216,7 +229,11 @@ async fn invoke(
     match g.engine.handle(Origin::Caller, body).await? {
         ResponseBody::Invoked(reply) => {
             let value: Value = serde_json::from_slice(&reply.value).map_err(|e| InvokeError::storage(e.to_string()))?;
-            Ok(Json(value))
+            if !traced {
+                return Ok(Json(value));
+            }
+            let trace_id = reply.hops.first().and_then(|h| h.trace_id.clone());
+            Ok(Json(json!({ "result": value, "path": reply.hops, "trace_id": trace_id })))
         }
         other => Err(InvokeError::storage(format!("an invocation was answered with {other:?}")).into()),
     }

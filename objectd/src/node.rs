@@ -152,11 +152,25 @@ async fn refuse_duplicate_id(config: &Config, membership: &Membership) -> anyhow
 /// Publishes the load vector, the mode, the owner's presence and the kept home records
 /// every gossip interval.
 async fn publish_load(engine: Engine, cluster: Arc<Cluster>, every: Duration) {
+    use crate::engine::peers::Peers as _;
     let mut tick = tokio::time::interval(every);
+    let mut seen: std::collections::HashMap<clouds::NodeId, protocol::Liveness> = Default::default();
     loop {
         tick.tick().await;
         if let Ok(published) = engine.published() {
             cluster.membership.publish(published).await;
+        }
+        // One log line per change of what this node believes about a peer.
+        for view in cluster.nodes().await {
+            match seen.insert(view.id, view.state) {
+                None if view.id != engine.node() => {
+                    tracing::info!(peer = %view.id, addr = %view.addr, state = %view.state, "peer joined")
+                }
+                Some(before) if before != view.state => {
+                    tracing::info!(peer = %view.id, %before, now = %view.state, "peer state changed")
+                }
+                _ => {}
+            }
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum DecisionKind {
     HandedOver,
     /// An automatic move was wanted but could not be done.
     Failed,
+    /// A cycle of threads waiting for each other was found; this node failed one of them
+    /// (`Deadlock`), which let the others go on.
+    DeadlockBroken,
 }
 
 impl DecisionKind {
@@ -39,6 +42,7 @@ impl DecisionKind {
             DecisionKind::Arrived => "arrived",
             DecisionKind::HandedOver => "handed-over",
             DecisionKind::Failed => "failed",
+            DecisionKind::DeadlockBroken => "deadlock-broken",
         }
     }
 }

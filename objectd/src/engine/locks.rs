@@ -50,10 +50,7 @@ impl Engine {
         let thread = inv.thread.id;
         let probes = match self.inner.waits.lock().expect("wait graph mutex").wait(thread, slot.id) {
             Ok(probes) => probes,
-            Err(cycle) => {
-                crate::telemetry::record_deadlock();
-                return Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) });
-            }
+            Err(cycle) => return Err(self.broke_deadlock(slot, &cycle)),
         };
         let _waiting = self.inner.meter.waiting();
         let lock = timeout_at(deadline, lock);
@@ -62,10 +59,7 @@ impl Engine {
             // The lock came: no deadlock, or one that another waiter broke.
             got = &mut lock => got.map_err(|_| deadline_error(inv)),
             // This thread is the victim of a cycle through other nodes.
-            cycle = self.watch_for_cycle(thread, slot.id, probes) => {
-                crate::telemetry::record_deadlock();
-                Err(InvokeError::Deadlock { cycle: deadlock_text(&cycle) })
-            }
+            cycle = self.watch_for_cycle(thread, slot.id, probes) => Err(self.broke_deadlock(slot, &cycle)),
         };
         self.inner.waits.lock().expect("wait graph mutex").stop_waiting(thread);
         acquired
@@ -178,6 +172,26 @@ impl Engine {
 }
 
 /// `thread …1a2b waits for object …3c4d, held by thread …5e6f, which waits for …, held by the first thread`
+impl Engine {
+    /// This thread, waiting for `slot`, is the victim of `cycle`: the error it fails with,
+    /// logged, counted and kept in the decision log.
+    fn broke_deadlock(&self, slot: &Slot, cycle: &[WaitEdge]) -> InvokeError {
+        let cycle = deadlock_text(cycle);
+        crate::telemetry::record_deadlock();
+        tracing::info!(object = %slot.id, %cycle, "deadlock broken: this thread fails so that the others go on");
+        let e = super::decisions::Entry {
+            kind: protocol::decision::DecisionKind::DeadlockBroken,
+            object: Some(slot.id),
+            class: &slot.class.info().name,
+            from: None,
+            to: None,
+            reason: format!("the waiting thread failed with Deadlock to break the cycle {cycle}"),
+        };
+        self.inner.decisions.record(self.inner.node, e);
+        InvokeError::Deadlock { cycle }
+    }
+}
+
 fn deadlock_text(cycle: &[WaitEdge]) -> String {
     let tail = |s: String| s[s.len() - 8..].to_string();
     let steps: Vec<String> = cycle

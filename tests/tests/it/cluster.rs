@@ -171,6 +171,9 @@ fn a_deadlock_across_nodes_is_detected_and_broken() {
     // The victim's write was rolled back; the survivor's committed, plus its call's pass.
     let visits = |n: &str| c.clouds(1, &["invoke", &format!("{n}.visits")]).json().as_u64().unwrap();
     assert_eq!(visits("a") + visits("b"), 2, "the survivor's hold_then_pass and its nested pass committed");
+    // Breaking it was a decision of the node where the victim waited, and is explained.
+    let decisions = c.clouds(1, &["decisions"]).ok().to_string();
+    assert!(decisions.contains("deadlock-broken") && decisions.contains("to break the cycle"), "{decisions}");
 }
 
 /// Clients on every node increment one counter on node 2 concurrently: every increment

@@ -80,6 +80,14 @@ fn curl_calls_objects_with_capabilities_and_sees_the_cluster() {
     let (status, _) = json_of(http(gateway, "POST", "/v1/objects/web/visits/incr", Some("cap1.garbage"), Some("[1]")));
     assert_eq!(status, 403);
 
+    let (status, traced) =
+        json_of(http(gateway, "POST", "/v1/objects/web/visits/get?trace=1", Some(&token), Some("[]")));
+    assert_eq!(
+        (status, traced["result"].clone(), traced["path"][0]["node"].clone()),
+        (200, json!(7), json!(2)),
+        "{traced}"
+    );
+    assert_eq!(traced["trace_id"].as_str().map(str::len), Some(32), "{traced}");
     let (status, d) = json_of(http(gateway, "GET", "/v1/objects/web/visits", Some(&token), None));
     assert_eq!(
         (status, d["class"].clone(), d["node"].clone(), d["state"].clone()),
@@ -200,6 +208,18 @@ fn the_dashboard_shows_the_cluster_in_a_browser() {
     assert!(dom.contains("<td>shown/</td>"), "the object's directory is listed: {dom}");
     assert!(dom.contains(&format!("<td>{id}</td>")), "the object itself, among the busiest: {dom}");
     assert!(dom.contains(r#"<span id="error"></span>"#), "every request of the page succeeded: {dom}");
+    // The trace view: a link that fills the form calls the object and shows the thread's path.
+    let token = c.clouds(1, &["cap", "grant", "shown/on-the-dashboard", "--rights", "read"]).ok().to_string();
+    let traced = format!("{url}?target=shown/on-the-dashboard&method=get&cap={token}");
+    let mut dom = String::new();
+    for _ in 0..5 {
+        dom = run_chromium(&browser, profile.path(), &["--virtual-time-budget=8000", "--dump-dom", &traced]);
+        if dom.contains("1 hops:") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(dom.contains("result: 1") && dom.contains("1 hops:") && dom.contains("node-3  Counter.get("), "{dom}");
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     run_chromium(
         &browser,
