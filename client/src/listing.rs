@@ -66,7 +66,7 @@ impl Client {
             }
         }
         let entry = self.status().await?.node;
-        let (mut objects, mut more, mut unreachable) = (Vec::new(), false, Vec::new());
+        let (mut nodes_found, mut unreachable) = (Vec::new(), Vec::new());
         for node in nodes.iter().filter(|n| query.node.is_none_or(|want| want == n.id)) {
             if node.state == Liveness::Dead {
                 unreachable.push((node.id, "the node is down".to_string()));
@@ -83,34 +83,45 @@ impl Client {
                     }
                 }
             };
-            match other.first_objects(query).await {
-                Ok((found, has_more)) => {
-                    more |= has_more;
-                    objects.extend(found);
-                }
+            let fetch = |after, left| other.objects_here(query.class.as_deref(), after, left);
+            match first_objects(query, fetch).await {
+                Ok(found) => nodes_found.push(found),
                 Err(e @ InvokeError::Denied { .. }) => return Err(e),
                 Err(e) => unreachable.push((node.id, e.to_string())),
             }
         }
-        objects.sort_by_key(|o| o.id);
-        more |= objects.len() > query.limit as usize;
-        objects.truncate(query.limit as usize);
-        let next = if more { objects.last().map(|o| o.id) } else { None };
+        let (objects, next) = merge(nodes_found, query.limit);
         Ok(ObjectListing { objects, next, unreachable })
     }
+}
 
-    /// The entry node's first `query.limit` objects after `query.after`, and whether it has
-    /// more: pages until the limit or the end.
-    async fn first_objects(&self, query: &ObjectQuery) -> Result<(Vec<ObjectEntry>, bool), InvokeError> {
-        let (mut found, mut after) = (Vec::new(), query.after);
-        loop {
-            let left = query.limit - found.len() as u32;
-            let page = self.objects_here(query.class.as_deref(), after, left).await?;
-            found.extend(page.objects);
-            match page.next {
-                Some(next) if found.len() < query.limit as usize => after = Some(next),
-                next => return Ok((found, next.is_some())),
-            }
+/// One node's first `query.limit` objects after `query.after`, and whether it has more:
+/// asks `fetch(after, limit)` page after page until the limit or the end.
+pub async fn first_objects<F, Fut>(query: &ObjectQuery, fetch: F) -> Result<(Vec<ObjectEntry>, bool), InvokeError>
+where
+    F: Fn(Option<ObjectId>, u32) -> Fut,
+    Fut: std::future::Future<Output = Result<ObjectPage, InvokeError>>,
+{
+    let (mut found, mut after) = (Vec::new(), query.after);
+    loop {
+        let left = query.limit - found.len() as u32;
+        let page = fetch(after, left).await?;
+        found.extend(page.objects);
+        match page.next {
+            Some(next) if found.len() < query.limit as usize => after = Some(next),
+            next => return Ok((found, next.is_some())),
         }
     }
+}
+
+/// The first `limit` of every node's first objects, in id order, and where the next page
+/// starts if any node may have more.
+pub fn merge(nodes: Vec<(Vec<ObjectEntry>, bool)>, limit: u32) -> (Vec<ObjectEntry>, Option<ObjectId>) {
+    let mut more = nodes.iter().any(|(_, more)| *more);
+    let mut objects: Vec<ObjectEntry> = nodes.into_iter().flat_map(|(o, _)| o).collect();
+    objects.sort_by_key(|o| o.id);
+    more |= objects.len() > limit as usize;
+    objects.truncate(limit as usize);
+    let next = if more { objects.last().map(|o| o.id) } else { None };
+    (objects, next)
 }

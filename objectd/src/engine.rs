@@ -290,6 +290,15 @@ impl Engine {
         }
     }
 
+    /// Asks node `node` (this one, or another) `body`, within `within`.
+    pub async fn ask(&self, node: NodeId, body: RequestBody, within: Duration) -> Response {
+        if node == self.inner.node {
+            self.handle(Origin::Caller, body).await
+        } else {
+            self.inner.peers.send(node, body, within).await
+        }
+    }
+
     /// Asks every node this one knows to be live (itself included) `body`, each within
     /// `within`: for views of the whole cluster (the gateway's dashboard).
     pub async fn ask_each(&self, body: RequestBody, within: Duration) -> Vec<(NodeId, Response)> {

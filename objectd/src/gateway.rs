@@ -99,7 +99,7 @@ pub async fn serve(
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/hot", get(hot))
         .route("/v1/decisions", get(decisions))
-        .route("/v1/objects", axum::routing::post(create))
+        .route("/v1/objects", axum::routing::post(create).get(list))
         .route("/v1/objects/{*rest}", get(describe).post(invoke))
         .route("/v1/names", get(names_root))
         .route("/v1/names/{*path}", get(names))
@@ -151,6 +151,24 @@ impl Gateway {
     async fn root_read(&self) -> Result<Cap, InvokeError> {
         let key = self.engine.guard().identity().key.public();
         self.root_read.get_or_try_init(|| self.engine.root_capability(key, true)).await.cloned()
+    }
+
+    /// Refuses unless `cap` is the administrator's: a capability for the root directory
+    /// with the admin right (only the administrator is given one).
+    async fn must_be_admin(&self, cap: &Cap) -> Result<(), Failure> {
+        let root = self.engine.root().await?;
+        let raw = RawRef { id: root, cap: Some(self.root_read().await?) };
+        let epoch = match self.engine.handle(Origin::Caller, RequestBody::Describe(raw)).await? {
+            ResponseBody::Described(info) => info.epoch,
+            other => return Err(InvokeError::storage(format!("describe was answered with {other:?}")).into()),
+        };
+        self.engine.guard().admit(Some(cap), root, epoch, clouds::Rights::ADMIN, "list every object").map_err(|e| {
+            Failure(
+                StatusCode::FORBIDDEN,
+                "denied",
+                format!("{e} (listing every object needs the administrator's capability for the root directory)"),
+            )
+        })
     }
 
     /// The capabilities a name is resolved with: the request's and the root's.
@@ -289,6 +307,49 @@ async fn create(State(g): Shared, body: Bytes) -> Result<(StatusCode, Json<Value
         }
         other => Err(InvokeError::storage(format!("create was answered with {other:?}")).into()),
     }
+}
+
+#[derive(Deserialize)]
+struct Listing {
+    node: Option<u16>,
+    class: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Every object of the cluster (or of one node), named or not, paged in id order: for the
+/// administrator, whose capability for the root directory carries the admin right.
+async fn list(State(g): Shared, Query(q): Query<Listing>, headers: HeaderMap) -> Result<Json<Value>, Failure> {
+    let cap = required(&headers)?;
+    g.must_be_admin(&cap).await?;
+    let after = q.after.map(|a| a.parse::<ObjectId>()).transpose().map_err(|e| bad(format!("after: {e}")))?;
+    let query =
+        client::ObjectQuery { node: q.node.map(clouds::NodeId), class: q.class, after, limit: q.limit.unwrap_or(100) };
+    if query.limit == 0 || query.limit > protocol::wire::MAX_OBJECTS_PER_PAGE {
+        return Err(bad(format!("limit must be 1 to {}, not {}", protocol::wire::MAX_OBJECTS_PER_PAGE, query.limit)));
+    }
+    let (mut found, mut unreachable) = (Vec::new(), Vec::new());
+    for (node, _) in g.engine.ask_each(RequestBody::Nodes, ASK_WITHIN).await {
+        if query.node.is_some_and(|want| want != node) {
+            continue;
+        }
+        let fetch = |after, limit| {
+            let body = RequestBody::Objects { class: query.class.clone(), after, limit };
+            let engine = g.engine.clone();
+            async move {
+                match engine.ask(node, body, ASK_WITHIN).await? {
+                    ResponseBody::Objects(page) => Ok(page),
+                    other => Err(InvokeError::storage(format!("objects was answered with {other:?}"))),
+                }
+            }
+        };
+        match client::listing::first_objects(&query, fetch).await {
+            Ok(page) => found.push(page),
+            Err(e) => unreachable.push(json!({ "node": node, "reason": e.to_string() })),
+        }
+    }
+    let (objects, next) = client::listing::merge(found, query.limit);
+    Ok(Json(json!({ "objects": objects, "next": next, "unreachable": unreachable })))
 }
 
 async fn names_root(state: Shared, headers: HeaderMap) -> Result<Json<Value>, Failure> {

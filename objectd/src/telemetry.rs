@@ -3,8 +3,9 @@
 //! the work happens. While off, every `record_*` costs one relaxed load.
 //!
 //! What is counted: invocations by class, method and outcome (`clouds_invocations_total`)
-//! and their latency (`clouds_invocation_seconds`, a histogram); capability denials by
-//! reason; deadlocks broken; group flushes and the commits each carried; and, read when
+//! and their latency (`clouds_invocation_seconds`, a histogram); capability checks, and
+//! denials by reason; lock waits; deadlocks broken; group flushes and the commits each
+//! carried; forwarded calls; and, read when
 //! scraped, activated objects, stored objects, store bytes, requests in flight and each
 //! peer's membership state.
 
@@ -59,6 +60,20 @@ pub fn record_invocation(class: &str, method: &str, outcome: &'static str, took:
 pub fn record_denial(reason: &'static str) {
     if on() {
         metrics::counter!("clouds_capability_denials_total", "reason" => reason).increment(1);
+    }
+}
+
+/// A thread that had to wait for an object's lock.
+pub fn record_lock_wait() {
+    if on() {
+        metrics::counter!("clouds_lock_waits_total").increment(1);
+    }
+}
+
+/// A capability check (passed or not).
+pub fn record_check() {
+    if on() {
+        metrics::counter!("clouds_capability_checks_total").increment(1);
     }
 }
 

@@ -102,6 +102,7 @@ impl Guard {
         if !self.enforce {
             return Ok(());
         }
+        crate::telemetry::record_check();
         let checked = self.grant(cap).and_then(|grant| check(&grant, object, epoch, needed, operation, now()));
         if let Err(denied) = &checked {
             crate::telemetry::record_denial(denial_kind(denied));

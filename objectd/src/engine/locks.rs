@@ -53,6 +53,7 @@ impl Engine {
             Err(cycle) => return Err(self.broke_deadlock(slot, &cycle)),
         };
         let _waiting = self.inner.meter.waiting();
+        crate::telemetry::record_lock_wait();
         let lock = timeout_at(deadline, lock);
         tokio::pin!(lock);
         let acquired = tokio::select! {

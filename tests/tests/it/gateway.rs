@@ -122,6 +122,19 @@ fn curl_calls_objects_with_capabilities_and_sees_the_cluster() {
         json_of(http(gateway, "POST", "/v1/objects", None, Some(r#"{"class": "Countr", "owner": "00"}"#)));
     assert_eq!(status, 400, "{e}");
 
+    // Every object, for the administrator only (their capability for the root directory).
+    let admin = c.clouds(1, &["cap", "grant", "/", "--rights", "read,admin"]).ok().to_string();
+    let (status, all) = json_of(http(gateway, "GET", "/v1/objects?class=Counter&limit=2", Some(&admin), None));
+    assert_eq!((status, all["objects"].as_array().map(Vec::len)), (200, Some(2)), "{all}");
+    let next = all["next"].as_str().expect("a third counter is on the next page").to_string();
+    let (_, rest) =
+        json_of(http(gateway, "GET", &format!("/v1/objects?class=Counter&after={next}"), Some(&admin), None));
+    assert_eq!((rest["objects"].as_array().map(Vec::len), rest["next"].clone()), (Some(1), json!(null)), "{rest}");
+    let (status, on2) = json_of(http(gateway, "GET", "/v1/objects?node=2", Some(&admin), None));
+    assert_eq!((status, on2["objects"][0]["id"].clone()), (200, json!(id)), "{on2}");
+    let (status, e) = json_of(http(gateway, "GET", "/v1/objects", Some(&token), None));
+    assert_eq!((status, e["error"]["kind"].clone()), (403, json!("denied")), "{e}");
+
     let (status, api) = json_of(http(gateway, "GET", "/v1/openapi.json", None, None));
     assert_eq!((status, api["openapi"].clone()), (200, json!("3.1.0")));
     assert!(api["paths"]["/v1/objects/{target}/incr"]["post"].is_object(), "{api}");
