@@ -423,6 +423,47 @@ async fn capability_checks() {
     }
 }
 
+/// How long a node takes to open its store and start its engine, by how many objects it
+/// holds: the store keeps its record count at each flush, so nothing is scanned.
+async fn startup() {
+    println!("\n## Start-up by objects stored (store open + engine start, release build)\n");
+    println!("| objects stored | store open (sled) | engine start | store on disk |");
+    println!("|---:|---:|---:|---:|");
+    for n in [10_000usize, 200_000, 1_000_000] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let store = SledStore::open_synced(dir.path(), false).expect("store");
+            for _ in 0..n {
+                objectd::store::Store::create(&store, clouds::ObjectId::new(clouds::NodeId(1)), "Counter", &[0])
+                    .expect("create");
+            }
+            objectd::store::Store::flush(&store).expect("flush");
+        }
+        // sled lets go of its lock a little after the drop.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let store = Arc::new(SledStore::open_synced(dir.path(), false).expect("store"));
+        let opened = started.elapsed();
+        let mut config = Config::for_test(dir.path().to_path_buf());
+        config.durability = Durability::ProcessCrash;
+        let identity = Arc::new(Identity::ephemeral(config.id));
+        let engine = Engine::start(
+            &config,
+            store.clone(),
+            Registry::standard(),
+            Guard::new(identity),
+            Arc::new(Alone(config.id)),
+        )
+        .await
+        .expect("engine");
+        let took = started.elapsed() - opened;
+        let bytes = objectd::store::Store::size_on_disk(store.as_ref()).unwrap_or(0);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!("| {n} | {:.1} ms | {:.1} ms | {} MiB |", ms(opened), ms(took), bytes >> 20);
+        drop(engine);
+    }
+}
+
 async fn over_tarpc() {
     println!("\n## 3. Client to node over tarpc on 127.0.0.1 vs a raw tarpc echo\n");
     let (engine, _dir) = engine(Durability::Buffered).await;
@@ -508,6 +549,9 @@ fn main() {
         }
         if wanted("observe") {
             observe::run().await;
+        }
+        if wanted("startup") {
+            startup().await;
         }
     });
     drop(rt);

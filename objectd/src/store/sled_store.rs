@@ -22,8 +22,16 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// `meta` key of the number of records, as of the last flush.
+const COUNT_KEY: &str = "object-count";
+
+/// The number of records, and of changes to it since the store opened.
+struct Count {
+    records: u64,
+    changes: u64,
+}
 
 pub struct SledStore {
     db: sled::Db,
@@ -32,8 +40,10 @@ pub struct SledStore {
     calls: sled::Tree,
     meta: sled::Tree,
     intent_tree: sled::Tree,
-    /// Number of records in `objects`; counted once at open because sled's `len` scans.
-    count: AtomicU64,
+    /// Number of records in `objects` (sled's `len` scans), and how many times it changed:
+    /// kept in `meta` at every flush, read back at open, and recounted in the background
+    /// after it (see `open_synced`). std `Mutex`: one update at a time.
+    count: Arc<Mutex<Count>>,
     /// `Some` when every flush must also survive a power cut (`open_synced`).
     synced: Option<Synced>,
 }
@@ -120,11 +130,33 @@ impl SledStore {
             .map_err(|e| io(format!("cannot open the store at {}: {e}", dir.display())))?;
         let tree = |name: &str| db.open_tree(name).map_err(io);
         let objects = tree("objects")?;
+        let meta = tree("meta")?;
+        // Start-up reads the count kept at the last flush instead of counting every record;
+        // a crash may have left it a few creations or deletions behind, so a background
+        // scan counts again and takes its figure if nothing changed meanwhile. A store that
+        // kept no count is counted now (empty, at once).
+        let kept = meta.get(COUNT_KEY).map_err(io)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok());
+        let records = match kept {
+            Some(bytes) => u64::from_be_bytes(bytes),
+            None => objects.len() as u64,
+        };
+        let count = Arc::new(Mutex::new(Count { records, changes: 0 }));
+        if kept.is_some() {
+            let (objects, count) = (objects.clone(), count.clone());
+            let _ = std::thread::Builder::new().name("recount".into()).spawn(move || {
+                let before = count.lock().expect("count mutex").changes;
+                let n = objects.len() as u64;
+                let mut now = count.lock().expect("count mutex");
+                if now.changes == before {
+                    now.records = n;
+                }
+            });
+        }
         let store = SledStore {
-            count: AtomicU64::new(objects.len() as u64),
+            count,
             pages: tree("pages")?,
             calls: tree("calls")?,
-            meta: tree("meta")?,
+            meta,
             intent_tree: tree("intents")?,
             objects,
             db,
@@ -145,6 +177,12 @@ impl SledStore {
             }
         }
         Ok(store)
+    }
+
+    fn counted(&self, by: i64) {
+        let mut count = self.count.lock().expect("count mutex");
+        count.changes += 1;
+        count.records = count.records.saturating_add_signed(by);
     }
 
     fn remove_prefix(&self, tree: &sled::Tree, id: ObjectId) -> Result<(), StoreError> {
@@ -172,7 +210,7 @@ impl Store for SledStore {
             .map_err(io)?
         {
             Ok(()) => {
-                self.count.fetch_add(1, Ordering::Relaxed);
+                self.counted(1);
                 Ok(())
             }
             Err(_) => Err(StoreError::AlreadyExists(id)),
@@ -208,7 +246,7 @@ impl Store for SledStore {
         // the cleanup of its pages below (ids are never reused, so leftovers stay unseen).
         let existed = self.objects.remove(id.as_bytes()).map_err(io)?.is_some();
         if existed {
-            self.count.fetch_sub(1, Ordering::Relaxed);
+            self.counted(-1);
         }
         self.remove_prefix(&self.pages, id)?;
         self.remove_prefix(&self.calls, id)?;
@@ -297,7 +335,7 @@ impl Store for SledStore {
     }
 
     fn count(&self) -> Result<u64, StoreError> {
-        Ok(self.count.load(Ordering::Relaxed))
+        Ok(self.count.lock().expect("count mutex").records)
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
@@ -317,6 +355,9 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        // The count as of now goes out with the data: what the next start reads.
+        let count = self.count.lock().expect("count mutex").records;
+        self.meta.insert(COUNT_KEY, &count.to_be_bytes()).map_err(io)?;
         self.db.flush().map_err(io)?;
         match &self.synced {
             Some(s) => s.sync(),
@@ -392,7 +433,7 @@ impl Store for SledStore {
                     .map_err(io)?
                 {
                     Ok(()) if current.is_none() => {
-                        self.count.fetch_add(1, Ordering::Relaxed);
+                        self.counted(1);
                         Ok(())
                     }
                     Ok(()) => Ok(()),
@@ -520,6 +561,40 @@ mod tests {
     #[test]
     fn conformance() {
         super::super::conformance::run(|dir| Ok(Box::new(SledStore::open(dir)?)));
+    }
+
+    /// Start-up reads the count the last flush kept, without a scan; when a crash left it
+    /// behind the records, the background recount puts it right.
+    #[test]
+    fn the_count_survives_a_restart_and_a_stale_one_is_recounted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            for _ in 0..3 {
+                s.create(ObjectId::new(NodeId(1)), "C", b"").unwrap();
+            }
+            s.flush().unwrap();
+            // As after a crash: the kept count is behind what the store holds.
+            s.meta.insert(COUNT_KEY, &100u64.to_be_bytes()).unwrap();
+            s.db.flush().unwrap();
+        }
+        let s = (0..50).find_map(|_| {
+            SledStore::open(dir.path()).ok().or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                None
+            })
+        });
+        let s = s.expect("the store reopens");
+        for _ in 0..100 {
+            if s.count().unwrap() == 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(s.count().unwrap(), 3, "recounted");
+        s.create(ObjectId::new(NodeId(1)), "C", b"").unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.meta_get(COUNT_KEY).unwrap(), Some(4u64.to_be_bytes().to_vec()), "kept at the flush");
     }
 
     #[test]
