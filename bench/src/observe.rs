@@ -151,7 +151,7 @@ pub fn traced_rows() {
                 let (c, id) = (c.clone(), id.clone());
                 async move {
                     let mut thread = ThreadCtx::new(30_000);
-                    thread.trace = Some(format!("00-{}-00f067aa0ba902b7-01", thread.id.0.simple()));
+                    thread.start_trace();
                     c.invoke_on(thread, &id, "get", Codec::Binary, vec![], None).await.expect("get");
                 }
             })

@@ -287,7 +287,7 @@ impl Client {
         thread.record_path = trace;
         thread.atomic = atomic;
         if trace {
-            thread.trace = Some(traceparent_of(thread.id));
+            thread.start_trace();
         }
         let reply = self.invoke_reply(thread, target, method, Codec::Json, bytes, call_id).await?;
         let value = serde_json::from_slice(&reply.value)
@@ -317,7 +317,7 @@ impl Client {
         let mut thread = self.new_thread();
         thread.record_path = trace;
         if trace {
-            thread.trace = Some(traceparent_of(thread.id));
+            thread.start_trace();
         }
         let args = serde_json::to_vec(args).map_err(|e| InvokeError::invalid(e.to_string()))?;
         let req = PathInvocation {
@@ -559,11 +559,4 @@ impl Client {
 
 pub(crate) fn unexpected(body: ResponseBody) -> InvokeError {
     InvokeError::storage(format!("the node answered with an unexpected message: {body:?}"))
-}
-
-/// A W3C `traceparent` for a trace whose id is the thread's id (one thread, one trace): the
-/// first node continues it, so `--trace` can name the trace an OpenTelemetry backend shows.
-fn traceparent_of(thread: ThreadId) -> String {
-    let span = ThreadId::new().0.as_u64_pair().1 | 1;
-    format!("00-{}-{span:016x}-01", thread.0.simple())
 }

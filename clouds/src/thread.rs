@@ -88,6 +88,14 @@ impl ThreadCtx {
         }
     }
 
+    /// Starts a trace for this thread (W3C `traceparent`): its trace id is the thread's
+    /// id, so `clouds invoke --trace` can name the trace a backend shows; the first node
+    /// the thread reaches continues it.
+    pub fn start_trace(&mut self) {
+        let parent = uuid::Uuid::new_v4().as_u64_pair().1 | 1;
+        self.trace = Some(format!("00-{}-{parent:016x}-01", self.id.0.simple()));
+    }
+
     /// The frame in which the thread holds `object`, if it does.
     pub fn holding(&self, object: ObjectId) -> Option<&Frame> {
         self.chain.iter().find(|f| f.object == object)

@@ -222,7 +222,7 @@ async fn invoke(
     let mut thread = ThreadCtx::new(within.as_millis() as u64);
     if traced {
         thread.record_path = true;
-        thread.trace = Some(format!("00-{}-{:016x}-01", thread.id.0.simple(), thread.id.0.as_u64_pair().1 | 1));
+        thread.start_trace();
     }
     let body = match target.parse::<ObjectId>() {
         Ok(id) => RequestBody::Invoke(Invocation {
@@ -329,8 +329,14 @@ async fn list(State(g): Shared, Query(q): Query<Listing>, headers: HeaderMap) ->
         return Err(bad(format!("limit must be 1 to {}, not {}", protocol::wire::MAX_OBJECTS_PER_PAGE, query.limit)));
     }
     let (mut found, mut unreachable) = (Vec::new(), Vec::new());
-    for (node, _) in g.engine.ask_each(RequestBody::Nodes, ASK_WITHIN).await {
-        if query.node.is_some_and(|want| want != node) {
+    let nodes = match g.engine.handle(Origin::Caller, RequestBody::Nodes).await? {
+        ResponseBody::Nodes(n) => n,
+        other => return Err(InvokeError::storage(format!("nodes was answered with {other:?}")).into()),
+    };
+    for view in nodes.iter().filter(|v| query.node.is_none_or(|want| want == v.id)) {
+        let node = view.id;
+        if view.state == protocol::Liveness::Dead {
+            unreachable.push(json!({ "node": node, "reason": "the node is down" }));
             continue;
         }
         let fetch = |after, limit| {
