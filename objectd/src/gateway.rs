@@ -70,12 +70,11 @@ impl From<InvokeError> for Failure {
             InvokeError::Deadlock { .. } | InvokeError::Aborted { .. } => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let kind = if matches!(&e, InvokeError::App { detail, .. } if detail.contains("AlreadyBound")) {
-            "name_taken"
-        } else {
-            e.kind()
-        };
-        Failure(status, kind, e.to_string())
+        // A directory's own error for a name already bound: the CLI's `name_taken`, 409.
+        if matches!(&e, InvokeError::App { detail, .. } if detail.contains("AlreadyBound")) {
+            return Failure(StatusCode::CONFLICT, "name_taken", e.to_string());
+        }
+        Failure(status, e.kind(), e.to_string())
     }
 }
 
@@ -549,5 +548,10 @@ mod tests {
             elapsed_ms: 1,
         };
         assert_eq!(status(late), StatusCode::GATEWAY_TIMEOUT);
+        let bound = InvokeError::app(naming::NameError::AlreadyBound {
+            name: "a".into(),
+            id: ObjectId::new(clouds::NodeId(1)),
+        });
+        assert_eq!((Failure::from(bound.clone()).0, Failure::from(bound).1), (StatusCode::CONFLICT, "name_taken"));
     }
 }
