@@ -464,6 +464,40 @@ async fn startup() {
     }
 }
 
+/// Creations per second through the client at `process-crash` durability (each one made
+/// durable by the group commit and given an owner capability), next to a null read from
+/// the same callers.
+async fn creation() {
+    println!("\n## Object creation through the client, 127.0.0.1\n");
+    let (engine, _dir) = engine(Durability::ProcessCrash).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
+    let client = client::Client::connect(addr).await.unwrap();
+    let id = client.create("Counter", InitialState::Default).await.unwrap();
+    Figures::print_header();
+    for callers in [1usize, 128] {
+        let c = client.clone();
+        measure_concurrent(&format!("create Counter, {callers} callers"), callers, RUN, move |_| {
+            let c = c.clone();
+            async move {
+                c.create("Counter", InitialState::Default).await.unwrap();
+            }
+        })
+        .await
+        .print();
+        let (c, id) = (client.clone(), id.clone());
+        measure_concurrent(&format!("Counter.get (baseline), {callers} callers"), callers, RUN, move |_| {
+            let (c, id) = (c.clone(), id.clone());
+            async move {
+                c.invoke_on(ThreadCtx::new(30_000), &id, "get", Codec::Binary, vec![], None).await.unwrap();
+            }
+        })
+        .await
+        .print();
+    }
+}
+
 async fn over_tarpc() {
     println!("\n## 3. Client to node over tarpc on 127.0.0.1 vs a raw tarpc echo\n");
     let (engine, _dir) = engine(Durability::Buffered).await;
@@ -552,6 +586,9 @@ fn main() {
         }
         if wanted("startup") {
             startup().await;
+        }
+        if wanted("create") {
+            creation().await;
         }
     });
     drop(rt);
