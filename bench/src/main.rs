@@ -327,14 +327,29 @@ fn transport_choices() {
     }
 }
 
+/// An engine served over tarpc on 127.0.0.1, a client of it, and a `Counter` to call.
+struct Served {
+    engine: Engine,
+    addr: std::net::SocketAddr,
+    client: client::Client,
+    counter: RawRef,
+    _dir: tempfile::TempDir,
+}
+
+async fn served(durability: Durability) -> Served {
+    let (engine, _dir) = engine(durability).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
+    let client = client::Client::connect(addr).await.expect("connect");
+    let counter = client.create("Counter", InitialState::Default).await.expect("create");
+    Served { engine, addr, client, counter, _dir }
+}
+
 /// A 256 MiB blob written and read back through the client in 4 MiB calls.
 async fn big_blob() {
     println!("\n## 5. A 256 MiB Blob over tarpc, in 4 MiB calls (process-crash durability)\n");
-    let (engine, _dir) = engine(Durability::ProcessCrash).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
-    let client = client::Client::connect(addr).await.unwrap();
+    let Served { client, .. } = served(Durability::ProcessCrash).await;
     let ctx = client.ctx();
     let blob: clouds::Ref<stdobjects::Blob> = ctx.create(&stdobjects::Blob::default()).await.unwrap();
     const CHUNK: u64 = 4 << 20;
@@ -469,12 +484,7 @@ async fn startup() {
 /// the same callers.
 async fn creation() {
     println!("\n## Object creation through the client, 127.0.0.1\n");
-    let (engine, _dir) = engine(Durability::ProcessCrash).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
-    let client = client::Client::connect(addr).await.unwrap();
-    let id = client.create("Counter", InitialState::Default).await.unwrap();
+    let Served { client, counter: id, .. } = served(Durability::ProcessCrash).await;
     Figures::print_header();
     for callers in [1usize, 128] {
         let c = client.clone();
@@ -500,12 +510,7 @@ async fn creation() {
 
 async fn over_tarpc() {
     println!("\n## 3. Client to node over tarpc on 127.0.0.1 vs a raw tarpc echo\n");
-    let (engine, _dir) = engine(Durability::Buffered).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
-    let client = client::Client::connect(addr).await.unwrap();
-    let id = client.create("Counter", InitialState::Default).await.unwrap();
+    let Served { addr, client, counter: id, .. } = served(Durability::Buffered).await;
     // The same node, through a connection whose bytes are not encrypted: what the
     // encryption costs a null invocation, side by side.
     protocol::secure::measure_unencrypted(true);

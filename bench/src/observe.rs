@@ -6,7 +6,6 @@
 use crate::stats::{measure_concurrent, measure_latency, Figures};
 use capability::Token;
 use clouds::{Codec, ThreadCtx};
-use protocol::wire::InitialState;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -57,16 +56,11 @@ impl Http {
 
 pub async fn run() {
     println!("\n## Observing a node: metrics off and on, and the HTTP gateway\n");
-    let (engine, _dir) = crate::engine(objectd::Durability::Buffered).await;
+    let crate::Served { engine, client, counter, _dir, .. } = crate::served(objectd::Durability::Buffered).await;
     let handle = objectd::telemetry::install().expect("the metrics recorder");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let http_addr = http.local_addr().expect("address");
     tokio::spawn(objectd::gateway::serve(http, engine.clone(), Some(handle), std::future::pending()));
-    let client = client::Client::connect(addr).await.expect("connect");
-    let counter = client.create("Counter", InitialState::Default).await.expect("create");
     let token = Token::from_cap(counter.cap.as_ref().expect("an owner capability")).expect("a token").to_text();
 
     Figures::print_header();
@@ -137,13 +131,8 @@ pub fn traced_rows() {
     tracing_subscriber::registry().with(layer).init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let (engine, _dir) = crate::engine(objectd::Durability::Buffered).await;
+        let crate::Served { client, counter, _dir, .. } = crate::served(objectd::Durability::Buffered).await;
         objectd::telemetry::install().expect("the metrics recorder");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        tokio::spawn(objectd::rpc::serve(listener, engine.clone(), std::future::pending(), Duration::from_secs(1)));
-        let client = client::Client::connect(addr).await.expect("connect");
-        let counter = client.create("Counter", InitialState::Default).await.expect("create");
         for concurrency in [1usize, 16] {
             let (c, id) = (client.clone(), counter.clone());
             let name = format!("Counter.get via client, metrics on, traces exported, {concurrency} in flight");

@@ -307,12 +307,7 @@ impl Engine {
             if view.state == protocol::Liveness::Dead {
                 continue;
             }
-            let answer = if view.id == self.inner.node {
-                self.handle(Origin::Caller, body.clone()).await
-            } else {
-                self.inner.peers.send(view.id, body.clone(), within).await
-            };
-            answers.push((view.id, answer));
+            answers.push((view.id, self.ask(view.id, body.clone(), within).await));
         }
         answers
     }

@@ -71,7 +71,7 @@ impl From<InvokeError> for Failure {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         // A directory's own error for a name already bound: the CLI's `name_taken`, 409.
-        if matches!(&e, InvokeError::App { detail, .. } if detail.contains("AlreadyBound")) {
+        if naming::resolve::is_already_bound(&e) {
             return Failure(StatusCode::CONFLICT, "name_taken", e.to_string());
         }
         Failure(status, e.kind(), e.to_string())
