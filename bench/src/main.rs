@@ -154,7 +154,7 @@ async fn durable_writes() {
     .await
     .print();
     for callers in [1usize, 16, 64, 256] {
-        for durability in [Durability::ProcessCrash, Durability::PowerLoss] {
+        for durability in [Durability::Buffered, Durability::ProcessCrash, Durability::PowerLoss] {
             let (engine, _dir) = engine(durability).await;
             let mut ids = Vec::new();
             for _ in 0..callers {

@@ -72,7 +72,7 @@ mod writeset;
 
 use crate::config::{Config, Durability};
 use crate::registry::Registry;
-use crate::store::{Commit, Record, Store};
+use crate::store::{Commit, Record, Store, Unit};
 use backend::NodeBackend;
 use clouds::{Access, BoxFuture, ClassInfo, Ctx, Frame, InvokeError, MethodInfo, NodeId, ObjectId, ThreadId};
 use outcome::{guarded, record_reply, replay};
@@ -590,19 +590,22 @@ impl Engine {
             self.reload(slot, &mut active)?;
             return Err(e);
         }
-        if let Err(e) = self.inner.store.commit(&commit) {
-            self.reload(slot, &mut active)?;
-            return Err(e.into());
+        let written: Vec<Vec<u8>> = commit.pages.iter().map(|(k, _)| k.clone()).collect();
+        // The write lock stays until the commit is durable: nobody may read a state that a
+        // crash could still take back.
+        let applied = self.inner.commits.apply(Unit::Commit(commit)).await;
+        // Marked after the write (a copy round between could take the mark and copy the
+        // old page), and after a failure too: a failed flush may follow a write.
+        if !written.is_empty() {
+            self.dirtied(slot.id, written.into_iter());
         }
-        if !commit.pages.is_empty() {
-            self.dirtied(slot.id, commit.pages.into_iter().map(|(k, _)| k));
+        if let Err(e) = applied {
+            // Not applied, or applied and not flushed: memory follows what the store holds.
+            self.reload(slot, &mut active)?;
+            return Err(e);
         }
         active.version += 1;
         active.state = SlotState::Live;
-        let ticket = self.inner.commits.record();
-        // Keep the write lock until the commit is durable: nobody may read a state that
-        // a crash could still take back.
-        self.inner.commits.durable(ticket).await?;
         drop(active);
         if let Some(to) = backend.take_move() {
             self.move_later(slot.id, to);

@@ -76,6 +76,15 @@ pub struct Commit {
     pub epoch: u64,
 }
 
+/// One write of a group flush (`Store::apply_group`): applied all or nothing, on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A write method's changes, as `Store::commit`.
+    Commit(Commit),
+    /// A new live object at version 1, as `Store::create`.
+    Create { id: ObjectId, class: String, state: Vec<u8> },
+}
+
 /// Where the objects of one node live.
 pub trait Store: Send + Sync + 'static {
     fn get(&self, id: ObjectId) -> Result<Option<Record>, StoreError>;
@@ -94,6 +103,19 @@ pub trait Store: Send + Sync + 'static {
     /// both are there or neither is (an atomic action's decision and the coordinator's own
     /// changes; a participant's changes and the end of its prepared intent).
     fn commit_with_intent(&self, commits: &[Commit], intent: Option<IntentChange<'_>>) -> Result<(), StoreError>;
+    /// Applies the units of many writers (one group flush's) as one write where the store
+    /// can: each unit all or nothing, and a unit that does not apply gets its own error,
+    /// in its place in the result, without stopping the others. The outer error is a
+    /// failure of the store itself. The default applies them one at a time.
+    fn apply_group(&self, units: &[Unit]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        Ok(units
+            .iter()
+            .map(|unit| match unit {
+                Unit::Commit(c) => self.commit(c),
+                Unit::Create { id, class, state } => self.create(*id, class, state),
+            })
+            .collect())
+    }
     /// Removes the object, its pages and its call records. Returns whether it existed.
     fn delete(&self, id: ObjectId) -> Result<bool, StoreError>;
     fn page_get(&self, id: ObjectId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;

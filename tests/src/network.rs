@@ -20,7 +20,7 @@ use crate::relay::Relay;
 use capability::{KeyPair, PublicKey};
 use clouds::{BoxFuture, Codec, InvokeError, NodeId, ObjectId, Pages, RawRef, ThreadCtx};
 use objectd::engine::{Guard, Origin, Peers};
-use objectd::store::{Chunk, Commit, Cursor, IntentChange, Intents, Record, StoreError};
+use objectd::store::{Chunk, Commit, Cursor, IntentChange, Intents, Record, StoreError, Unit};
 use objectd::{Config, Durability, Engine, Registry, SledStore, Store};
 use protocol::migration::{MigrationReport, Strategy};
 use protocol::{Identity, InitialState, Invocation, Liveness, NodeView, Placement, RequestBody, Response};
@@ -214,6 +214,9 @@ impl Store for Fenced {
     }
     fn commit_with_intent(&self, commits: &[Commit], intent: Option<IntentChange<'_>>) -> Result<(), StoreError> {
         self.check()?.commit_with_intent(commits, intent)
+    }
+    fn apply_group(&self, units: &[Unit]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        self.check()?.apply_group(units)
     }
     fn delete(&self, id: ObjectId) -> Result<bool, StoreError> {
         self.check()?.delete(id)

@@ -241,7 +241,7 @@ impl Engine {
                 let record = DecidedRecord { action, participants: others.clone() };
                 let bytes = serde_json::to_vec(&record).map_err(InvokeError::storage)?;
                 let intent = (!others.is_empty()).then_some(IntentChange::Put(&decided, &bytes));
-                if let Err(e) = self.apply_here(action, intent) {
+                if let Err(e) = self.apply_here(action, intent).await {
                     // Nothing was applied here, no decision was recorded, nobody was told.
                     self.abort_everywhere(action).await;
                     return Err(InvokeError::Aborted { reason: format!("the coordinator's commit failed: {e}") });
@@ -303,18 +303,23 @@ impl Engine {
     /// Applies this node's part of a committed action durably, then unlocks its objects.
     /// `intent`: the coordinator's decision, written with its changes; a participant's
     /// prepared intent goes with its changes instead.
-    fn apply_here(&self, action: ActionRef, intent: Option<IntentChange<'_>>) -> Result<(), InvokeError> {
+    async fn apply_here(&self, action: ActionRef, intent: Option<IntentChange<'_>>) -> Result<(), InvokeError> {
         let prepared = key(PREPARED, action.id);
         let Some(part) = self.inner.actions.with(|parts| parts.remove(&action.id)) else {
             // Nothing here (or applied already): a decision is still recorded.
-            return Ok(self.inner.store.commit_with_intent(&[], intent).and_then(|()| self.inner.store.flush())?);
+            self.inner.store.commit_with_intent(&[], intent)?;
+            return self.inner.commits.flushed_now().await;
         };
         let intent = match (intent, part.state) {
             (None, Part::Prepared) => Some(IntentChange::Remove(&prepared)),
             (intent, _) => intent,
         };
         let commits: Vec<Commit> = part.holds.values().filter_map(|h| h.pending.clone()).collect();
-        let result = self.inner.store.commit_with_intent(&commits, intent).and_then(|()| self.inner.store.flush());
+        // Durable with the next group flush, which the node's other writers share.
+        let result = match self.inner.store.commit_with_intent(&commits, intent) {
+            Ok(()) => self.inner.commits.flushed_now().await,
+            Err(e) => Err(e.into()),
+        };
         for (id, hold) in part.holds {
             if let Some(mut guard) = hold.guard {
                 match (&result, &hold.pending) {
@@ -359,7 +364,7 @@ impl Engine {
             }
             ActionStep::Prepare { action } => {
                 let doomed = self.local_doom(action);
-                match self.on_event(action, Event::Prepare { doomed })? {
+                match self.on_event(action, Event::Prepare { doomed }).await? {
                     Effect::PrepareAndVoteYes => {
                         self.action_fault(Role::Participant, atomic::Step::Prepared).await;
                         Ok(ResponseBody::Voted(None))
@@ -369,7 +374,7 @@ impl Engine {
                     other => Err(InvokeError::storage(format!("unexpected {other:?} on a prepare"))),
                 }
             }
-            ActionStep::Commit { action } => match self.on_event(action, Event::Commit)? {
+            ActionStep::Commit { action } => match self.on_event(action, Event::Commit).await? {
                 Effect::Refuse(why) => Err(InvokeError::invalid(why)),
                 _ => {
                     self.action_fault(Role::Participant, atomic::Step::Applied).await;
@@ -377,7 +382,7 @@ impl Engine {
                 }
             },
             ActionStep::Abort { action } => {
-                self.on_event(action, Event::Abort)?;
+                self.on_event(action, Event::Abort).await?;
                 Ok(ResponseBody::StepDone)
             }
         }
@@ -386,7 +391,7 @@ impl Engine {
     /// The administrator decides this node's prepared part of an action by hand: its
     /// coordinator is gone for good. Breaks atomicity if the coordinator decided otherwise,
     /// which is why only the administrator may, and why it is logged.
-    pub(super) fn resolve_by_hand(&self, id: &str, commit: bool) -> Result<ResponseBody, InvokeError> {
+    pub(super) async fn resolve_by_hand(&self, id: &str, commit: bool) -> Result<ResponseBody, InvokeError> {
         let uuid: uuid::Uuid =
             id.parse().map_err(|e| InvokeError::invalid(format!("`{id}` is not an action id (a UUID): {e}")))?;
         let found = self.inner.actions.with(|parts| parts.get(&uuid).map(|p| (p.action, p.state)));
@@ -401,12 +406,12 @@ impl Engine {
         }
         let outcome = if commit { Outcome::Committed } else { Outcome::Aborted };
         tracing::warn!(%action, ?outcome, "an action decided by hand by the administrator");
-        self.on_event(action, Event::Answer(outcome))?;
+        self.on_event(action, Event::Answer(outcome)).await?;
         Ok(ResponseBody::Decided(outcome))
     }
 
     /// Runs the participant's rule on this node's part of `action` and does its effect.
-    fn on_event(&self, action: ActionRef, event: Event) -> Result<Effect, InvokeError> {
+    async fn on_event(&self, action: ActionRef, event: Event) -> Result<Effect, InvokeError> {
         let state = self.inner.actions.with(|parts| parts.get(&action.id).map_or(Part::Over, |p| p.state));
         // A part with an object out (a call of it still running here) cannot prepare.
         let busy = self
@@ -422,12 +427,12 @@ impl Engine {
         let (next, effect) = atomic::participant(state, event);
         match &effect {
             Effect::PrepareAndVoteYes => {
-                if let Err(e) = self.prepare_here(action) {
+                if let Err(e) = self.prepare_here(action).await {
                     self.roll_back(action);
                     return Ok(Effect::RollBackAndVoteNo(format!("its prepare failed: {e}")));
                 }
             }
-            Effect::Apply => self.apply_here(action, None)?,
+            Effect::Apply => self.apply_here(action, None).await?,
             Effect::RollBack | Effect::RollBackAndVoteNo(_) => self.roll_back(action),
             _ => {}
         }
@@ -444,7 +449,7 @@ impl Engine {
     }
 
     /// Makes this node's part durable (its changes, as an intent), keeping its locks.
-    fn prepare_here(&self, action: ActionRef) -> Result<(), InvokeError> {
+    async fn prepare_here(&self, action: ActionRef) -> Result<(), InvokeError> {
         let record = self.inner.actions.with(|parts| {
             parts.get(&action.id).map(|p| PreparedRecord {
                 action,
@@ -455,7 +460,7 @@ impl Engine {
         let Some(record) = record else { return Err(InvokeError::invalid("the part is gone")) };
         let bytes = serde_json::to_vec(&record).map_err(InvokeError::storage)?;
         self.inner.store.intent_put(&key(PREPARED, action.id), &bytes)?;
-        Ok(self.inner.store.flush()?)
+        self.inner.commits.flushed_now().await
     }
 
     /// After a restart: prepared parts take their objects' locks again (before anything is
@@ -518,7 +523,7 @@ impl Engine {
             if self.inner.actions.deciding.lock().expect("deciding mutex").contains(&action.id) {
                 continue; // its coordinator is here, deciding
             }
-            let effect = match self.on_event(action, Event::Timeout) {
+            let effect = match self.on_event(action, Event::Timeout).await {
                 Ok(effect) => effect,
                 Err(e) => {
                     tracing::warn!(%action, "a part past its time: {e}");
@@ -530,7 +535,7 @@ impl Engine {
                 if let Ok(ResponseBody::Decided(outcome)) =
                     self.inner.peers.send(action.coordinator, ask, STEP_WITHIN).await
                 {
-                    if let Err(e) = self.on_event(action, Event::Answer(outcome)) {
+                    if let Err(e) = self.on_event(action, Event::Answer(outcome)).await {
                         tracing::warn!(%action, "acting on the coordinator's answer: {e}");
                     }
                     if outcome != Outcome::Pending {

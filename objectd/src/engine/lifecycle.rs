@@ -7,7 +7,7 @@ use super::Engine;
 use crate::config::Config;
 use crate::placement;
 use crate::registry::Registry;
-use crate::store::{Commit, Record, Store};
+use crate::store::{Commit, Record, Store, Unit};
 use capability::PublicKey;
 use clouds::{Cap, InvokeError, NodeId, ObjectId, RawRef, Rights};
 use protocol::wire::{CreateRequest, NodeStatus, ObjectEntry, ObjectInfo, ObjectPage, MAX_OBJECTS_PER_PAGE};
@@ -144,15 +144,21 @@ impl Engine {
             }
         };
         let id = ObjectId::new(self.inner.node);
-        self.inner.store.create(id, class, &state)?;
-        if pinned {
-            self.set_pinned(id, true)?;
+        let guest = placed_by.is_some_and(|by| by != me);
+        if pinned || guest {
+            // Its marks go in the same flush as the object.
+            self.inner.store.create(id, class, &state)?;
+            if pinned {
+                self.set_pinned(id, true)?;
+            }
+            if guest {
+                self.inner.store.meta_put(&format!("{GUEST}{id}"), b"")?;
+            }
+            let ticket = self.inner.commits.record();
+            self.inner.commits.durable(ticket).await?;
+        } else {
+            self.inner.commits.apply(Unit::Create { id, class: class.to_string(), state }).await?;
         }
-        if placed_by.is_some_and(|by| by != me) {
-            self.inner.store.meta_put(&format!("{GUEST}{id}"), b"")?;
-        }
-        let ticket = self.inner.commits.record();
-        self.inner.commits.durable(ticket).await?;
         tracing::debug!(%id, class, "created");
         Ok(RawRef { id, cap: Some(self.inner.guard.issue_owner(id, 0, owner)) })
     }

@@ -36,7 +36,7 @@ impl Engine {
             }
             RequestBody::Migration(step) => self.migration_step(step).await,
             RequestBody::Action(step) => self.action_step(step).await,
-            RequestBody::ResolveAction { action, commit } => self.resolve_by_hand(&action, commit),
+            RequestBody::ResolveAction { action, commit } => self.resolve_by_hand(&action, commit).await,
             RequestBody::Probe(p) => Ok(ResponseBody::Probed(self.probe(p.initiator, p.object, p.path).await)),
             RequestBody::SetMode(mode) => self.set_mode(mode).await.map(ResponseBody::Mode),
             RequestBody::Drain { undo: false } => self.drain().await.map(|r| ResponseBody::Drain(Box::new(r))),

@@ -4,7 +4,7 @@
 //! random operations, restarts included, and after every step compares the store with a
 //! plain in-memory model. `open(dir)` opens (or reopens) a store in `dir`.
 
-use super::{Chunk, Commit, Cursor, IntentChange, Record, Store, StoreError};
+use super::{Chunk, Commit, Cursor, IntentChange, Record, Store, StoreError, Unit};
 use clouds::{NodeId, ObjectId};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -51,6 +51,7 @@ pub fn run(open: impl Fn(&Path) -> Result<Box<dyn Store>, StoreError>) {
         ("forward_and_discard", forward_and_discard),
         ("intents_are_kept_across_restarts", intents_are_kept_across_restarts),
         ("commits_of_several_objects_and_an_intent_are_one_unit", commits_and_an_intent_are_one_unit),
+        ("a_group_applies_each_unit_on_its_own", a_group_applies_each_unit_on_its_own),
     ];
     for (name, check) in checks {
         eprintln!("store conformance: {name}");
@@ -139,6 +140,49 @@ fn commit_is_atomic_and_versioned(open: Open) {
 
     let missing = ObjectId::new(NodeId(1));
     assert!(matches!(s.commit(&commit(missing, 1, b"x", &[])), Err(StoreError::NotFound(_))));
+}
+
+fn a_group_applies_each_unit_on_its_own(open: Open) {
+    let dir = Scratch::new();
+    let s = open(&dir.0).unwrap();
+    let (a, b, taken) = (ObjectId::new(NodeId(1)), ObjectId::new(NodeId(1)), ObjectId::new(NodeId(1)));
+    s.create(a, "C", b"a1").unwrap();
+    s.create(taken, "C", b"t1").unwrap();
+    let mut good = commit(a, 1, b"a2", &[(b"p", Some(b"1"))]);
+    good.call = Some(("call-1".into(), b"reply".to_vec()));
+    let units = vec![
+        Unit::Commit(good),
+        // Stale: nothing of it is written, and the units after it still apply.
+        Unit::Commit(commit(taken, 7, b"lost", &[(b"q", Some(b"x"))])),
+        Unit::Create { id: b, class: "D".into(), state: b"b1".to_vec() },
+        Unit::Create { id: taken, class: "C".into(), state: b"again".to_vec() },
+        Unit::Commit(commit(ObjectId::new(NodeId(1)), 1, b"x", &[])),
+    ];
+    let results = s.apply_group(&units).unwrap();
+    assert_eq!(results.len(), 5);
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(StoreError::VersionConflict { expected: 7, found: 1, .. })));
+    assert!(results[2].is_ok());
+    assert!(matches!(results[3], Err(StoreError::AlreadyExists(id)) if id == taken));
+    assert!(matches!(results[4], Err(StoreError::NotFound(_))));
+    assert_eq!(live(&*s, a), ("C".into(), 2, b"a2".to_vec()));
+    assert_eq!(s.page_get(a, b"p").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(s.call_reply(a, "call-1").unwrap().as_deref(), Some(&b"reply"[..]));
+    assert_eq!(live(&*s, taken), ("C".into(), 1, b"t1".to_vec()));
+    assert_eq!(s.page_get(taken, b"q").unwrap(), None);
+    assert_eq!(live(&*s, b), ("D".into(), 1, b"b1".to_vec()));
+    assert_eq!(s.count().unwrap(), 3);
+    // A group bigger than one write of the store, and an empty one.
+    let many: Vec<Unit> =
+        (0..1200).map(|_| Unit::Create { id: ObjectId::new(NodeId(1)), class: "C".into(), state: vec![] }).collect();
+    assert!(s.apply_group(&many).unwrap().iter().all(Result::is_ok));
+    assert_eq!(s.count().unwrap(), 1203);
+    assert!(s.apply_group(&[]).unwrap().is_empty());
+    s.flush().unwrap();
+    drop(s);
+    let s = reopen(open, &dir.0);
+    assert_eq!(live(&*s, b).2, b"b1");
+    assert_eq!(s.count().unwrap(), 1203);
 }
 
 fn pages_are_per_object_and_ordered(open: Open) {

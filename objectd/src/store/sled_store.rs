@@ -14,9 +14,9 @@
 //! writes without any sync) and the blob directory.
 
 use super::record::{self, Record};
-use super::{Chunk, Commit, Cursor, IntentChange, Intents, Store, StoreError};
+use super::{Chunk, Commit, Cursor, IntentChange, Intents, Store, StoreError, Unit};
 use clouds::{NodeId, ObjectId};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, UnabortableTransactionError};
 use sled::Transactional;
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -24,13 +24,19 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Units of a group in one sled transaction at most (a bigger group takes several).
+const MAX_UNITS: usize = 512;
+
 /// `meta` key of the number of records, as of the last flush.
 const COUNT_KEY: &str = "object-count";
 
-/// The number of records, and of changes to it since the store opened.
+/// The number of records, how many writes that may change it began since the store
+/// opened, and how many are under way: the background recount takes its figure only if
+/// no such write was under way when it began or began while it counted.
 struct Count {
     records: u64,
     changes: u64,
+    writing: u64,
 }
 
 pub struct SledStore {
@@ -140,15 +146,26 @@ impl SledStore {
             Some(bytes) => u64::from_be_bytes(bytes),
             None => objects.len() as u64,
         };
-        let count = Arc::new(Mutex::new(Count { records, changes: 0 }));
+        let count = Arc::new(Mutex::new(Count { records, changes: 0, writing: 0 }));
         if kept.is_some() {
             let (objects, count) = (objects.clone(), count.clone());
             let _ = std::thread::Builder::new().name("recount".into()).spawn(move || {
-                let before = count.lock().expect("count mutex").changes;
-                let n = objects.len() as u64;
-                let mut now = count.lock().expect("count mutex");
-                if now.changes == before {
-                    now.records = n;
+                // Bounded: under writes that never pause, the kept count stays.
+                for _ in 0..100 {
+                    let before = {
+                        let now = count.lock().expect("count mutex");
+                        (now.writing == 0).then_some(now.changes)
+                    };
+                    let Some(before) = before else {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    };
+                    let n = objects.len() as u64;
+                    let mut now = count.lock().expect("count mutex");
+                    if now.changes == before {
+                        now.records = n;
+                    }
+                    return;
                 }
             });
         }
@@ -179,10 +196,65 @@ impl SledStore {
         Ok(store)
     }
 
-    fn counted(&self, by: i64) {
+    /// Runs a write that changes the number of records by the figure it returns.
+    fn counting<T>(&self, write: impl FnOnce() -> Result<(T, i64), StoreError>) -> Result<T, StoreError> {
+        {
+            let mut count = self.count.lock().expect("count mutex");
+            count.changes += 1;
+            count.writing += 1;
+        }
+        let result = write();
         let mut count = self.count.lock().expect("count mutex");
-        count.changes += 1;
-        count.records = count.records.saturating_add_signed(by);
+        count.writing -= 1;
+        result.map(|(value, by)| {
+            count.records = count.records.saturating_add_signed(by);
+            value
+        })
+    }
+
+    /// The units in transactions of `MAX_UNITS`, and how many records they created.
+    fn apply_chunks(&self, units: &[Unit]) -> (Result<Vec<Result<(), StoreError>>, StoreError>, i64) {
+        let (mut all, mut created) = (Vec::with_capacity(units.len()), 0);
+        for chunk in units.chunks(MAX_UNITS) {
+            let results = (&self.objects, &self.pages, &self.calls)
+                .transaction(|(objects, pages, calls)| {
+                    let mut results = Vec::with_capacity(chunk.len());
+                    for unit in chunk {
+                        results.push(match unit {
+                            Unit::Commit(c) => match check_commit(objects, c)? {
+                                Ok(class) => write_commit(objects, pages, calls, c, class).map(Ok)?,
+                                Err(e) => Err(e),
+                            },
+                            Unit::Create { id, class, state } => match objects.get(id.as_bytes())? {
+                                Some(_) => Err(StoreError::AlreadyExists(*id)),
+                                None => {
+                                    let rec = Record::Live {
+                                        class: class.clone(),
+                                        version: 1,
+                                        epoch: 0,
+                                        state: state.clone(),
+                                    };
+                                    objects.insert(id.as_bytes(), record::encode(&rec))?;
+                                    Ok(())
+                                }
+                            },
+                        });
+                    }
+                    Ok::<_, ConflictableTransactionError<StoreError>>(results)
+                })
+                .map_err(|e| match e {
+                    TransactionError::Abort(e) => e,
+                    TransactionError::Storage(e) => io(e),
+                });
+            let results = match results {
+                Ok(results) => results,
+                Err(e) => return (Err(e), created as i64),
+            };
+            created +=
+                chunk.iter().zip(&results).filter(|(u, r)| matches!(u, Unit::Create { .. }) && r.is_ok()).count();
+            all.extend(results);
+        }
+        (Ok(all), created as i64)
     }
 
     fn remove_prefix(&self, tree: &sled::Tree, id: ObjectId) -> Result<(), StoreError> {
@@ -204,17 +276,16 @@ impl Store for SledStore {
 
     fn create(&self, id: ObjectId, class: &str, state: &[u8]) -> Result<(), StoreError> {
         let rec = Record::Live { class: class.to_string(), version: 1, epoch: 0, state: state.to_vec() };
-        match self
-            .objects
-            .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(record::encode(&rec)))
-            .map_err(io)?
-        {
-            Ok(()) => {
-                self.counted(1);
-                Ok(())
+        self.counting(|| {
+            match self
+                .objects
+                .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(record::encode(&rec)))
+                .map_err(io)?
+            {
+                Ok(()) => Ok(((), 1)),
+                Err(_) => Err(StoreError::AlreadyExists(id)),
             }
-            Err(_) => Err(StoreError::AlreadyExists(id)),
-        }
+        })
     }
 
     fn commit_with_intent(&self, commits: &[Commit], intent: Option<IntentChange<'_>>) -> Result<(), StoreError> {
@@ -241,13 +312,25 @@ impl Store for SledStore {
         }
     }
 
+    fn apply_group(&self, units: &[Unit]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        // One transaction for the whole group: sled serializes each transaction against
+        // every other write, so a transaction per writer caps commits near the rate of
+        // transactions alone. A unit is checked before anything of it is written, so one
+        // that does not apply leaves nothing behind.
+        // Created records count even when a later chunk fails.
+        self.counting(|| {
+            let (results, created) = self.apply_chunks(units);
+            Ok((results, created))
+        })?
+    }
+
     fn delete(&self, id: ObjectId) -> Result<bool, StoreError> {
         // The record goes first: once it is gone the object is gone, whatever happens to
         // the cleanup of its pages below (ids are never reused, so leftovers stay unseen).
-        let existed = self.objects.remove(id.as_bytes()).map_err(io)?.is_some();
-        if existed {
-            self.counted(-1);
-        }
+        let existed = self.counting(|| {
+            let existed = self.objects.remove(id.as_bytes()).map_err(io)?.is_some();
+            Ok((existed, if existed { -1 } else { 0 }))
+        })?;
         self.remove_prefix(&self.pages, id)?;
         self.remove_prefix(&self.calls, id)?;
         Ok(existed)
@@ -427,18 +510,16 @@ impl Store for SledStore {
                         return Err(StoreError::AlreadyExists(id));
                     }
                 }
-                match self
-                    .objects
-                    .compare_and_swap(id.as_bytes(), current.clone(), Some(record::encode(&rec)))
-                    .map_err(io)?
-                {
-                    Ok(()) if current.is_none() => {
-                        self.counted(1);
-                        Ok(())
+                self.counting(|| {
+                    match self
+                        .objects
+                        .compare_and_swap(id.as_bytes(), current.clone(), Some(record::encode(&rec)))
+                        .map_err(io)?
+                    {
+                        Ok(()) => Ok(((), i64::from(current.is_none()))),
+                        Err(_) => Err(StoreError::AlreadyExists(id)),
                     }
-                    Ok(()) => Ok(()),
-                    Err(_) => Err(StoreError::AlreadyExists(id)),
-                }
+                })
             }
         }
     }
@@ -492,27 +573,47 @@ fn apply_commits(
     calls: &sled::transaction::TransactionalTree,
     commits: &[Commit],
 ) -> sled::transaction::ConflictableTransactionResult<(), StoreError> {
-    let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
     for c in commits {
-        let current = objects.get(c.id.as_bytes())?.ok_or_else(|| abort(StoreError::NotFound(c.id)))?;
-        let (class, version) = match record::decode(&current).map_err(|e| abort(StoreError::Corrupt(e)))? {
-            Record::Live { class, version, .. } => (class, version),
-            Record::Forward { .. } => return Err(abort(StoreError::Forwarded(c.id))),
+        let class = check_commit(objects, c)?.map_err(ConflictableTransactionError::Abort)?;
+        write_commit(objects, pages, calls, c, class)?;
+    }
+    Ok(())
+}
+
+/// Whether `c` applies: the object's class if it is live at the commit's base version.
+fn check_commit(
+    objects: &sled::transaction::TransactionalTree,
+    c: &Commit,
+) -> Result<Result<String, StoreError>, UnabortableTransactionError> {
+    let Some(current) = objects.get(c.id.as_bytes())? else { return Ok(Err(StoreError::NotFound(c.id))) };
+    Ok(match record::decode(&current) {
+        Err(e) => Err(StoreError::Corrupt(e)),
+        Ok(Record::Forward { .. }) => Err(StoreError::Forwarded(c.id)),
+        Ok(Record::Live { version, .. }) if version != c.base_version => {
+            Err(StoreError::VersionConflict { id: c.id, expected: c.base_version, found: version })
+        }
+        Ok(Record::Live { class, .. }) => Ok(class),
+    })
+}
+
+/// Writes a checked commit: the next version of the record, its pages and its call record.
+fn write_commit(
+    objects: &sled::transaction::TransactionalTree,
+    pages: &sled::transaction::TransactionalTree,
+    calls: &sled::transaction::TransactionalTree,
+    c: &Commit,
+    class: String,
+) -> Result<(), UnabortableTransactionError> {
+    let next = Record::Live { class, version: c.base_version + 1, epoch: c.epoch, state: c.state.clone() };
+    objects.insert(c.id.as_bytes(), record::encode(&next))?;
+    for (key, value) in &c.pages {
+        match value {
+            Some(v) => pages.insert(prefixed(c.id, key), v.as_slice())?,
+            None => pages.remove(prefixed(c.id, key))?,
         };
-        if version != c.base_version {
-            return Err(abort(StoreError::VersionConflict { id: c.id, expected: c.base_version, found: version }));
-        }
-        let next = Record::Live { class, version: version + 1, epoch: c.epoch, state: c.state.clone() };
-        objects.insert(c.id.as_bytes(), record::encode(&next))?;
-        for (key, value) in &c.pages {
-            match value {
-                Some(v) => pages.insert(prefixed(c.id, key), v.as_slice())?,
-                None => pages.remove(prefixed(c.id, key))?,
-            };
-        }
-        if let Some((call, reply)) = &c.call {
-            calls.insert(prefixed(c.id, call.as_bytes()), reply.as_slice())?;
-        }
+    }
+    if let Some((call, reply)) = &c.call {
+        calls.insert(prefixed(c.id, call.as_bytes()), reply.as_slice())?;
     }
     Ok(())
 }
