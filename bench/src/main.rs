@@ -17,14 +17,16 @@
 //!
 //! 8. Atomic transfers (`atomic`); 9. rebalancing, affinity and drain (`balance`).
 //! 10. Load dissemination schemes compared in a seeded simulation (`dissemination`).
+//! 11. Node memory with 1 000 000 objects stored (`memory`).
 //!
 //! Sections by name: `node durable tarpc transport blob cluster caps migrate atomic balance
-//! dissemination`; none named runs all.
+//! dissemination memory observe startup create`; none named runs all.
 
 mod atomic;
 mod balance;
 mod cluster;
 mod dissemination;
+mod memory;
 mod migrate;
 mod observe;
 mod stats;
@@ -484,9 +486,24 @@ async fn startup() {
 /// the same callers.
 async fn creation() {
     println!("\n## Object creation through the client, 127.0.0.1\n");
-    let Served { client, counter: id, .. } = served(Durability::ProcessCrash).await;
+    let Served { engine, client, counter: id, .. } = served(Durability::ProcessCrash).await;
     Figures::print_header();
     for callers in [1usize, 128] {
+        let e = engine.clone();
+        let owner = capability::KeyPair::generate().public();
+        measure_concurrent(
+            &format!("create Counter in the node's process, {callers} callers"),
+            callers,
+            RUN,
+            move |_| {
+                let e = e.clone();
+                async move {
+                    e.create("Counter", InitialState::Default, Placement::Local, owner).await.unwrap();
+                }
+            },
+        )
+        .await
+        .print();
         let c = client.clone();
         measure_concurrent(&format!("create Counter, {callers} callers"), callers, RUN, move |_| {
             let c = c.clone();
@@ -559,6 +576,9 @@ fn main() {
     if args.first().is_some_and(|a| a == "observe-traced") {
         return observe::traced_rows();
     }
+    if args.first().is_some_and(|a| a == "memory-node") {
+        return memory::node(&args[1]);
+    }
     if args.first().is_some_and(|a| a == "migrate-row") {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
         return rt.block_on(migrate::one_row(&args[1..]));
@@ -618,5 +638,8 @@ fn main() {
     }
     if wanted("dissemination") {
         dissemination::run();
+    }
+    if wanted("memory") {
+        memory::run();
     }
 }

@@ -62,6 +62,9 @@ pub struct Config {
     /// How many activated objects stay decoded in memory; an idle object beyond this costs
     /// only its bytes on disk.
     pub cache_objects: usize,
+    /// Memory sled may use to cache the store's pages, in MiB: with many objects stored
+    /// this, not the objects, bounds most of a node's memory.
+    pub store_cache_mib: u64,
     /// Deadline of a thread that arrives without one, in milliseconds.
     pub default_deadline_ms: u64,
     /// How many frames a call chain may hold before `HopLimit` stops runaway recursion.
@@ -131,6 +134,7 @@ impl Default for Config {
             data: PathBuf::from("clouds-data"),
             durability: Durability::PowerLoss,
             cache_objects: 10_000,
+            store_cache_mib: 64,
             default_deadline_ms: clouds::thread::DEFAULT_DEADLINE_MS,
             hop_limit: clouds::thread::DEFAULT_HOP_LIMIT,
             shutdown_grace_ms: 10_000,
@@ -167,6 +171,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.cache_objects == 0 {
             return Err("cache_objects must be at least 1".into());
+        }
+        if self.store_cache_mib == 0 {
+            return Err("store_cache_mib must be at least 1".into());
         }
         if self.default_deadline_ms == 0 {
             return Err("default_deadline_ms must be at least 1".into());

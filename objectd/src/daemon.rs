@@ -69,6 +69,9 @@ pub struct Args {
     /// Activated objects kept decoded in memory (default 10000).
     #[arg(long, env = "OBJECTD_CACHE_OBJECTS")]
     pub cache_objects: Option<usize>,
+    /// Memory for sled's cache of store pages, in MiB (default 64).
+    #[arg(long, env = "OBJECTD_STORE_CACHE_MIB")]
+    pub store_cache_mib: Option<u64>,
     /// Deadline of a thread that arrives without one, in ms (default 30000).
     #[arg(long, env = "OBJECTD_DEFAULT_DEADLINE_MS")]
     pub default_deadline_ms: Option<u64>,
@@ -172,6 +175,7 @@ impl Args {
         set(&mut c.identity, self.identity.map(Some));
         set(&mut c.admin, self.admin.map(Some));
         set(&mut c.cache_objects, self.cache_objects);
+        set(&mut c.store_cache_mib, self.store_cache_mib);
         set(&mut c.default_deadline_ms, self.default_deadline_ms);
         set(&mut c.hop_limit, self.hop_limit);
         set(&mut c.shutdown_grace_ms, self.shutdown_grace_ms);

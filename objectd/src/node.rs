@@ -75,8 +75,7 @@ pub async fn run(
     let identity = Arc::new(id);
     std::fs::create_dir_all(&config.data)
         .with_context(|| format!("cannot create data directory {}", config.data.display()))?;
-    let store =
-        Arc::new(SledStore::open_synced(&config.data, config.durability == crate::config::Durability::PowerLoss)?);
+    let store = Arc::new(SledStore::open_for(&config)?);
     config.admin = administrator(&config, store.as_ref())?;
     let classes: Vec<String> = registry.infos().into_iter().map(|c| c.name).collect();
     let root = prepare_root(&config, store.as_ref(), &registry).map_err(|e| anyhow::anyhow!("root directory: {e}"))?;

@@ -21,7 +21,7 @@ use capability::{KeyPair, PublicKey};
 use clouds::{BoxFuture, Codec, InvokeError, NodeId, ObjectId, Pages, RawRef, ThreadCtx};
 use objectd::engine::{Guard, Origin, Peers};
 use objectd::store::{Chunk, Commit, Cursor, IntentChange, Intents, Record, StoreError, Unit};
-use objectd::{Config, Durability, Engine, Registry, SledStore, Store};
+use objectd::{Config, Engine, Registry, SledStore, Store};
 use protocol::migration::{MigrationReport, Strategy};
 use protocol::{Identity, InitialState, Invocation, Liveness, NodeView, Placement, RequestBody, Response};
 use std::collections::{HashMap, HashSet};
@@ -350,7 +350,7 @@ impl Network {
         std::fs::create_dir_all(data).expect("data dir");
         let identity = Identity::load(&Identity::dir_in(&self._dir.path().join("cluster"), id)).expect("identity");
         Disk {
-            store: Arc::new(SledStore::open_synced(data, config.durability == Durability::PowerLoss).expect("store")),
+            store: Arc::new(SledStore::open_for(&config).expect("store")),
             up: Arc::new(AtomicBool::new(true)),
             identity: Arc::new(identity),
             config,

@@ -24,6 +24,9 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// sled's page cache when nothing else is asked for: a node's default (`store_cache_mib`).
+const DEFAULT_CACHE: u64 = 64 << 20;
+
 /// Units of a group in one sled transaction at most (a bigger group takes several).
 const MAX_UNITS: usize = 512;
 
@@ -130,8 +133,21 @@ impl SledStore {
 
     /// As `open`; with `synced`, every flush also survives a power cut (an fsync each).
     pub fn open_synced(dir: &Path, synced: bool) -> Result<SledStore, StoreError> {
+        SledStore::open_with(dir, synced, DEFAULT_CACHE)
+    }
+
+    /// The store a node's configuration asks for: its directory, `synced` for `power-loss`
+    /// durability, and its page cache.
+    pub fn open_for(config: &crate::Config) -> Result<SledStore, StoreError> {
+        let synced = config.durability == crate::Durability::PowerLoss;
+        SledStore::open_with(&config.data, synced, config.store_cache_mib.saturating_mul(1 << 20))
+    }
+
+    /// As `open_synced`, with sled's page cache at most `cache_bytes`.
+    pub fn open_with(dir: &Path, synced: bool, cache_bytes: u64) -> Result<SledStore, StoreError> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| io(format!("cannot open the store at {}: {e}", dir.display())))?;
         let tree = |name: &str| db.open_tree(name).map_err(io);
