@@ -101,9 +101,10 @@ pub async fn run() {
     }
     let one_hop = postcard::to_stdvec(&(vec![b.clone()],)).expect("args");
     let three_hops = postcard::to_stdvec(&(vec![b.clone(), c.clone()],)).expect("args");
-    measure_concurrent("nested: node 1 -> node 2 (1 hop out and back)", 1, RUN, call(&via1, &a, "look", one_hop))
-        .await
-        .print();
+    for threads in [1usize, 256] {
+        let name = format!("nested: node 1 -> node 2 (1 hop out and back), {threads} threads");
+        measure_concurrent(&name, threads, RUN, call(&via1, &a, "look", one_hop.clone())).await.print();
+    }
     measure_concurrent("nested: node 1 -> node 2 -> node 3 (3 objects)", 1, RUN, call(&via1, &a, "look", three_hops))
         .await
         .print();

@@ -542,7 +542,7 @@ async fn over_tarpc() {
     // The same bytes travel both ways: the invocation's payload size.
     let payload = vec![0u8; 64];
     Figures::print_header();
-    for concurrency in [1usize, 64] {
+    for concurrency in [1usize, 64, 256] {
         for (label, e) in
             [("raw tarpc echo (64 B)", echo.clone()), ("raw tarpc echo (64 B), encrypted", sealed.clone())]
         {

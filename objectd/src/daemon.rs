@@ -126,7 +126,7 @@ pub struct Args {
     #[arg(long, env = "OBJECTD_OTLP", value_name = "URL")]
     pub otlp: Option<String>,
     /// Log lines as `text` (default; coloured only on a terminal) or `json` (one object
-    /// per line). What is logged: `RUST_LOG` (default `info`).
+    /// per line). What is logged: `RUST_LOG` (default `info,tarpc=warn`).
     #[arg(long, env = "OBJECTD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
 }
@@ -196,13 +196,18 @@ impl Args {
     }
 }
 
+/// What is logged when `RUST_LOG` is not set.
+const DEFAULT_LOG: &str = "info,tarpc=warn";
+
 /// Parses argv, runs the node with `registry`'s classes, and maps the outcome to an exit code.
 pub fn main(registry: Registry) -> ExitCode {
     let args = Args::parse();
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // tarpc opens an INFO span per request (its fields formatted for the log layer, a
+    // timestamp among them): off unless `RUST_LOG` asks for it.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG.into());
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match args.log_format {
         LogFormat::Json => logs.json().with_filter(filter).boxed(),
@@ -220,7 +225,13 @@ pub fn main(registry: Registry) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::registry().with(logs).with(spans).init();
+    // No layer at all without OTel: an absent (`None`) layer counts as interested in every
+    // span and event, so each debug span of the hot path would be built and dropped.
+    let subscriber = tracing_subscriber::registry().with(logs);
+    match spans {
+        Some(spans) => subscriber.with(spans).init(),
+        None => subscriber.init(),
+    }
     let result = run(args, registry);
     // The last spans go out before the process ends.
     if let Some(provider) = provider {
