@@ -149,7 +149,9 @@ impl Client {
             return Ok(conn);
         }
         let addr = self.entry.addr;
-        let fresh = Connection::open(addr, CONNECT_TIMEOUT, Credentials::User(self.wallet.key()), None).await?;
+        // Boxed: the handshake's future is large, and every call's future would carry it.
+        let fresh =
+            Box::pin(Connection::open(addr, CONNECT_TIMEOUT, Credentials::User(self.wallet.key()), None)).await?;
         self.wallet.trust(fresh.server(), addr)?;
         *self.entry.conn.lock().expect("entry mutex") = fresh.clone();
         Ok(fresh)
@@ -181,7 +183,8 @@ impl Client {
                 async move {
                     let entry = self.entry().await?;
                     match &self.routes {
-                        Some(routes) => routes.send(node, body, left, &entry, &self.wallet).await,
+                        // Boxed, as the rarer path: it may open connections to other nodes.
+                        Some(routes) => Box::pin(routes.send(node, body, left, &entry, &self.wallet)).await,
                         None => entry.call(None, body, left).await,
                     }
                 }
@@ -189,13 +192,16 @@ impl Client {
         };
         match attempt().await {
             // The node with the object's home records is gone: if it was drained, the
-            // cluster names the node that keeps them now.
+            // cluster names the node that keeps them now. (Boxed, as rare: the common
+            // path's future stays small.)
             Err(e @ InvokeError::Unavailable { .. }) if self.routes.is_some() => {
                 let before = self.locations.home_of(target);
-                let Ok(ResponseBody::Nodes(nodes)) = self.request(RequestBody::Nodes).await else { return Err(e) };
+                let Ok(ResponseBody::Nodes(nodes)) = Box::pin(self.request(RequestBody::Nodes)).await else {
+                    return Err(e);
+                };
                 self.locations.set_keepers(protocol::view::keepers(&nodes));
                 if self.locations.home_of(target) != before && Instant::now() < deadline {
-                    attempt().await
+                    Box::pin(attempt()).await
                 } else {
                     Err(e)
                 }

@@ -125,7 +125,9 @@ impl Connection {
         let mut ctx = tarpc::context::current();
         ctx.deadline = Instant::now() + deadline + TRANSPORT_MARGIN;
         self.used.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
-        let answer = self.rpc.call(ctx, Request::new(body)).await.map_err(|e| e.to_string());
+        // Boxed: tarpc's call future is about 4.5 KB, and every future that awaits this one
+        // (a caller's, a node's forwarding) would otherwise carry it and be copied with it.
+        let answer = Box::pin(self.rpc.call(ctx, Request::new(body))).await.map_err(|e| e.to_string());
         self.used.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
         answer
     }
