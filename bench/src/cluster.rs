@@ -85,7 +85,10 @@ pub async fn run() {
             }
         }
     };
-    measure_concurrent("null read on node 2, asked of node 2", 1, RUN, call(&at2, &b, "visits", vec![])).await.print();
+    for threads in [1usize, 256] {
+        let name = format!("null read on node 2, asked of node 2, {threads} threads");
+        measure_concurrent(&name, threads, RUN, call(&at2, &b, "visits", vec![])).await.print();
+    }
     let routed = via1.clone().routed().await.expect("routes");
     measure_concurrent(
         "null read on node 2, routed client (entry node 1)",
