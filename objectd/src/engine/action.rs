@@ -335,7 +335,7 @@ impl Engine {
             }
             self.inner.waits.lock().expect("wait graph mutex").release(id, part.thread);
         }
-        Ok(result?)
+        result
     }
 
     /// Rolls this node's part back: every object reloads its committed state and unlocks.

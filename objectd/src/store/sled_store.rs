@@ -138,8 +138,8 @@ impl SledStore {
 
     /// The store a node's configuration asks for: its directory, `synced` for `power-loss`
     /// durability, and its page cache.
-    pub fn open_for(config: &crate::Config) -> Result<SledStore, StoreError> {
-        let synced = config.durability == crate::Durability::PowerLoss;
+    pub fn open_for(config: &crate::config::Config) -> Result<SledStore, StoreError> {
+        let synced = config.durability == crate::config::Durability::PowerLoss;
         SledStore::open_with(&config.data, synced, config.store_cache_mib.saturating_mul(1 << 20))
     }
 
