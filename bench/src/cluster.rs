@@ -19,12 +19,14 @@ fn binary(name: &str) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
+/// A figure of `/proc/PID/smaps_rollup`, in KiB: `Rss` (resident, pages shared with other
+/// processes counted whole), `Pss` (shared pages split between the processes sharing them:
+/// the three nodes run one binary), `Pss_Anon` (the process's own heap and stacks).
+fn memory_kib(pid: &str, field: &str) -> u64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    rollup
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.split(':').next() == Some(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
@@ -54,15 +56,28 @@ pub async fn run() {
         .collect();
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut total = 0;
-    let mut each = Vec::new();
-    for id in 1..=3 {
-        let pid = std::fs::read_to_string(dir.path().join(format!("{id}.pid"))).unwrap_or_default();
-        let kib = rss_kib(pid.trim());
-        total += kib;
-        each.push(format!("node-{id} {:.1} MiB", kib as f64 / 1024.0));
+    println!("idle memory of the 3 nodes, from /proc/PID/smaps_rollup:\n");
+    println!("| measure | node-1 | node-2 | node-3 | cluster |");
+    println!("|---|---:|---:|---:|---:|");
+    let pids: Vec<String> = (1..=3)
+        .map(|id| std::fs::read_to_string(dir.path().join(format!("{id}.pid"))).unwrap_or_default().trim().to_string())
+        .collect();
+    for (field, what) in [
+        ("Rss", "RSS (the shared binary counted in each)"),
+        ("Pss", "PSS (shared pages split)"),
+        ("Pss_Anon", "own memory (anonymous)"),
+    ] {
+        let kib: Vec<u64> = pids.iter().map(|pid| memory_kib(pid, field)).collect();
+        let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
+        println!(
+            "| {what} | {} | {} | {} | {} |",
+            mib(kib[0]),
+            mib(kib[1]),
+            mib(kib[2]),
+            mib(kib.iter().sum())
+        );
     }
-    println!("idle memory (RSS): {}; cluster total {:.1} MiB\n", each.join(", "), total as f64 / 1024.0);
+    println!();
 
     let via1 = Client::connect(nodes[0]).await.expect("connect node 1");
     let at2 = Client::connect(nodes[1]).await.expect("connect node 2");
