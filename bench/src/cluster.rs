@@ -69,13 +69,7 @@ pub async fn run() {
     ] {
         let kib: Vec<u64> = pids.iter().map(|pid| memory_kib(pid, field)).collect();
         let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
-        println!(
-            "| {what} | {} | {} | {} | {} |",
-            mib(kib[0]),
-            mib(kib[1]),
-            mib(kib[2]),
-            mib(kib.iter().sum())
-        );
+        println!("| {what} | {} | {} | {} | {} |", mib(kib[0]), mib(kib[1]), mib(kib[2]), mib(kib.iter().sum()));
     }
     println!();
 

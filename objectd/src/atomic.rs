@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 pub enum Step {
     /// Coordinator: the prepares were sent, the votes not yet counted.
     VotesAsked,
+    /// Participant: its prepared intent is durable, its vote not yet given.
+    Preparing,
     Prepared,
     Decided,
     Applied,
@@ -37,6 +39,7 @@ impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Step::VotesAsked => "votes asked",
+            Step::Preparing => "preparing",
             Step::Prepared => "prepared",
             Step::Decided => "decided",
             Step::Applied => "applied",

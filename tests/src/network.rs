@@ -476,6 +476,11 @@ impl Network {
         Ok(serde_json::from_slice(&reply.value).expect("a JSON reply"))
     }
 
+    /// The protocol intents node `id`'s store holds now (what a restart would resume).
+    pub fn intents(&self, id: u16) -> Intents {
+        self.disks[&NodeId(id)].store.intents().expect("the store's intents")
+    }
+
     /// Crashes node `id`: its engine is gone, with everything it held in memory.
     pub fn crash(&mut self, id: u16) {
         let id = NodeId(id);

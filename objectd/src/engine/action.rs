@@ -438,7 +438,7 @@ impl Engine {
         }
         self.inner.actions.with(|parts| {
             if let Some(p) = parts.get_mut(&action.id) {
-                if p.state == Part::Active && next == Part::Prepared {
+                if state == Part::Active && next == Part::Prepared {
                     // The decision should follow at once; if it does not, ask soon.
                     p.due = Instant::now() + ASK_AFTER;
                 }
@@ -460,7 +460,23 @@ impl Engine {
         let Some(record) = record else { return Err(InvokeError::invalid("the part is gone")) };
         let bytes = serde_json::to_vec(&record).map_err(InvokeError::storage)?;
         self.inner.store.intent_put(&key(PREPARED, action.id), &bytes)?;
-        self.inner.commits.flushed_now().await
+        self.inner.commits.flushed_now().await?;
+        self.action_fault(Role::Participant, atomic::Step::Preparing).await;
+        // The part may have been rolled back while the intent was being written (an abort
+        // from the coordinator): then the intent goes too. Marked prepared under the same
+        // lock as a rollback takes the part, so that one of the two drops the intent.
+        let kept = self.inner.actions.with(|parts| match parts.get_mut(&action.id) {
+            Some(p) => {
+                p.state = Part::Prepared;
+                true
+            }
+            None => false,
+        });
+        if !kept {
+            self.inner.store.intent_remove(&key(PREPARED, action.id))?;
+            return Err(InvokeError::invalid("the part was rolled back while it prepared"));
+        }
+        Ok(())
     }
 
     /// After a restart: prepared parts take their objects' locks again (before anything is

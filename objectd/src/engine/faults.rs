@@ -134,9 +134,27 @@ impl Engine {
         role: Role,
         step: Step,
     ) -> (std::sync::Arc<tokio::sync::Notify>, std::sync::Arc<tokio::sync::Notify>) {
+        self.arm_pause_at(role, Point::Move(step))
+    }
+
+    /// Arms a pause at the step `(role, step)` of atomic actions (see `arm_pause`).
+    #[cfg(feature = "faults")]
+    pub fn arm_action_pause(
+        &self,
+        role: Role,
+        step: crate::atomic::Step,
+    ) -> (std::sync::Arc<tokio::sync::Notify>, std::sync::Arc<tokio::sync::Notify>) {
+        self.arm_pause_at(role, Point::Action(step))
+    }
+
+    #[cfg(feature = "faults")]
+    fn arm_pause_at(
+        &self,
+        role: Role,
+        point: Point,
+    ) -> (std::sync::Arc<tokio::sync::Notify>, std::sync::Arc<tokio::sync::Notify>) {
         let (hit, resume) = (std::sync::Arc::default(), std::sync::Arc::<tokio::sync::Notify>::default());
-        let armed =
-            Armed { role, point: Point::Move(step), hit: std::sync::Arc::clone(&hit), resume: Some(resume.clone()) };
+        let armed = Armed { role, point, hit: std::sync::Arc::clone(&hit), resume: Some(resume.clone()) };
         *self.inner.faults.lock().expect("faults mutex") = Some(armed);
         (hit, resume)
     }
@@ -160,7 +178,7 @@ pub enum Point {
 /// Reads a fault point: `ROLE:STEP`. Roles `source`, `target`, `home` name a move's steps
 /// as `migration::Step` prints them with dashes (`intent-written`, `copy-round-1`, ...);
 /// roles `coordinator` and `participant` name an atomic action's (`votes-asked`,
-/// `prepared`, `decided`, `applied`, `told`); `keeper:adopted` and `drained:handed` a
+/// `preparing`, `prepared`, `decided`, `applied`, `told`); `keeper:adopted` and `drained:handed` a
 /// drain's handover.
 pub fn parse_point(text: &str) -> Result<(Role, Point), String> {
     let (role, step) = text.split_once(':').ok_or_else(|| format!("`{text}`: expected ROLE:STEP"))?;
@@ -185,7 +203,10 @@ pub fn parse_point(text: &str) -> Result<(Role, Point), String> {
         vec![Point::Handover(Handover::Handed)]
     } else if matches!(role, Role::Coordinator | Role::Participant) {
         use crate::atomic::Step as A;
-        [A::VotesAsked, A::Prepared, A::Decided, A::Applied, A::Told].into_iter().map(Point::Action).collect()
+        [A::VotesAsked, A::Preparing, A::Prepared, A::Decided, A::Applied, A::Told]
+            .into_iter()
+            .map(Point::Action)
+            .collect()
     } else {
         let mut steps = vec![
             Step::IntentWritten,

@@ -81,6 +81,7 @@ async fn a_transfer_commits_on_both_nodes_or_on_neither() {
 async fn a_crash_at_every_step_of_the_commit_leaves_the_transfer_whole() {
     // (the node that stops, its role, the step, whether the transfer is done afterwards)
     let points = [
+        (2, Role::Participant, Step::Preparing, false),
         (2, Role::Participant, Step::Prepared, false),
         (1, Role::Coordinator, Step::VotesAsked, false),
         (1, Role::Coordinator, Step::Decided, true),
@@ -123,6 +124,57 @@ async fn a_crash_at_every_step_of_the_commit_leaves_the_transfer_whole() {
         assert_eq!(net.invoke(2, &b, "transfer", json!([a, 10]), SHORT).await.unwrap(), json!(expected.1 - 10));
         assert_eq!(balance(&net, 1, &a).await, expected.0 + 10, "at {step}");
     }
+}
+
+/// The coordinator hears no vote from a participant whose prepare is slow and aborts; the
+/// participant rolls its part back while its prepared intent is still being written. The
+/// intent goes too, so that a restart finds nothing to hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_rolled_back_while_it_prepares_leaves_no_prepared_intent() {
+    let mut net = Network::start(3).await;
+    let (a, b) = (account(&net, 1, 100).await, account(&net, 2, 50).await);
+    let (hit, resume) = net.engine(2).arm_action_pause(Role::Participant, Step::Preparing);
+    let transfer = {
+        let (engine, a, b) = (net.engine(3), a.clone(), b.clone());
+        tokio::spawn(async move {
+            let inv = tests::network::invocation(&a, "transfer", json!([b, 30]), Duration::from_secs(30));
+            engine.invoke(inv).await
+        })
+    };
+    tokio::time::timeout(SHORT, hit.notified()).await.expect("the participant reached its prepare");
+    let prepared = |net: &Network| net.intents(2).iter().any(|(k, _)| k.starts_with(b"prepared/"));
+    assert!(prepared(&net), "the prepared intent is written before the pause");
+    // The coordinator waits 5 s for the vote, then aborts and tells the participant.
+    let outcome = tokio::time::timeout(Duration::from_secs(20), transfer).await.expect("the transfer ended");
+    assert!(matches!(outcome.expect("task"), Err(InvokeError::Aborted { .. })));
+    let mut released = false;
+    for _ in 0..100 {
+        let describe = protocol::RequestBody::Describe(b.clone());
+        if let Ok(protocol::ResponseBody::Described(i)) =
+            net.engine(2).handle(objectd::engine::Origin::Caller, describe).await
+        {
+            if i.held_by.is_none() {
+                released = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(released, "the abort rolled the participant's part back");
+    resume.notify_one();
+    let mut gone = false;
+    for _ in 0..100 {
+        if !prepared(&net) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the prepare took its intent back once it found the part rolled back");
+    net.crash(2);
+    net.restart(2).await;
+    assert_eq!((balance(&net, 3, &a).await, balance(&net, 3, &b).await), (100, 50));
+    assert_eq!(net.invoke(2, &b, "transfer", json!([a, 10]), SHORT).await.unwrap(), json!(40));
 }
 
 /// Crossing transfers between six accounts on three nodes, 8 at a time: deadlocks between
