@@ -83,6 +83,19 @@ pub enum Unit {
     Commit(Commit),
     /// A new live object at version 1, as `Store::create`.
     Create { id: ObjectId, class: String, state: Vec<u8> },
+    /// An atomic action's commits on this node with a protocol intent put (`Some` value)
+    /// or removed (`None`), all or nothing, as `Store::commit_with_intent`.
+    Action { commits: Vec<Commit>, intent: Option<(Vec<u8>, Option<Vec<u8>>)> },
+}
+
+impl Unit {
+    /// The intent change of an `Action`, borrowed.
+    pub fn intent_change(intent: &Option<(Vec<u8>, Option<Vec<u8>>)>) -> Option<IntentChange<'_>> {
+        intent.as_ref().map(|(key, value)| match value {
+            Some(value) => IntentChange::Put(key, value),
+            None => IntentChange::Remove(key),
+        })
+    }
 }
 
 /// Where the objects of one node live.
@@ -113,6 +126,7 @@ pub trait Store: Send + Sync + 'static {
             .map(|unit| match unit {
                 Unit::Commit(c) => self.commit(c),
                 Unit::Create { id, class, state } => self.create(*id, class, state),
+                Unit::Action { commits, intent } => self.commit_with_intent(commits, Unit::intent_change(intent)),
             })
             .collect())
     }

@@ -17,7 +17,7 @@ use super::faults::Role;
 use super::table::{Active, Slot};
 use super::Engine;
 use crate::atomic::{self, Decision, Effect, Event, Part, Vote};
-use crate::store::{Commit, IntentChange};
+use crate::store::{Commit, Unit};
 use clouds::{ActionRef, InvokeError, NodeId, ObjectId, ThreadId};
 use protocol::wire::{ActionStep, ActionTrail, Outcome};
 use protocol::{RequestBody, ResponseBody};
@@ -240,7 +240,7 @@ impl Engine {
                 let decided = key(DECIDED, action.id);
                 let record = DecidedRecord { action, participants: others.clone() };
                 let bytes = serde_json::to_vec(&record).map_err(InvokeError::storage)?;
-                let intent = (!others.is_empty()).then_some(IntentChange::Put(&decided, &bytes));
+                let intent = (!others.is_empty()).then_some((decided, Some(bytes)));
                 if let Err(e) = self.apply_here(action, intent).await {
                     // Nothing was applied here, no decision was recorded, nobody was told.
                     self.abort_everywhere(action).await;
@@ -303,23 +303,23 @@ impl Engine {
     /// Applies this node's part of a committed action durably, then unlocks its objects.
     /// `intent`: the coordinator's decision, written with its changes; a participant's
     /// prepared intent goes with its changes instead.
-    async fn apply_here(&self, action: ActionRef, intent: Option<IntentChange<'_>>) -> Result<(), InvokeError> {
-        let prepared = key(PREPARED, action.id);
+    async fn apply_here(
+        &self,
+        action: ActionRef,
+        intent: Option<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), InvokeError> {
         let Some(part) = self.inner.actions.with(|parts| parts.remove(&action.id)) else {
             // Nothing here (or applied already): a decision is still recorded.
-            self.inner.store.commit_with_intent(&[], intent)?;
-            return self.inner.commits.flushed_now().await;
+            return self.inner.commits.apply_flushed(Unit::Action { commits: Vec::new(), intent }).await;
         };
         let intent = match (intent, part.state) {
-            (None, Part::Prepared) => Some(IntentChange::Remove(&prepared)),
+            (None, Part::Prepared) => Some((key(PREPARED, action.id), None)),
             (intent, _) => intent,
         };
         let commits: Vec<Commit> = part.holds.values().filter_map(|h| h.pending.clone()).collect();
-        // Durable with the next group flush, which the node's other writers share.
-        let result = match self.inner.store.commit_with_intent(&commits, intent) {
-            Ok(()) => self.inner.commits.flushed_now().await,
-            Err(e) => Err(e.into()),
-        };
+        // One unit of the group commit: in the same store transaction and flush as the
+        // node's other writers.
+        let result = self.inner.commits.apply_flushed(Unit::Action { commits, intent }).await;
         for (id, hold) in part.holds {
             if let Some(mut guard) = hold.guard {
                 match (&result, &hold.pending) {
@@ -459,8 +459,8 @@ impl Engine {
         });
         let Some(record) = record else { return Err(InvokeError::invalid("the part is gone")) };
         let bytes = serde_json::to_vec(&record).map_err(InvokeError::storage)?;
-        self.inner.store.intent_put(&key(PREPARED, action.id), &bytes)?;
-        self.inner.commits.flushed_now().await?;
+        let intent = Some((key(PREPARED, action.id), Some(bytes)));
+        self.inner.commits.apply_flushed(Unit::Action { commits: Vec::new(), intent }).await?;
         self.action_fault(Role::Participant, atomic::Step::Preparing).await;
         // The part may have been rolled back while the intent was being written (an abort
         // from the coordinator): then the intent goes too. Marked prepared under the same

@@ -70,6 +70,16 @@ impl GroupCommit {
         outcome.await.unwrap_or_else(|_| Err(InvokeError::storage("the flusher stopped (node shutting down)")))
     }
 
+    /// `apply`, and flushed at every durability level: the steps of an atomic action,
+    /// which other nodes act on.
+    pub async fn apply_flushed(&self, unit: Unit) -> Result<(), InvokeError> {
+        self.apply(unit).await?;
+        match self.durability {
+            Durability::Buffered => self.flushed_now().await,
+            _ => Ok(()),
+        }
+    }
+
     /// Takes a ticket for a commit that has been applied to the store.
     pub fn record(&self) -> u64 {
         self.written.fetch_add(1, Ordering::SeqCst) + 1

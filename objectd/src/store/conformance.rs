@@ -160,6 +160,31 @@ fn a_group_applies_each_unit_on_its_own(open: Open) {
     ];
     let results = s.apply_group(&units).unwrap();
     assert_eq!(results.len(), 5);
+    // An action's unit is all or nothing, its intent included.
+    let (x, y) = (ObjectId::new(NodeId(1)), ObjectId::new(NodeId(1)));
+    s.create(x, "C", b"x1").unwrap();
+    s.create(y, "C", b"y1").unwrap();
+    let actions = vec![
+        Unit::Action {
+            commits: vec![commit(x, 1, b"x-lost", &[]), commit(y, 9, b"y-lost", &[])],
+            intent: Some((b"decided/lost".to_vec(), Some(b"1".to_vec()))),
+        },
+        Unit::Action {
+            commits: vec![commit(x, 1, b"x2", &[(b"p", Some(b"2"))]), commit(y, 1, b"y2", &[])],
+            intent: Some((b"decided/kept".to_vec(), Some(b"1".to_vec()))),
+        },
+    ];
+    let done = s.apply_group(&actions).unwrap();
+    assert!(matches!(done[0], Err(StoreError::VersionConflict { expected: 9, .. })), "{:?}", done[0]);
+    assert!(done[1].is_ok(), "{:?}", done[1]);
+    assert_eq!((live(&*s, x).2, live(&*s, y).2), (b"x2".to_vec(), b"y2".to_vec()));
+    assert_eq!(s.intent_get(b"decided/lost").unwrap(), None);
+    assert_eq!(s.intent_get(b"decided/kept").unwrap().as_deref(), Some(&b"1"[..]));
+    let remove = [Unit::Action { commits: vec![], intent: Some((b"decided/kept".to_vec(), None)) }];
+    assert!(s.apply_group(&remove).unwrap()[0].is_ok());
+    assert_eq!(s.intent_get(b"decided/kept").unwrap(), None);
+    s.delete(x).unwrap();
+    s.delete(y).unwrap();
     assert!(results[0].is_ok());
     assert!(matches!(results[1], Err(StoreError::VersionConflict { expected: 7, found: 1, .. })));
     assert!(results[2].is_ok());

@@ -232,8 +232,8 @@ impl SledStore {
     fn apply_chunks(&self, units: &[Unit]) -> (Result<Vec<Result<(), StoreError>>, StoreError>, i64) {
         let (mut all, mut created) = (Vec::with_capacity(units.len()), 0);
         for chunk in units.chunks(MAX_UNITS) {
-            let results = (&self.objects, &self.pages, &self.calls)
-                .transaction(|(objects, pages, calls)| {
+            let results = (&self.objects, &self.pages, &self.calls, &self.intent_tree)
+                .transaction(|(objects, pages, calls, intents)| {
                     let mut results = Vec::with_capacity(chunk.len());
                     for unit in chunk {
                         results.push(match unit {
@@ -254,6 +254,36 @@ impl SledStore {
                                     Ok(())
                                 }
                             },
+                            Unit::Action { commits, intent } => {
+                                // Every commit checked before any is written: all or none.
+                                let mut checked = Vec::with_capacity(commits.len());
+                                let mut refused = None;
+                                for c in commits {
+                                    match check_commit(objects, c)? {
+                                        Ok(class) => checked.push(class),
+                                        Err(e) => {
+                                            refused = Some(e);
+                                            break;
+                                        }
+                                    }
+                                }
+                                match refused {
+                                    Some(e) => Err(e),
+                                    None => {
+                                        for (c, class) in commits.iter().zip(checked) {
+                                            write_commit(objects, pages, calls, c, class)?;
+                                        }
+                                        match intent {
+                                            Some((key, Some(value))) => {
+                                                intents.insert(key.as_slice(), value.as_slice()).map(|_| ())?
+                                            }
+                                            Some((key, None)) => intents.remove(key.as_slice()).map(|_| ())?,
+                                            None => {}
+                                        }
+                                        Ok(())
+                                    }
+                                }
+                            }
                         });
                     }
                     Ok::<_, ConflictableTransactionError<StoreError>>(results)
