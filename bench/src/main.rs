@@ -504,6 +504,18 @@ async fn creation() {
         )
         .await
         .print();
+        if callers == 1 {
+            // What each creation signs: an owner capability for its creator.
+            let (e, id, holder) = (engine.clone(), id.id, capability::KeyPair::generate().public());
+            measure_latency("issue an owner capability (one ed25519 signature)", RUN, move || {
+                let e = e.clone();
+                async move {
+                    std::hint::black_box(e.guard().issue_owner(id, 0, holder));
+                }
+            })
+            .await
+            .print();
+        }
         let c = client.clone();
         measure_concurrent(&format!("create Counter, {callers} callers"), callers, RUN, move |_| {
             let c = c.clone();
