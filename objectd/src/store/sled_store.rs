@@ -243,47 +243,20 @@ impl SledStore {
                             },
                             Unit::Create { id, class, state } => match objects.get(id.as_bytes())? {
                                 Some(_) => Err(StoreError::AlreadyExists(*id)),
-                                None => {
-                                    let rec = Record::Live {
-                                        class: class.clone(),
-                                        version: 1,
-                                        epoch: 0,
-                                        state: state.clone(),
-                                    };
-                                    objects.insert(id.as_bytes(), record::encode(&rec))?;
+                                None => objects.insert(id.as_bytes(), new_record(class, state)).map(|_| Ok(()))?,
+                            },
+                            Unit::Action { commits, intent } => match check_commits(objects, commits)? {
+                                Err(e) => Err(e),
+                                Ok(classes) => {
+                                    for (c, class) in commits.iter().zip(classes) {
+                                        write_commit(objects, pages, calls, c, class)?;
+                                    }
+                                    if let Some(change) = Unit::intent_change(intent) {
+                                        write_intent(intents, change)?;
+                                    }
                                     Ok(())
                                 }
                             },
-                            Unit::Action { commits, intent } => {
-                                // Every commit checked before any is written: all or none.
-                                let mut checked = Vec::with_capacity(commits.len());
-                                let mut refused = None;
-                                for c in commits {
-                                    match check_commit(objects, c)? {
-                                        Ok(class) => checked.push(class),
-                                        Err(e) => {
-                                            refused = Some(e);
-                                            break;
-                                        }
-                                    }
-                                }
-                                match refused {
-                                    Some(e) => Err(e),
-                                    None => {
-                                        for (c, class) in commits.iter().zip(checked) {
-                                            write_commit(objects, pages, calls, c, class)?;
-                                        }
-                                        match intent {
-                                            Some((key, Some(value))) => {
-                                                intents.insert(key.as_slice(), value.as_slice()).map(|_| ())?
-                                            }
-                                            Some((key, None)) => intents.remove(key.as_slice()).map(|_| ())?,
-                                            None => {}
-                                        }
-                                        Ok(())
-                                    }
-                                }
-                            }
                         });
                     }
                     Ok::<_, ConflictableTransactionError<StoreError>>(results)
@@ -321,11 +294,10 @@ impl Store for SledStore {
     }
 
     fn create(&self, id: ObjectId, class: &str, state: &[u8]) -> Result<(), StoreError> {
-        let rec = Record::Live { class: class.to_string(), version: 1, epoch: 0, state: state.to_vec() };
         self.counting(|| {
             match self
                 .objects
-                .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(record::encode(&rec)))
+                .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(new_record(class, state)))
                 .map_err(io)?
             {
                 Ok(()) => Ok(((), 1)),
@@ -343,11 +315,7 @@ impl Store for SledStore {
             Some(change) => (&self.objects, &self.pages, &self.calls, &self.intent_tree).transaction(
                 |(objects, pages, calls, intents)| {
                     apply_commits(objects, pages, calls, commits)?;
-                    match change {
-                        IntentChange::Put(k, v) => intents.insert(k, v).map(|_| ())?,
-                        IntentChange::Remove(k) => intents.remove(k).map(|_| ())?,
-                    }
-                    Ok(())
+                    Ok(write_intent(intents, change)?)
                 },
             ),
         };
@@ -619,11 +587,42 @@ fn apply_commits(
     calls: &sled::transaction::TransactionalTree,
     commits: &[Commit],
 ) -> sled::transaction::ConflictableTransactionResult<(), StoreError> {
-    for c in commits {
-        let class = check_commit(objects, c)?.map_err(ConflictableTransactionError::Abort)?;
+    let classes = check_commits(objects, commits)?.map_err(ConflictableTransactionError::Abort)?;
+    for (c, class) in commits.iter().zip(classes) {
         write_commit(objects, pages, calls, c, class)?;
     }
     Ok(())
+}
+
+/// Whether every commit applies: their objects' classes, or why the first does not.
+fn check_commits(
+    objects: &sled::transaction::TransactionalTree,
+    commits: &[Commit],
+) -> Result<Result<Vec<String>, StoreError>, UnabortableTransactionError> {
+    let mut classes = Vec::with_capacity(commits.len());
+    for c in commits {
+        match check_commit(objects, c)? {
+            Ok(class) => classes.push(class),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(classes))
+}
+
+/// A protocol intent put or removed.
+fn write_intent(
+    intents: &sled::transaction::TransactionalTree,
+    change: IntentChange<'_>,
+) -> Result<(), UnabortableTransactionError> {
+    match change {
+        IntentChange::Put(k, v) => intents.insert(k, v).map(|_| ()),
+        IntentChange::Remove(k) => intents.remove(k).map(|_| ()),
+    }
+}
+
+/// The encoded record of a new live object.
+fn new_record(class: &str, state: &[u8]) -> Vec<u8> {
+    record::encode(&Record::Live { class: class.to_string(), version: 1, epoch: 0, state: state.to_vec() })
 }
 
 /// Whether `c` applies: the object's class if it is live at the commit's base version.
