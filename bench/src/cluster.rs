@@ -22,7 +22,7 @@ fn binary(name: &str) -> Option<PathBuf> {
 /// A figure of `/proc/PID/smaps_rollup`, in KiB: `Rss` (resident, pages shared with other
 /// processes counted whole), `Pss` (shared pages split between the processes sharing them:
 /// the three nodes run one binary), `Pss_Anon` (the process's own heap and stacks).
-fn memory_kib(pid: &str, field: &str) -> u64 {
+pub(crate) fn memory_kib(pid: &str, field: &str) -> u64 {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     rollup
         .lines()

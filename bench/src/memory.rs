@@ -4,6 +4,7 @@
 //! `memory-node DIR`) then opens it as a node does (store and engine) and reports its
 //! resident memory when started, after reading every object once, and after writing a
 //! tenth of them, so that nothing the writing of the store left behind counts.
+//! `BENCH_STORE_CACHE_MIB=N` gives sled's page cache another size than the node's default.
 
 use crate::{invocation, RUN};
 use objectd::engine::peers::Alone;
@@ -16,16 +17,9 @@ use std::time::{Duration, Instant};
 
 const OBJECTS: usize = 1_000_000;
 
-/// Resident memory of this process, in MiB (`VmRSS`).
+/// Resident memory of this process, in MiB.
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    kib as f64 / 1024.0
+    crate::cluster::memory_kib("self", "Rss") as f64 / 1024.0
 }
 
 pub fn run() {
