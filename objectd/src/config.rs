@@ -261,6 +261,8 @@ mod tests {
     fn validate_names_the_bad_field() {
         let c = Config { cache_objects: 0, ..Config::default() };
         assert!(c.validate().unwrap_err().contains("cache_objects"));
+        let c = Config { store_cache_mib: 0, ..Config::default() };
+        assert!(c.validate().unwrap_err().contains("store_cache_mib"));
         assert!(Config::default().validate().is_ok());
         let c = Config { placement: "least-loaded".into(), ..Config::default() };
         assert!(c.validate().is_ok());

@@ -71,33 +71,22 @@ impl GroupCommit {
     }
 
     /// `apply`, and flushed at every durability level: the steps of an atomic action,
-    /// which other nodes act on.
+    /// which other nodes act on. With `buffered` (no flusher groups), a flush of its own.
     pub async fn apply_flushed(&self, unit: Unit) -> Result<(), InvokeError> {
         self.apply(unit).await?;
-        match self.durability {
-            Durability::Buffered => self.flushed_now().await,
-            _ => Ok(()),
-        }
-    }
-
-    /// Takes a ticket for a commit that has been applied to the store.
-    pub fn record(&self) -> u64 {
-        self.written.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    /// Waits until everything written to the store so far is flushed, at every durability
-    /// level: the steps of an atomic action's commit, which other nodes act on. With the
-    /// flusher, the next group flush (a ticket taken now); with `buffered`, a flush of its
-    /// own.
-    pub async fn flushed_now(&self) -> Result<(), InvokeError> {
         if self.durability != Durability::Buffered {
-            return self.durable(self.record()).await;
+            return Ok(());
         }
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.flush()).await {
             Ok(result) => Ok(result?),
             Err(e) => Err(InvokeError::storage(format!("the flush task failed: {e}"))),
         }
+    }
+
+    /// Takes a ticket for a commit that has been applied to the store.
+    pub fn record(&self) -> u64 {
+        self.written.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Waits until the commit with this ticket is durable.
