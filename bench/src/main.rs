@@ -555,33 +555,59 @@ async fn over_tarpc() {
     let payload = vec![0u8; 64];
     Figures::print_header();
     for concurrency in [1usize, 64, 256] {
-        for (label, e) in
-            [("raw tarpc echo (64 B)", echo.clone()), ("raw tarpc echo (64 B), encrypted", sealed.clone())]
-        {
-            let p = payload.clone();
-            measure_concurrent(&format!("{label}, {concurrency} in flight"), concurrency, RUN, move |_| {
-                let (e, p) = (e.clone(), p.clone());
-                async move {
-                    e.echo(tarpc::context::current(), p).await.unwrap();
+        // The four rows take turns, a short run each, `ROUNDS` times: this machine switches
+        // between a fast and a slow mode for seconds at a time, and taking turns gives every
+        // row its share of both, so their ratios hold within the run.
+        let mut rows: Vec<Option<Figures>> = (0..4).map(|_| None).collect();
+        for _ in 0..ROUNDS {
+            for (row, slot) in rows.iter_mut().enumerate() {
+                let budget = RUN / ROUNDS as u32;
+                let figures = if row < 2 {
+                    let (label, e) =
+                        [("raw tarpc echo (64 B)", &echo), ("raw tarpc echo (64 B), encrypted", &sealed)][row];
+                    let (e, p) = (e.clone(), payload.clone());
+                    measure_concurrent(&format!("{label}, {concurrency} in flight"), concurrency, budget, move |_| {
+                        let (e, p) = (e.clone(), p.clone());
+                        async move {
+                            e.echo(tarpc::context::current(), p).await.unwrap();
+                        }
+                    })
+                    .await
+                } else {
+                    let (label, c) = [("", &client), (", unencrypted (measuring only)", &clear)][row - 2];
+                    let (c, id) = (c.clone(), id.clone());
+                    let label = format!("Counter.get via client{label}, {concurrency} in flight");
+                    measure_concurrent(&label, concurrency, budget, move |_| {
+                        let (c, id) = (c.clone(), id.clone());
+                        async move {
+                            c.invoke_on(ThreadCtx::new(30_000), &id, "get", Codec::Binary, vec![], None).await.unwrap();
+                        }
+                    })
+                    .await
+                };
+                match slot {
+                    Some(f) => f.merge(figures),
+                    None => *slot = Some(figures),
                 }
-            })
-            .await
-            .print();
+            }
         }
-        for (label, c) in [("", client.clone()), (", unencrypted (measuring only)", clear.clone())] {
-            let id = id.clone();
-            let label = format!("Counter.get via client{label}, {concurrency} in flight");
-            measure_concurrent(&label, concurrency, RUN, move |_| {
-                let (c, id) = (c.clone(), id.clone());
-                async move {
-                    c.invoke_on(ThreadCtx::new(30_000), &id, "get", Codec::Binary, vec![], None).await.unwrap();
-                }
-            })
-            .await
-            .print();
+        let rows: Vec<Figures> = rows.into_iter().flatten().collect();
+        for f in &rows {
+            f.print();
         }
+        let (echo_f, call) = (&rows[0], &rows[2]);
+        println!(
+            "| -> Counter.get / plain echo: median {:.2}x, throughput {:.2}x; / encrypted echo: median {:.2}x, throughput {:.2}x |||",
+            call.median().as_secs_f64() / echo_f.median().as_secs_f64(),
+            call.ops_per_sec() / echo_f.ops_per_sec(),
+            call.median().as_secs_f64() / rows[1].median().as_secs_f64(),
+            call.ops_per_sec() / rows[1].ops_per_sec(),
+        );
     }
 }
+
+/// How many turns each row of an interleaved section takes.
+const ROUNDS: usize = 5;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

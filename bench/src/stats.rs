@@ -28,10 +28,28 @@ impl Figures {
         println!(
             "| {:<58} | {:>10.0} | {:>10} | {:>10} |",
             self.name,
-            self.ops as f64 / self.elapsed.as_secs_f64(),
+            self.ops_per_sec(),
             show(pct(0.5)),
             show(pct(0.99))
         );
+    }
+}
+
+impl Figures {
+    /// Adds another measurement of the same thing (a later round of an interleaved run).
+    pub fn merge(&mut self, other: Figures) {
+        self.ops += other.ops;
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+    }
+
+    pub fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn median(&self) -> Duration {
+        self.latencies.get(self.latencies.len() / 2).copied().unwrap_or_default()
     }
 }
 

@@ -1,6 +1,6 @@
 //! The encrypted channel every connection runs in: a Noise handshake
-//! (`Noise_NN_25519_ChaChaPoly_BLAKE2s`, with the `snow` crate) gives both ends fresh keys
-//! and a handshake hash; then every byte goes in ChaCha20-Poly1305 messages. Noise NN
+//! (`Noise_NN_25519_AESGCM_BLAKE2s`, with the `snow` crate) gives both ends fresh keys
+//! and a handshake hash; then every byte goes in AES-256-GCM messages. Noise NN
 //! authenticates nobody by itself: the Clouds handshake that follows, inside the channel,
 //! signs the handshake hash with the keys the cluster certifies (`handshake`), so a relay
 //! in the middle, which has a different hash with each side, cannot pass the signatures
@@ -8,15 +8,23 @@
 //! of its own, not X.509; Noise needs no certificates, and binding its hash into the
 //! existing signed handshake authenticates it with the keys already there.
 //!
+//! Why AES-GCM and not ChaCha20-Poly1305: sealing and opening a 150-byte message took
+//! 0.96 us with AES-GCM and 4.6 us with ChaCha20-Poly1305 on the project's machine (the
+//! RustCrypto crates snow uses; AES-NI and CLMUL are found at run time), and a null call
+//! seals and opens two messages. A CPU without AES-NI gets a slower, still constant-time,
+//! software AES.
+//!
 //! On the wire: the two handshake messages, then transport messages; each is a 2-byte
-//! big-endian length and that many bytes.
+//! big-endian length and that many bytes. The first handshake message carries the pattern's
+//! name in clear, so a peer built with another channel is told so instead of failing to
+//! decrypt.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-const PATTERN: &str = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
+const PATTERN: &str = "Noise_NN_25519_AESGCM_BLAKE2s";
 /// The largest Noise message, and the most plaintext one carries (less the 16-byte tag).
 const MAX_MESSAGE: usize = 65_535;
 const MAX_PLAIN: usize = MAX_MESSAGE - 16;
@@ -42,9 +50,11 @@ async fn recv_message<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Vec<u8
 pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> io::Result<Secure<S>> {
     let mut noise = snow::Builder::new(PATTERN.parse().expect("a valid pattern")).build_initiator().map_err(broke)?;
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let n = noise.write_message(&[], &mut buf).map_err(broke)?;
+    let n = noise.write_message(PATTERN.as_bytes(), &mut buf).map_err(broke)?;
     send_message(&mut stream, &buf[..n]).await?;
-    let reply = recv_message(&mut stream).await?;
+    let reply = recv_message(&mut stream).await.map_err(|e| {
+        broke(format!("the peer closed the handshake ({e}): is it a Clouds node of this version ({PATTERN})?"))
+    })?;
     noise.read_message(&reply, &mut buf).map_err(broke)?;
     Secure::new(stream, noise)
 }
@@ -54,7 +64,11 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> io::Res
     let mut noise = snow::Builder::new(PATTERN.parse().expect("a valid pattern")).build_responder().map_err(broke)?;
     let mut buf = vec![0u8; MAX_MESSAGE];
     let hello = recv_message(&mut stream).await?;
-    noise.read_message(&hello, &mut buf).map_err(broke)?;
+    let n = noise.read_message(&hello, &mut buf).map_err(broke)?;
+    if &buf[..n] != PATTERN.as_bytes() {
+        let theirs = String::from_utf8_lossy(&buf[..n.min(64)]);
+        return Err(broke(format!("the peer opened its channel as {theirs:?}; this build speaks {PATTERN}")));
+    }
     let n = noise.write_message(&[], &mut buf).map_err(broke)?;
     send_message(&mut stream, &buf[..n]).await?;
     Secure::new(stream, noise)
@@ -89,12 +103,13 @@ pub struct Secure<S> {
     noise: snow::TransportState,
     /// The handshake hash both ends share: what the Clouds handshake signs.
     binding: Vec<u8>,
-    /// Incoming: the message being read (length prefix, then body), and decrypted bytes
-    /// not handed out yet.
-    head: [u8; 2],
-    head_have: usize,
-    body: Vec<u8>,
-    body_have: usize,
+    /// Incoming: bytes read from `inner` and not decrypted yet (`wire[wire_at..]`: whole
+    /// messages, then perhaps the start of one), and decrypted bytes not handed out yet.
+    /// One read takes whatever the socket has, so messages that arrive together cost one
+    /// system call; a read shorter than the buffer also tells tokio the socket is drained,
+    /// which spares the call that would only say so.
+    wire: Vec<u8>,
+    wire_at: usize,
     plain: Vec<u8>,
     plain_at: usize,
     /// Outgoing: plaintext gathered until a flush (or a full message), then encrypted
@@ -113,10 +128,8 @@ impl<S> Secure<S> {
             clear: clear_text(),
             noise,
             binding,
-            head: [0; 2],
-            head_have: 0,
-            body: Vec::new(),
-            body_have: 0,
+            wire: Vec::new(),
+            wire_at: 0,
             plain: Vec::new(),
             plain_at: 0,
             pending: Vec::new(),
@@ -131,11 +144,28 @@ impl<S> Secure<S> {
     }
 }
 
-/// Reads what `inner` has into `dst`: how many bytes (0: the end of the stream).
-fn poll_fill<S: AsyncRead + Unpin>(inner: &mut S, cx: &mut Context<'_>, dst: &mut [u8]) -> Poll<io::Result<usize>> {
-    let mut rb = ReadBuf::new(dst);
-    ready!(Pin::new(inner).poll_read(cx, &mut rb))?;
-    Poll::Ready(Ok(rb.filled().len()))
+/// What a read from the socket asks for at least: room for many small messages at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The length of the whole message (prefix and body) at the start of `bytes`, once its
+/// prefix is there.
+fn message_len(bytes: &[u8]) -> Option<usize> {
+    (bytes.len() >= 2).then(|| 2 + u16::from_be_bytes([bytes[0], bytes[1]]) as usize)
+}
+
+impl<S: AsyncRead + Unpin> Secure<S> {
+    /// Reads what the socket has behind the bytes not yet decrypted, with room for at least
+    /// the message they begin: how many bytes came (0: the end of the stream).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        // What was decrypted is dropped, and the start of the next message moves to the front.
+        self.wire.drain(..self.wire_at);
+        self.wire_at = 0;
+        let have = self.wire.len();
+        let room = message_len(&self.wire).unwrap_or(2).saturating_sub(have).max(READ_CHUNK);
+        // Into the spare capacity: nothing is zeroed first.
+        self.wire.reserve(room);
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.inner), cx, &mut self.wire)
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Secure<S> {
@@ -151,33 +181,24 @@ impl<S: AsyncRead + Unpin> AsyncRead for Secure<S> {
                 this.plain_at += n;
                 return Poll::Ready(Ok(()));
             }
-            // The length prefix, then the body, of the next message.
-            if this.head_have < 2 {
-                let n = ready!(poll_fill(&mut this.inner, cx, &mut this.head[this.head_have..]))?;
-                if n == 0 {
-                    // The peer closed: the end of the stream (mid-prefix: broken).
-                    return Poll::Ready(if this.head_have == 0 { Ok(()) } else { Err(broke("closed mid-message")) });
+            let unread = &this.wire[this.wire_at..];
+            match message_len(unread) {
+                Some(len) if unread.len() >= len => {
+                    // A whole message: decrypt it.
+                    this.plain.resize(len - 2, 0);
+                    let n = this.noise.read_message(&unread[2..len], &mut this.plain).map_err(broke)?;
+                    this.plain.truncate(n);
+                    this.plain_at = 0;
+                    this.wire_at += len;
                 }
-                this.head_have += n;
-                if this.head_have == 2 {
-                    this.body = vec![0u8; u16::from_be_bytes(this.head) as usize];
-                    this.body_have = 0;
+                _ => {
+                    if ready!(this.poll_fill(cx))? == 0 {
+                        // The peer closed: the end of the stream (mid-message: broken).
+                        let clean = this.wire.len() == this.wire_at;
+                        return Poll::Ready(if clean { Ok(()) } else { Err(broke("closed mid-message")) });
+                    }
                 }
-                continue;
             }
-            if this.body_have < this.body.len() {
-                let n = ready!(poll_fill(&mut this.inner, cx, &mut this.body[this.body_have..]))?;
-                if n == 0 {
-                    return Poll::Ready(Err(broke("closed mid-message")));
-                }
-                this.body_have += n;
-                continue;
-            }
-            // A whole message: decrypt it.
-            let mut plain = vec![0u8; this.body.len()];
-            let n = this.noise.read_message(&this.body, &mut plain).map_err(broke)?;
-            plain.truncate(n);
-            (this.plain, this.plain_at, this.head_have) = (plain, 0, 0);
         }
     }
 }
@@ -188,10 +209,12 @@ impl<S: AsyncWrite + Unpin> Secure<S> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut message = vec![0u8; self.pending.len() + 16];
-        let n = self.noise.write_message(&self.pending, &mut message).map_err(broke)?;
-        self.out.extend_from_slice(&(n as u16).to_be_bytes());
-        self.out.extend_from_slice(&message[..n]);
+        // Sealed in place behind its length prefix: no buffer of its own.
+        let at = self.out.len();
+        self.out.resize(at + 2 + self.pending.len() + 16, 0);
+        let n = self.noise.write_message(&self.pending, &mut self.out[at + 2..]).map_err(broke)?;
+        self.out[at..at + 2].copy_from_slice(&(n as u16).to_be_bytes());
+        self.out.truncate(at + 2 + n);
         self.pending.clear();
         Ok(())
     }
@@ -319,5 +342,53 @@ mod tests {
         drop(server);
         let seen = relay.await.unwrap();
         assert!(!seen.windows(secret.len()).any(|w| w == secret), "the token crossed in clear");
+    }
+
+    #[tokio::test]
+    async fn messages_split_across_reads_or_arriving_together_come_out_whole() {
+        // A pipe that holds one byte splits every message, its prefix too.
+        let (a, b) = tokio::io::duplex(1);
+        let (client, server) = tokio::join!(connect(a), accept(b));
+        let (mut client, mut server) = (client.unwrap(), server.unwrap());
+        let writer = tokio::spawn(async move {
+            for i in 0..50u8 {
+                client.write_all(&[i; 3]).await.unwrap();
+                client.flush().await.unwrap();
+            }
+        });
+        let mut got = vec![0u8; 150];
+        server.read_exact(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(got, (0..50u8).flat_map(|i| [i; 3]).collect::<Vec<_>>());
+        // A roomy pipe: many messages wait together and one read takes them all.
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (client, server) = tokio::join!(connect(a), accept(b));
+        let (mut client, mut server) = (client.unwrap(), server.unwrap());
+        for i in 0..50u8 {
+            client.write_all(&[i; 3]).await.unwrap();
+            client.flush().await.unwrap();
+        }
+        drop(client);
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, (0..50u8).flat_map(|i| [i; 3]).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_peer_speaking_another_channel_is_told_which_one_this_build_speaks() {
+        let (mut a, b) = tokio::io::duplex(1 << 16);
+        let other = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
+        let peer = tokio::spawn(async move {
+            let mut noise = snow::Builder::new(other.parse().unwrap()).build_initiator().unwrap();
+            let mut buf = vec![0u8; 1024];
+            let n = noise.write_message(other.as_bytes(), &mut buf).unwrap();
+            send_message(&mut a, &buf[..n]).await.unwrap();
+            a
+        });
+        let err = accept(b).await.err().expect("refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let text = err.to_string();
+        assert!(text.contains(other) && text.contains(PATTERN), "{text}");
+        drop(peer.await.unwrap());
     }
 }
