@@ -167,6 +167,16 @@ pub enum InvokeError {
         /// The store's error.
         reason: String,
     },
+
+    /// The node wrote the change but could not make it durable (its store failed to flush):
+    /// it may or may not have been committed. The node then serves nothing more (it is
+    /// `Unavailable`) until it restarts, and its restart settles it: read the object again
+    /// then. An atomic action in doubt is committed on every node or on none.
+    #[error("outcome in doubt: {reason}")]
+    InDoubt {
+        /// What failed, and how the outcome will be settled.
+        reason: String,
+    },
 }
 
 impl InvokeError {
@@ -191,6 +201,7 @@ impl InvokeError {
             InvokeError::Moved { .. } => "moved",
             InvokeError::Aborted { .. } => "aborted",
             InvokeError::Storage { .. } => "storage",
+            InvokeError::InDoubt { .. } => "in_doubt",
         }
     }
 

@@ -116,11 +116,25 @@ pub async fn run(
         ..Default::default()
     };
     let grace = Duration::from_millis(config.shutdown_grace_ms);
-    crate::rpc::serve_with(listener, engine.clone(), shutdown, grace, limits).await;
+    // A failed flush stops the node (fail-stop): it exits with an error, so that whatever
+    // supervises it restarts it and recovery reads what the disk holds.
+    let failed = std::sync::Mutex::new(None);
+    let stop = async {
+        tokio::select! {
+            () = shutdown => {}
+            e = engine.store_failed() => *failed.lock().expect("failure mutex") = Some(e),
+        }
+    };
+    crate::rpc::serve_with(listener, engine.clone(), stop, grace, limits).await;
     load.abort();
     prune.abort();
     if let Some(gateway) = gateway {
         gateway.abort();
+    }
+    if let Some(e) = failed.lock().expect("failure mutex").take() {
+        anyhow::bail!(
+            "the store failed to flush ({e}); the node stopped so that a restart recovers what is on the disk"
+        );
     }
     engine.flush().map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     tracing::info!(node = %config.id, "objectd stopped");

@@ -55,7 +55,9 @@ impl NodeRpc for Server {
                 }
             },
         };
-        let answer = self.answer(req).await;
+        // Boxed: tarpc spawns this request's future and moves it on the way; a small one
+        // moves cheaply.
+        let answer = Box::pin(self.answer(req)).await;
         if let (Some(operation), Err(e)) = (asked, &answer) {
             if refused(e) {
                 tracing::debug!(?peer, %operation, kind = e.kind(), "refused: {e}");

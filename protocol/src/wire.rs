@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 /// 8: `Objects` (listing a node's objects), `describe` shows the first page keys, a drain
 /// may end `failed`.
 /// 9: a hop names the thread's trace id.
-pub const WIRE_VERSION: u16 = 9;
+/// 10: `InvokeError::InDoubt` (a write the node's store could not flush).
+pub const WIRE_VERSION: u16 = 10;
 
 /// One method call by one thread.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -189,10 +189,12 @@ impl Peers for Port {
 }
 
 /// A store that stops working when its node crashes: the old engine's work still running
-/// can neither read nor change anything.
+/// can neither read nor change anything. `flush_fails`: every flush fails (a disk that
+/// broke), until the node's next boot.
 struct Fenced {
     inner: Arc<SledStore>,
     up: Arc<AtomicBool>,
+    flush_fails: Arc<AtomicBool>,
 }
 
 impl Fenced {
@@ -255,6 +257,9 @@ impl Store for Fenced {
         self.check()?.meta_remove(key)
     }
     fn flush(&self) -> Result<(), StoreError> {
+        if self.flush_fails.load(Ordering::Acquire) {
+            return Err(StoreError::Io("the disk failed to sync (injected)".into()));
+        }
         self.check()?.flush()
     }
     fn export(&self, id: ObjectId, cursor: &Cursor, max: usize) -> Result<Option<(Chunk, Cursor)>, StoreError> {
@@ -290,6 +295,7 @@ impl Store for Fenced {
 struct Disk {
     store: Arc<SledStore>,
     up: Arc<AtomicBool>,
+    flush_fails: Arc<AtomicBool>,
     identity: Arc<Identity>,
     config: Config,
 }
@@ -352,6 +358,7 @@ impl Network {
         Disk {
             store: Arc::new(SledStore::open_for(&config).expect("store")),
             up: Arc::new(AtomicBool::new(true)),
+            flush_fails: Arc::new(AtomicBool::new(false)),
             identity: Arc::new(identity),
             config,
         }
@@ -361,7 +368,9 @@ impl Network {
     async fn boot(&mut self, id: NodeId) {
         let disk = self.disks.get_mut(&id).expect("a node of this network");
         disk.up = Arc::new(AtomicBool::new(true));
-        let store = Arc::new(Fenced { inner: disk.store.clone(), up: disk.up.clone() });
+        disk.flush_fails = Arc::new(AtomicBool::new(false));
+        let store =
+            Arc::new(Fenced { inner: disk.store.clone(), up: disk.up.clone(), flush_fails: disk.flush_fails.clone() });
         let incarnation = self.shared.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
         self.shared.current.lock().expect("current").insert(id, incarnation);
         let port = Arc::new(Port { from: id, incarnation, shared: self.shared.clone() });
@@ -489,6 +498,12 @@ impl Network {
         if let Some(member) = self.shared.members.lock().expect("members").remove(&id) {
             member.crashed.send_replace(true);
         }
+    }
+
+    /// Makes every flush of node `id`'s store fail from now on (a disk that broke), until
+    /// the node is crashed and restarted.
+    pub fn fail_flushes(&self, id: u16) {
+        self.disks[&NodeId(id)].flush_fails.store(true, Ordering::Release);
     }
 
     /// Starts node `id` again on what its store committed.

@@ -241,10 +241,25 @@ impl Engine {
                 let record = DecidedRecord { action, participants: others.clone() };
                 let bytes = serde_json::to_vec(&record).map_err(InvokeError::storage)?;
                 let intent = (!others.is_empty()).then_some((decided, Some(bytes)));
-                if let Err(e) = self.apply_here(action, intent).await {
-                    // Nothing was applied here, no decision was recorded, nobody was told.
-                    self.abort_everywhere(action).await;
-                    return Err(InvokeError::Aborted { reason: format!("the coordinator's commit failed: {e}") });
+                match self.apply_here(action, intent).await {
+                    Ok(()) => {}
+                    // Written but perhaps not durable: neither outcome may be told. The
+                    // participants stay prepared; this node stops (fail-stop) and its
+                    // restart finds the decision (commit, told to all) or not (they ask,
+                    // and hear abort).
+                    Err(InvokeError::InDoubt { reason }) => {
+                        return Err(InvokeError::InDoubt {
+                            reason: format!(
+                                "{action}'s decision to commit may not be on {me}'s disk ({reason}): it commits on \
+                                 every node it touched or on none, settled when {me} restarts"
+                            ),
+                        })
+                    }
+                    Err(e) => {
+                        // Nothing was applied here, no decision was recorded, nobody was told.
+                        self.abort_everywhere(action).await;
+                        return Err(InvokeError::Aborted { reason: format!("the coordinator's commit failed: {e}") });
+                    }
                 }
                 self.action_fault(Role::Coordinator, atomic::Step::Decided).await;
                 if !others.is_empty() {
@@ -282,16 +297,29 @@ impl Engine {
     fn tell_later(&self, action: ActionRef, participants: Vec<NodeId>) {
         let engine = self.clone();
         tokio::spawn(async move {
+            let mut unheard = Vec::new();
             for node in participants {
+                let mut told = false;
                 for attempt in 0..TELL_TRIES {
                     if attempt > 0 {
                         tokio::time::sleep(TELL_EVERY).await;
                     }
                     let commit = RequestBody::Action(ActionStep::Commit { action });
                     if let Ok(ResponseBody::StepDone) = engine.inner.peers.send(node, commit, STEP_WITHIN).await {
+                        told = true;
                         break;
                     }
                 }
+                if !told {
+                    unheard.push(node);
+                }
+            }
+            if !unheard.is_empty() {
+                // The record stays: a participant that comes back asks, and must hear
+                // committed (presumed abort would answer a missing record with abort); the
+                // next restart of this node tells them again.
+                tracing::warn!(%action, ?unheard, "participants did not acknowledge a commit; its decision record stays");
+                return;
             }
             engine.action_fault(Role::Coordinator, atomic::Step::Told).await;
             if let Err(e) = engine.inner.store.intent_remove(&key(DECIDED, action.id)) {

@@ -7,20 +7,45 @@
 //! own outcome; while it works the next group gathers. A writer that wrote the store
 //! itself (`record`) waits (`durable`) for a flush that started after its write.
 //! With `buffered` durability nothing waits: `apply` writes at once.
+//!
+//! A failed flush stops the node's writing for good (fail-stop). What the store wrote but
+//! could not flush may or may not be on the disk, and a later flush that succeeds does not
+//! say the earlier writes are (an fsync error can drop the pages it failed on); so the
+//! writers of that group hear `InDoubt`, every write after it is refused before it is
+//! applied, and the engine serves nothing more: the node must restart, and its recovery
+//! reads what the disk holds.
 
 use crate::config::Durability;
 use crate::store::{Store, StoreError, Unit};
 use clouds::InvokeError;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, watch, Notify};
 
-/// How far flushing has got: every ticket up to `durable` is durable; `error` is the
-/// failure of the last flush, if it failed.
+/// How far flushing has got: every ticket up to `durable` is durable; `failed`: the flush
+/// that failed, after which nothing more is flushed.
 #[derive(Clone, Debug, Default)]
 struct Flushed {
     durable: u64,
-    error: Option<String>,
+    failed: Option<String>,
+}
+
+/// What the writers of a group whose flush failed hear.
+fn in_doubt(e: &str) -> InvokeError {
+    InvokeError::InDoubt {
+        reason: format!(
+            "the store failed to flush ({e}); the write may or may not be on the disk; the node stops \
+             serving, and its restart settles what is committed"
+        ),
+    }
+}
+
+/// What a write after a failed flush hears: it was not applied.
+fn stopped(e: &str) -> InvokeError {
+    InvokeError::storage(format!(
+        "this node's store failed to flush earlier ({e}), so it writes nothing more until it restarts; \
+         nothing of this write was applied"
+    ))
 }
 
 /// A unit waiting for the next group, and where its outcome goes.
@@ -37,6 +62,8 @@ pub struct GroupCommit {
     queued: Mutex<Vec<Queued>>,
     wake: Notify,
     flushed: watch::Sender<Flushed>,
+    /// Whether `flushed.failed` is set: read on every request, so a plain load.
+    stopped: AtomicBool,
 }
 
 impl GroupCommit {
@@ -49,6 +76,7 @@ impl GroupCommit {
             queued: Mutex::new(Vec::new()),
             wake: Notify::new(),
             flushed: watch::Sender::new(Flushed::default()),
+            stopped: AtomicBool::new(false),
         });
         if durability != Durability::Buffered {
             tokio::spawn(Flusher { gc: Arc::downgrade(&gc), store }.run());
@@ -61,11 +89,22 @@ impl GroupCommit {
     /// (a failed flush): the caller reads back what the store holds.
     pub async fn apply(&self, unit: Unit) -> Result<(), InvokeError> {
         if self.durability == Durability::Buffered {
+            if let Some(e) = self.failed() {
+                return Err(stopped(&e));
+            }
             let mut results = self.store.apply_group(std::slice::from_ref(&unit))?;
             return Ok(results.pop().expect("one result per unit")?);
         }
         let (done, outcome) = oneshot::channel();
-        self.queued.lock().expect("group queue mutex").push(Queued { unit, done });
+        {
+            // Under the queue's lock: the flusher marks the failure under it too, so no unit
+            // joins a queue nobody will apply.
+            let mut queued = self.queued.lock().expect("group queue mutex");
+            if let Some(e) = self.failed() {
+                return Err(stopped(&e));
+            }
+            queued.push(Queued { unit, done });
+        }
         self.wake.notify_one();
         outcome.await.unwrap_or_else(|_| Err(InvokeError::storage("the flusher stopped (node shutting down)")))
     }
@@ -78,10 +117,47 @@ impl GroupCommit {
             return Ok(());
         }
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.flush()).await {
-            Ok(result) => Ok(result?),
-            Err(e) => Err(InvokeError::storage(format!("the flush task failed: {e}"))),
+        let flushed = tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(format!("the flush task failed: {e}"))));
+        flushed.map_err(|e| self.fail(e.to_string()))
+    }
+
+    /// The failed flush that stopped this node's writing, if one did.
+    pub fn failed(&self) -> Option<String> {
+        match self.stopped.load(Ordering::Acquire) {
+            true => self.flushed.borrow().failed.clone(),
+            false => None,
         }
+    }
+
+    /// Waits until a flush fails (never, on a healthy disk).
+    pub async fn until_failed(&self) -> String {
+        let mut rx = self.flushed.subscribe();
+        loop {
+            if let Some(e) = rx.borrow_and_update().failed.clone() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// Records that a flush failed (the first failure is the one kept), and what the
+    /// writers of its group hear.
+    fn fail(&self, e: String) -> InvokeError {
+        let error = in_doubt(&e);
+        self.flushed.send_if_modified(|f| {
+            let first = f.failed.is_none();
+            if first {
+                tracing::error!("the store failed to flush: {e}; this node writes nothing more until it restarts");
+                f.failed = Some(e);
+            }
+            first
+        });
+        self.stopped.store(true, Ordering::Release);
+        error
     }
 
     /// Takes a ticket for a commit that has been applied to the store.
@@ -102,8 +178,8 @@ impl GroupCommit {
                 if f.durable >= ticket {
                     return Ok(());
                 }
-                if let Some(e) = &f.error {
-                    return Err(InvokeError::storage(format!("flush failed: {e}")));
+                if let Some(e) = &f.failed {
+                    return Err(in_doubt(e));
                 }
             }
             if rx.changed().await.is_err() {
@@ -146,22 +222,31 @@ impl Flusher {
             })
             .await
             .unwrap_or_else(|e| Err(StoreError::Io(format!("the flush task failed: {e}"))));
-            let state = match result {
+            match result {
                 Ok(results) => {
                     crate::telemetry::record_flush(writes + target.saturating_sub(before) as usize, began.elapsed());
                     for (done, result) in waiters.into_iter().zip(results) {
                         let _ = done.send(result.map_err(InvokeError::from));
                     }
-                    Flushed { durable: target, error: None }
+                    gc.flushed.send_modify(|f| f.durable = target);
                 }
                 Err(e) => {
+                    // Fail-stop: this group is in doubt, and what queued behind it was never
+                    // applied; the flusher ends.
+                    let later = {
+                        let mut queued = gc.queued.lock().expect("group queue mutex");
+                        gc.fail(e.to_string());
+                        std::mem::take(&mut *queued)
+                    };
                     for done in waiters {
-                        let _ = done.send(Err(InvokeError::storage(format!("flush failed: {e}"))));
+                        let _ = done.send(Err(in_doubt(&e.to_string())));
                     }
-                    Flushed { durable: before, error: Some(e.to_string()) }
+                    for q in later {
+                        let _ = q.done.send(Err(stopped(&e.to_string())));
+                    }
+                    return;
                 }
-            };
-            gc.flushed.send_replace(state);
+            }
         }
     }
 }

@@ -469,9 +469,19 @@ impl Engine {
         })
     }
 
-    /// Flushes the store (at shutdown).
+    /// Flushes the store (at shutdown). After a failed flush nothing more is flushed: the
+    /// failure is the answer (`commit`: fail-stop).
     pub fn flush(&self) -> Result<(), InvokeError> {
+        if let Some(e) = self.inner.commits.failed() {
+            return Err(InvokeError::storage(format!("an earlier flush failed: {e}")));
+        }
         Ok(self.inner.store.flush()?)
+    }
+
+    /// Resolves when the store fails to flush, with the store's error (never on a healthy
+    /// disk). The engine then serves nothing; `objectd` exits, for its restart to recover.
+    pub async fn store_failed(&self) -> String {
+        self.inner.commits.until_failed().await
     }
 }
 

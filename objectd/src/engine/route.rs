@@ -41,6 +41,13 @@ impl Engine {
 
     /// Serves one request from `origin`: about an object, where the object is.
     pub async fn handle(&self, origin: Origin, body: RequestBody) -> Response {
+        // Fail-stop: after a failed flush the node answers nothing (`commit`).
+        if let Some(e) = self.inner.commits.failed() {
+            return Err(InvokeError::Unavailable {
+                node: self.inner.node.to_string(),
+                reason: format!("its store failed to flush ({e}); it serves nothing until it restarts"),
+            });
+        }
         let Some(target) = body.target() else {
             return self.serve(body).await;
         };

@@ -177,6 +177,39 @@ async fn a_part_rolled_back_while_it_prepares_leaves_no_prepared_intent() {
     assert_eq!(net.invoke(2, &b, "transfer", json!([a, 10]), SHORT).await.unwrap(), json!(40));
 }
 
+/// The coordinator writes its decision to commit but its flush fails: the decision may or
+/// may not be on its disk, so it tells nobody either outcome. The caller hears the action is
+/// in doubt, the participant stays prepared, and the coordinator's restart settles it the
+/// same on both nodes (here the decision was written, so both commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_that_does_not_flush_is_in_doubt_until_the_coordinator_restarts() {
+    let mut net = Network::start(3).await;
+    let (a, b) = (account(&net, 1, 100).await, account(&net, 2, 50).await);
+    let (hit, resume) = net.engine(2).arm_action_pause(Role::Participant, Step::Prepared);
+    let transfer = {
+        let (engine, a, b) = (net.engine(3), a.clone(), b.clone());
+        tokio::spawn(async move {
+            let inv = tests::network::invocation(&a, "transfer", json!([b, 30]), Duration::from_secs(30));
+            engine.invoke(inv).await
+        })
+    };
+    tokio::time::timeout(SHORT, hit.notified()).await.expect("the participant prepared");
+    // The coordinator's disk breaks before it writes its decision.
+    net.fail_flushes(1);
+    resume.notify_one();
+    let outcome = tokio::time::timeout(SHORT, transfer).await.expect("the transfer ended").expect("task");
+    let Err(InvokeError::InDoubt { reason }) = outcome else { panic!("in doubt, not {outcome:?}") };
+    assert!(reason.contains("node-1 restarts"), "it says what settles it: {reason}");
+    let prepared = |net: &Network| net.intents(2).iter().any(|(k, _)| k.starts_with(b"prepared/"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(prepared(&net), "the participant was told nothing: it stays prepared");
+    net.crash(1);
+    net.restart(1).await;
+    told(&net, 1).await;
+    assert_eq!((balance(&net, 3, &a).await, balance(&net, 3, &b).await), (70, 80));
+    assert!(!prepared(&net), "the participant committed its part");
+}
+
 /// Crossing transfers between six accounts on three nodes, 8 at a time: deadlocks between
 /// them are broken (the victim's whole action rolls back) and retried; the total stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

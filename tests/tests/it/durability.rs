@@ -208,3 +208,39 @@ fn kill_9_at_every_step_of_an_atomic_commit_leaves_the_transfer_whole() {
         assert_eq!(read(&a), json!(expected.0 + 10), "after {point}");
     }
 }
+
+/// A flush that fails stops the node (fail-stop): the writers of that group hear that
+/// their outcome is in doubt, nothing after it is written or served (`Unavailable`), and
+/// after a restart the node serves what its disk holds and writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_flush_stops_the_node_until_it_restarts() {
+    use clouds::InvokeError;
+    use tests::network::Network;
+    let short = Duration::from_secs(5);
+    let mut net = Network::start(2).await;
+    let c = net.create(1, "Counter", 1).await;
+    assert_eq!(net.invoke(1, &c, "incr", json!([1]), short).await.unwrap(), json!(1));
+    let failed = {
+        let engine = net.engine(1);
+        tokio::spawn(async move { engine.store_failed().await })
+    };
+    net.fail_flushes(1);
+    let e = net.invoke(1, &c, "incr", json!([1]), short).await.unwrap_err();
+    assert!(matches!(e, InvokeError::InDoubt { .. }), "the write whose flush failed is in doubt: {e}");
+    assert!(e.to_string().contains("injected"), "it says what failed: {e}");
+    let why = tokio::time::timeout(short, failed).await.expect("the engine reports the failure").unwrap();
+    assert!(why.contains("injected"), "{why}");
+    // Nothing more is served, here or through another node.
+    for via in [1, 2] {
+        let e = net.invoke(via, &c, "get", json!([]), short).await.unwrap_err();
+        assert!(matches!(e, InvokeError::Unavailable { .. }), "node 1 serves nothing now: {e}");
+        assert!(e.to_string().contains("failed to flush"), "{e}");
+    }
+    assert!(net.engine(1).flush().is_err(), "nor flushes anything more");
+    net.crash(1);
+    net.restart(1).await;
+    let after = net.invoke(2, &c, "get", json!([]), short).await.unwrap();
+    assert!(after == json!(1) || after == json!(2), "the write in doubt is there or not: {after}");
+    let next = after.as_u64().unwrap() + 1;
+    assert_eq!(net.invoke(2, &c, "incr", json!([1]), short).await.unwrap(), json!(next));
+}
