@@ -53,7 +53,7 @@ impl Figures {
     }
 }
 
-fn show(d: Duration) -> String {
+pub fn show(d: Duration) -> String {
     if d < Duration::from_micros(10) {
         format!("{} ns", d.as_nanos())
     } else if d < Duration::from_millis(10) {
