@@ -2,7 +2,7 @@
 //! nodes running `testnode` (the standard classes plus `Relay`, a chain of objects). Needs
 //! the release binaries: `cargo build --release --workspace --bins`.
 
-use crate::stats::{measure_concurrent, Figures};
+use crate::stats::{self, measure_concurrent, Figures, Row};
 use client::Client;
 use clouds::{Codec, RawRef, ThreadCtx};
 use protocol::wire::InitialState;
@@ -80,8 +80,6 @@ pub async fn run() {
     let b = via1.create_placed("Relay", InitialState::Default, on(2)).await.expect("relay on 2");
     let c = via1.create_placed("Relay", InitialState::Default, on(3)).await.expect("relay on 3");
 
-    Figures::print_header();
-    crate::echo_figures_at("raw tarpc echo (64 B)", true, &[1]).await.into_iter().for_each(|f| f.print());
     let call = |client: &Client, target: &RawRef, method: &'static str, args: Vec<u8>| {
         let (client, target) = (client.clone(), target.clone());
         move |_| {
@@ -94,32 +92,86 @@ pub async fn run() {
             }
         }
     };
-    for threads in [1usize, 256] {
-        let name = format!("null read on node 2, asked of node 2, {threads} threads");
-        measure_concurrent(&name, threads, RUN, call(&at2, &b, "visits", vec![])).await.print();
-    }
     let routed = via1.clone().routed().await.expect("routes");
-    measure_concurrent(
-        "null read on node 2, routed client (entry node 1)",
-        1,
-        RUN,
-        call(&routed, &b, "visits", vec![]),
-    )
-    .await
-    .print();
-    for threads in [1usize, 64, 256] {
-        let name = format!("null read on node 2, asked of node 1, {threads} threads");
-        measure_concurrent(&name, threads, RUN, call(&via1, &b, "visits", vec![])).await.print();
-    }
     let one_hop = postcard::to_stdvec(&(vec![b.clone()],)).expect("args");
     let three_hops = postcard::to_stdvec(&(vec![b.clone(), c.clone()],)).expect("args");
-    for threads in [1usize, 256] {
-        let name = format!("nested: node 1 -> node 2 (1 hop out and back), {threads} threads");
-        measure_concurrent(&name, threads, RUN, call(&via1, &a, "look", one_hop.clone())).await.print();
+    // The echo's two ends in two processes, as a hop's are: the baseline of a hop.
+    let mut server = Command::new(std::env::current_exe().expect("this binary"))
+        .arg("echo-server")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the echo process");
+    let mut port = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().expect("stdout")), &mut port)
+        .expect("the echo's port");
+    let port: u16 = port.trim().parse().expect("a port");
+    let echo_of = |e: crate::EchoClient| {
+        move |_| {
+            let e = e.clone();
+            async move {
+                e.echo(tarpc::context::current(), vec![0u8; 64]).await.expect("echo");
+            }
+        }
+    };
+    let apart = echo_of(crate::echo_client_of(([127, 0, 0, 1], port).into(), true, false).await);
+    let together = echo_of(crate::echo_pair(true).await);
+    // One thread: the rows take turns (`stats::interleaved`), so that the hop, a difference
+    // of two rows, is taken from the same moments of the machine.
+    let one = [
+        Row::new("raw tarpc echo (64 B), to another process, 1 thread", 1, apart),
+        Row::new("raw tarpc echo (64 B), in the bench's process, 1 thread", 1, together),
+        Row::new("null read on node 2, asked of node 2, 1 thread", 1, call(&at2, &b, "visits", vec![])),
+        Row::new("null read on node 2, routed client (entry node 1)", 1, call(&routed, &b, "visits", vec![])),
+        Row::new("null read on node 2, asked of node 1 (forwarded), 1 thread", 1, call(&via1, &b, "visits", vec![])),
+        Row::new(
+            "nested: node 1 -> node 2 (1 hop out and back), 1 thread",
+            1,
+            call(&via1, &a, "look", one_hop.clone()),
+        ),
+        Row::new("nested: node 1 -> node 2 -> node 3 (3 objects)", 1, call(&via1, &a, "look", three_hops)),
+    ];
+    let many = |threads: usize| {
+        [
+            Row::new(
+                format!("null read on node 2, asked of node 2, {threads} threads"),
+                threads,
+                call(&at2, &b, "visits", vec![]),
+            ),
+            Row::new(
+                format!("null read on node 2, asked of node 1 (forwarded), {threads} threads"),
+                threads,
+                call(&via1, &b, "visits", vec![]),
+            ),
+            Row::new(
+                format!("nested: node 1 -> node 2 (1 hop out and back), {threads} threads"),
+                threads,
+                call(&via1, &a, "look", one_hop.clone()),
+            ),
+        ]
+    };
+    Figures::print_header();
+    let single = stats::interleaved(&one, crate::ROUNDS, RUN).await;
+    single.iter().for_each(Figures::print);
+    for threads in [64, 256] {
+        stats::interleaved(&many(threads), crate::ROUNDS, RUN).await.iter().for_each(Figures::print);
     }
-    measure_concurrent("nested: node 1 -> node 2 -> node 3 (3 objects)", 1, RUN, call(&via1, &a, "look", three_hops))
-        .await
-        .print();
+    drop(server.stdin.take());
+    let _ = server.wait();
+    let (echo_m, direct, forwarded, nested) =
+        (single[0].median(), single[2].median(), single[4].median(), single[5].median());
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let hop = |with: Duration| with.saturating_sub(direct);
+    println!(
+        "\none thread, medians: a forwarded call adds {:.1} us to the direct read ({:.2}x the echo between \
+         processes, {:.1} us); a nested call's hop out and back adds {:.1} us ({:.2}x)",
+        us(hop(forwarded)),
+        us(hop(forwarded)) / us(echo_m),
+        us(echo_m),
+        us(hop(nested)),
+        us(hop(nested)) / us(echo_m),
+    );
+    println!();
 
     by_name(&clouds, dir.path(), &nodes).await;
     placement_spread(&via1, &a).await;

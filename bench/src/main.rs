@@ -246,20 +246,28 @@ async fn echo_pair(nodelay: bool) -> EchoClient {
 async fn echo_pair_over(nodelay: bool, encrypted: bool) -> EchoClient {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            stream.set_nodelay(nodelay).unwrap();
-            tokio::spawn(async move {
-                if encrypted {
-                    let secure = protocol::secure::accept(stream).await.unwrap();
-                    serve_echo(secure).await;
-                } else {
-                    serve_echo(stream).await;
-                }
-            });
-        }
-    });
+    tokio::spawn(serve_echo_on(listener, nodelay, encrypted));
+    echo_client_of(addr, nodelay, encrypted).await
+}
+
+/// Serves the echo to every connection `listener` accepts.
+async fn serve_echo_on(listener: tokio::net::TcpListener, nodelay: bool, encrypted: bool) {
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        stream.set_nodelay(nodelay).unwrap();
+        tokio::spawn(async move {
+            if encrypted {
+                let secure = protocol::secure::accept(stream).await.unwrap();
+                serve_echo(secure).await;
+            } else {
+                serve_echo(stream).await;
+            }
+        });
+    }
+}
+
+/// A client of the echo server at `addr`.
+async fn echo_client_of(addr: std::net::SocketAddr, nodelay: bool, encrypted: bool) -> EchoClient {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(nodelay).unwrap();
     if encrypted {
@@ -555,43 +563,31 @@ async fn over_tarpc() {
     let payload = vec![0u8; 64];
     Figures::print_header();
     for concurrency in [1usize, 64, 256] {
-        // The four rows take turns, a short run each, `ROUNDS` times: this machine switches
-        // between a fast and a slow mode for seconds at a time, and taking turns gives every
-        // row its share of both, so their ratios hold within the run.
-        let mut rows: Vec<Option<Figures>> = (0..4).map(|_| None).collect();
-        for _ in 0..ROUNDS {
-            for (row, slot) in rows.iter_mut().enumerate() {
-                let budget = RUN / ROUNDS as u32;
-                let figures = if row < 2 {
-                    let (label, e) =
-                        [("raw tarpc echo (64 B)", &echo), ("raw tarpc echo (64 B), encrypted", &sealed)][row];
-                    let (e, p) = (e.clone(), payload.clone());
-                    measure_concurrent(&format!("{label}, {concurrency} in flight"), concurrency, budget, move |_| {
-                        let (e, p) = (e.clone(), p.clone());
-                        async move {
-                            e.echo(tarpc::context::current(), p).await.unwrap();
-                        }
-                    })
-                    .await
-                } else {
-                    let (label, c) = [("", &client), (", unencrypted (measuring only)", &clear)][row - 2];
-                    let (c, id) = (c.clone(), id.clone());
-                    let label = format!("Counter.get via client{label}, {concurrency} in flight");
-                    measure_concurrent(&label, concurrency, budget, move |_| {
-                        let (c, id) = (c.clone(), id.clone());
-                        async move {
-                            c.invoke_on(ThreadCtx::new(30_000), &id, "get", Codec::Binary, vec![], None).await.unwrap();
-                        }
-                    })
-                    .await
-                };
-                match slot {
-                    Some(f) => f.merge(figures),
-                    None => *slot = Some(figures),
+        let echo_row = |label: &str, e: &EchoClient| {
+            let (e, p) = (e.clone(), payload.clone());
+            stats::Row::new(format!("{label}, {concurrency} in flight"), concurrency, move |_| {
+                let (e, p) = (e.clone(), p.clone());
+                async move {
+                    e.echo(tarpc::context::current(), p).await.unwrap();
                 }
-            }
-        }
-        let rows: Vec<Figures> = rows.into_iter().flatten().collect();
+            })
+        };
+        let call_row = |label: &str, c: &client::Client| {
+            let (c, id) = (c.clone(), id.clone());
+            stats::Row::new(format!("Counter.get via client{label}, {concurrency} in flight"), concurrency, move |_| {
+                let (c, id) = (c.clone(), id.clone());
+                async move {
+                    c.invoke_on(ThreadCtx::new(30_000), &id, "get", Codec::Binary, vec![], None).await.unwrap();
+                }
+            })
+        };
+        let rows = [
+            echo_row("raw tarpc echo (64 B)", &echo),
+            echo_row("raw tarpc echo (64 B), encrypted", &sealed),
+            call_row("", &client),
+            call_row(", unencrypted (measuring only)", &clear),
+        ];
+        let rows = stats::interleaved(&rows, ROUNDS, RUN).await;
         for f in &rows {
             f.print();
         }
@@ -635,12 +631,23 @@ fn channel_ciphers() {
 }
 
 /// How many turns each row of an interleaved section takes.
-const ROUNDS: usize = 5;
+pub(crate) const ROUNDS: u32 = 5;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "observe-traced") {
         return observe::traced_rows();
+    }
+    if args.first().is_some_and(|a| a == "echo-server") {
+        // The cluster section's echo in a process of its own: prints its port, serves until
+        // its standard input closes (the parent went away).
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        return rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            println!("{}", listener.local_addr().expect("address").port());
+            tokio::spawn(serve_echo_on(listener, true, false));
+            let _ = tokio::task::spawn_blocking(|| std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1])).await;
+        });
     }
     if args.first().is_some_and(|a| a == "memory-node") {
         return memory::node(&args[1]);

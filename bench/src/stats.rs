@@ -116,3 +116,39 @@ where
     latencies.sort_unstable();
     Figures { name: name.into(), ops: latencies.len(), elapsed, latencies }
 }
+
+/// One row of an interleaved measurement: its name, its callers and the operation each
+/// caller repeats (given its index).
+pub struct Row {
+    pub name: String,
+    pub callers: usize,
+    pub op: std::sync::Arc<dyn Fn(usize) -> futures::future::BoxFuture<'static, ()> + Send + Sync>,
+}
+
+impl Row {
+    pub fn new<F, Fut>(name: impl Into<String>, callers: usize, op: F) -> Row
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Row { name: name.into(), callers, op: std::sync::Arc::new(move |i| Box::pin(op(i))) }
+    }
+}
+
+/// The rows take turns, a short run each, `rounds` times, `budget` in all for each row:
+/// this machine switches between a fast and a slow mode for seconds at a time, and taking
+/// turns gives every row its share of both, so that ratios between rows hold within a run.
+pub async fn interleaved(rows: &[Row], rounds: u32, budget: Duration) -> Vec<Figures> {
+    let mut out: Vec<Option<Figures>> = rows.iter().map(|_| None).collect();
+    for _ in 0..rounds {
+        for (row, slot) in rows.iter().zip(out.iter_mut()) {
+            let op = row.op.clone();
+            let figures = measure_concurrent(&row.name, row.callers, budget / rounds, move |i| op(i)).await;
+            match slot {
+                Some(f) => f.merge(figures),
+                None => *slot = Some(figures),
+            }
+        }
+    }
+    out.into_iter().flatten().collect()
+}
