@@ -254,6 +254,10 @@ async fn placement_spread(via1: &Client, busy: &RawRef) {
         .collect();
     // Node 1's load shows in gossip, and the earlier rows' load on node 2 decays (3 s time constant).
     tokio::time::sleep(Duration::from_secs(20)).await;
+    // The node's balancer may have moved the busy object meanwhile (rebalancing is on): the
+    // busy node is where it is now.
+    let busy_on = via1.locate(busy.id).await.map_or_else(|e| format!("unknown ({e})"), |n| n.to_string());
+
     for policy in [Placement::Random, Placement::LeastLoaded, Placement::TwoChoices] {
         let started = std::time::Instant::now();
         let counts = std::sync::Arc::new(std::sync::Mutex::new([0usize; 3]));
@@ -278,6 +282,7 @@ async fn placement_spread(via1: &Client, busy: &RawRef) {
         let max = *c.iter().max().expect("three") as f64;
         println!("| {policy} | {} | {} | {} | {:.2} | {rate:.0} |", c[0], c[1], c[2], max / mean);
     }
+    println!("\n(the object the 16 threads call was on {busy_on} when the creations started)");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for l in load {
         let _ = l.await;
