@@ -1,22 +1,26 @@
 //! The node's tarpc service: a thin adapter between the wire and the engine.
 //!
-//! It checks the wire version and hands the typed request to the engine in a task of its
-//! own: tarpc drops a handler's future when its client goes away or its deadline passes,
-//! and a method must never be left half-applied, so the engine's work runs to its end
-//! whatever happens to the connection.
+//! It checks the wire version and hands the typed request to the engine. Each request runs
+//! in one task of its own, to its end whatever happens to the connection: a method must
+//! never be left half-applied. That is why the connection is driven here (`drive`) and not
+//! by tarpc's `execute`, which aborts a handler whose client cancelled or whose deadline
+//! passed (and would take a second task per request to keep the engine's work out of its
+//! reach).
 
 use crate::admission::{Activity, Admission, Busy, Limits, Metered};
 use crate::engine::{Engine, Origin};
 use capability::PublicKey;
 use clouds::InvokeError;
-use futures::StreamExt;
+use futures::{FutureExt, Sink, Stream};
 use protocol::handshake::{self, Peer};
-use protocol::service::{frame_codec, NodeRpc};
+use protocol::service::{frame_codec, NodeRpc, NodeRpcRequest, NodeRpcResponse};
 use protocol::wire::WIRE_VERSION;
 use protocol::{Request, RequestBody, Response};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::task::Poll;
 use std::time::Duration;
-use tarpc::server::{BaseChannel, Channel};
+use tarpc::server::BaseChannel;
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::tokio_util::codec::Framed;
 use tokio::net::TcpListener;
@@ -25,8 +29,6 @@ use tokio_util::task::TaskTracker;
 #[derive(Clone)]
 struct Server {
     engine: Engine,
-    /// Engine work in flight, so that shutdown can wait for it.
-    work: TaskTracker,
     /// Who is at the other end of this connection, as the handshake established.
     peer: Peer,
     /// This connection's requests in flight (its idle timeout).
@@ -112,12 +114,74 @@ impl Server {
             is_admin(&self.peer, self.engine.admin(), req.body.operation())
                 .map_err(|reason| InvokeError::Denied { reason })?;
         }
-        let engine = self.engine.clone();
         let origin = if matches!(self.peer, Peer::Node(_)) { Origin::Node } else { Origin::Caller };
-        match self.work.spawn(async move { engine.handle(origin, req.body).await }).await {
-            Ok(response) => response,
-            Err(e) => Err(InvokeError::Panicked { method: "request".into(), message: e.to_string() }),
+        self.engine.handle(origin, req.body).await
+    }
+}
+
+type Channel<T> = BaseChannel<NodeRpcRequest, NodeRpcResponse, T>;
+
+/// Serves one connection until it closes: each request in a task of its own (tracked by
+/// `work`, so that shutdown waits for it), never aborted; a panic that escapes the engine
+/// is answered as `Panicked`. Answers go back as they come, many per flush.
+async fn drive<T>(channel: Channel<T>, server: Server, work: TaskTracker)
+where
+    T: tarpc::Transport<tarpc::Response<NodeRpcResponse>, tarpc::ClientMessage<NodeRpcRequest>> + Send + 'static,
+{
+    let mut channel = Box::pin(channel);
+    let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut unflushed = false;
+    let served = std::future::poll_fn(|cx| {
+        // Answers first, while the transport takes them; then one flush for all.
+        while channel.as_mut().poll_ready(cx).is_ready() {
+            match answers.poll_recv(cx) {
+                Poll::Ready(Some(answer)) => match channel.as_mut().start_send(answer) {
+                    Ok(()) => unflushed = true,
+                    Err(e) => return Poll::Ready(Err(format!("an answer failed: {e}"))),
+                },
+                _ => break,
+            }
         }
+        if unflushed {
+            match channel.as_mut().poll_flush(cx) {
+                Poll::Ready(Ok(())) => unflushed = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(format!("a flush failed: {e}"))),
+                Poll::Pending => {}
+            }
+        }
+        loop {
+            match channel.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(tracked))) => {
+                    let (server, answered) = (server.clone(), answered.clone());
+                    let tarpc::Request { context, id, message: NodeRpcRequest::Call { req } } = tracked.request;
+                    work.spawn(async move {
+                        let response = AssertUnwindSafe(server.call(context, req)).catch_unwind().await;
+                        let response = response.unwrap_or_else(|panic| {
+                            let message = panic_message(panic.as_ref());
+                            Err(InvokeError::Panicked { method: "request".into(), message })
+                        });
+                        let message = Ok(NodeRpcResponse::Call(response));
+                        // The connection may be gone: the work is done all the same.
+                        let _ = answered.send(tarpc::Response { request_id: id, message });
+                    });
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(format!("reading failed: {e}"))),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    });
+    if let Err(e) = served.await {
+        tracing::debug!("a connection ended: {e}");
+    }
+}
+
+/// What a panic said, if it said it as text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic without a message".into(),
     }
 }
 
@@ -228,13 +292,9 @@ pub async fn serve_with(
                     };
                     let stream = Metered::new(stream, admission, matches!(peer, Peer::Anonymous));
                     let activity = std::sync::Arc::new(Activity::new());
-                    let server = Server { engine, work, peer, activity: activity.clone(), busy };
+                    let server = Server { engine, peer, activity: activity.clone(), busy };
                     let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
-                    let channel = BaseChannel::with_defaults(transport)
-                        .execute(server.serve())
-                        .for_each(|request| async move {
-                            tokio::spawn(request);
-                        });
+                    let channel = drive(BaseChannel::with_defaults(transport), server, work);
                     // Dropping the channel closes the connection.
                     tokio::select! {
                         () = channel => {}

@@ -244,3 +244,33 @@ async fn a_failed_flush_stops_the_node_until_it_restarts() {
     let next = after.as_u64().unwrap() + 1;
     assert_eq!(net.invoke(2, &c, "incr", json!([1]), short).await.unwrap(), json!(next));
 }
+
+/// A client that goes away in the middle of a write (its call dropped: tarpc tells the node
+/// the request is cancelled) does not cut the method short: the write runs to its end and
+/// commits, as it would have for a client that stayed.
+#[test]
+fn a_write_whose_client_goes_away_still_commits() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_testnode(1, dir.path(), &[]);
+    rt.block_on(async {
+        let client = Client::connect(node.addr).await.unwrap();
+        let relay = client.create("Relay", protocol::wire::InitialState::Default).await.expect("create");
+        // `pass_then_sleep` counts a visit, then sleeps 500 ms before it returns and commits.
+        let args = [json!([]), json!(500)];
+        let call = client.invoke_json(&relay, "pass_then_sleep", &args, None);
+        assert!(tokio::time::timeout(Duration::from_millis(100), call).await.is_err(), "still running");
+        drop(client);
+        let client = Client::connect(node.addr).await.unwrap();
+        client.wallet().add(relay.cap.as_ref().unwrap()).unwrap();
+        let mut visits = json!(0);
+        for _ in 0..50 {
+            visits = client.invoke_json(&relay, "visits", &[], None).await.unwrap();
+            if visits == json!(1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(visits, json!(1), "the write committed though its client went away");
+    });
+}
