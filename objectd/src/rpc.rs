@@ -57,8 +57,8 @@ impl NodeRpc for Server {
                 }
             },
         };
-        // Boxed: tarpc spawns this request's future and moves it on the way; a small one
-        // moves cheaply.
+        // Boxed: the request's task is spawned with this future in it (`drive`); a small
+        // one moves cheaply.
         let answer = Box::pin(self.answer(req)).await;
         if let (Some(operation), Err(e)) = (asked, &answer) {
             if refused(e) {
