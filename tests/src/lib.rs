@@ -76,29 +76,35 @@ impl Node {
     pub fn start_with(id: u16, data: &Path, flags: &[&str]) -> Node {
         let wallet = wallet_beside(data);
         let admin = wallet_key(&wallet);
-        Node::spawn("objectd", id, data, wallet, &[&["--admin", &admin], flags].concat())
+        Node::spawn("objectd", id, data, wallet, &[&["--admin", &admin], flags].concat(), &[])
     }
 
     /// `start_with`, running `testnode` (the standard classes and `Relay`).
     pub fn start_testnode(id: u16, data: &Path, flags: &[&str]) -> Node {
+        Node::start_testnode_env(id, data, flags, &[])
+    }
+
+    /// `start_testnode` with environment variables for it (a fault to inject).
+    pub fn start_testnode_env(id: u16, data: &Path, flags: &[&str], env: &[(&str, &str)]) -> Node {
         let wallet = wallet_beside(data);
         let admin = wallet_key(&wallet);
-        Node::spawn("testnode", id, data, wallet, &[&["--admin", &admin], flags].concat())
+        Node::spawn("testnode", id, data, wallet, &[&["--admin", &admin], flags].concat(), env)
     }
 
     /// Starts a node the obvious way, without `--admin`, as the user whose wallet is
     /// beside `data` (`CLOUDS_WALLET`): that wallet's key becomes the administrator.
     pub fn start_as_user(id: u16, data: &Path) -> Node {
-        Node::spawn("objectd", id, data, wallet_beside(data), &[])
+        Node::spawn("objectd", id, data, wallet_beside(data), &[], &[])
     }
 
-    fn spawn(binary: &str, id: u16, data: &Path, wallet: PathBuf, flags: &[&str]) -> Node {
+    fn spawn(binary: &str, id: u16, data: &Path, wallet: PathBuf, flags: &[&str], env: &[(&str, &str)]) -> Node {
         let mut child = Command::new(bin(binary))
             .args(["--id", &id.to_string(), "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(flags)
             .env("CLOUDS_WALLET", &wallet)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -139,6 +145,18 @@ impl Node {
     /// A library client acting for the administrator's wallet.
     pub async fn client(&self) -> client::Client {
         client_with(self.addr, &self.wallet).await
+    }
+
+    /// How the process ended, if it ends within `within` (waited for in 50 ms steps).
+    pub fn exited_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let steps = (within.as_millis() / 50).max(1);
+        for _ in 0..steps {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// kill -9: no shutdown, no final flush.

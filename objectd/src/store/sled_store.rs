@@ -285,6 +285,18 @@ impl SledStore {
     }
 }
 
+/// Builds with the `faults` feature only (the tests' `testnode`): with
+/// `CLOUDS_FAIL_FLUSH_AFTER=N` in the environment, every flush of the process after its
+/// first N fails, as on a disk that broke, so that a test can watch a real node stop.
+#[cfg(feature = "faults")]
+fn injected_flush_failure() -> Option<StoreError> {
+    static AFTER: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static FLUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let after = (*AFTER.get_or_init(|| std::env::var("CLOUDS_FAIL_FLUSH_AFTER").ok().and_then(|v| v.parse().ok())))?;
+    let n = FLUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (n >= after).then(|| StoreError::Io("the disk failed to sync (injected: CLOUDS_FAIL_FLUSH_AFTER)".into()))
+}
+
 impl Store for SledStore {
     fn get(&self, id: ObjectId) -> Result<Option<Record>, StoreError> {
         match self.objects.get(id.as_bytes()).map_err(io)? {
@@ -452,6 +464,10 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "faults")]
+        if let Some(e) = injected_flush_failure() {
+            return Err(e);
+        }
         // The count as of now goes out with the data: what the next start reads.
         let count = self.count.lock().expect("count mutex").records;
         self.meta.insert(COUNT_KEY, &count.to_be_bytes()).map_err(io)?;

@@ -274,3 +274,33 @@ fn a_write_whose_client_goes_away_still_commits() {
         assert_eq!(visits, json!(1), "the write committed though its client went away");
     });
 }
+
+/// A real node whose disk stops syncing (`CLOUDS_FAIL_FLUSH_AFTER`, in `testnode` only):
+/// the write whose flush failed is in doubt, the process exits with an error (fail-stop),
+/// and a restart on the same data serves every acknowledged write.
+#[test]
+fn a_node_whose_flush_fails_exits_and_its_restart_keeps_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start_testnode_env(1, dir.path(), &[], &[("CLOUDS_FAIL_FLUSH_AFTER", "20")]);
+    node.clouds(&["create", "Counter", "--name", "c"]).ok();
+    let mut acked = 0u64;
+    let mut failed = None;
+    for _ in 0..200 {
+        let run = node.clouds(&["invoke", "c.incr", "1"]);
+        if run.code != 0 {
+            failed = Some(run);
+            break;
+        }
+        acked += 1;
+    }
+    let failed = failed.expect("a flush failed within 200 writes");
+    failed.fails(1, "outcome in doubt");
+    assert!(failed.stderr.contains("injected"), "it says what failed: {}", failed.stderr);
+    let status = node.exited_within(Duration::from_secs(10)).expect("the node exits after a failed flush");
+    assert!(!status.success(), "it exits with an error: {status}");
+    let data = node.kill9();
+    let node = Node::start_testnode(1, &data, &[]);
+    let value = node.clouds(&["invoke", "c.get"]).json().as_u64().unwrap();
+    assert!(value == acked || value == acked + 1, "{acked} acknowledged, the next in doubt; found {value}");
+    node.clouds(&["invoke", "c.incr", "1"]).ok();
+}
