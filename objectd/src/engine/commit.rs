@@ -233,16 +233,16 @@ impl Flusher {
                 Err(e) => {
                     // Fail-stop: this group is in doubt, and what queued behind it was never
                     // applied; the flusher ends.
-                    let later = {
+                    let e = e.to_string();
+                    let (doubt, later) = {
                         let mut queued = gc.queued.lock().expect("group queue mutex");
-                        gc.fail(e.to_string());
-                        std::mem::take(&mut *queued)
+                        (gc.fail(e.clone()), std::mem::take(&mut *queued))
                     };
                     for done in waiters {
-                        let _ = done.send(Err(in_doubt(&e.to_string())));
+                        let _ = done.send(Err(doubt.clone()));
                     }
                     for q in later {
-                        let _ = q.done.send(Err(stopped(&e.to_string())));
+                        let _ = q.done.send(Err(stopped(&e)));
                     }
                     return;
                 }

@@ -41,6 +41,25 @@ async fn balance(net: &Network, via: u16, a: &RawRef) -> u64 {
     panic!("account {} was not served within 15 s", a.id);
 }
 
+/// `a.transfer(b, 30)` through node 3, in a task (30 s deadline), for a test to act while
+/// it is under way.
+fn transfer_in_background(
+    net: &Network,
+    a: &RawRef,
+    b: &RawRef,
+) -> tokio::task::JoinHandle<Result<protocol::wire::Reply, InvokeError>> {
+    let (engine, a, b) = (net.engine(3), a.clone(), b.clone());
+    tokio::spawn(async move {
+        let inv = tests::network::invocation(&a, "transfer", json!([b, 30]), Duration::from_secs(30));
+        engine.invoke(inv).await
+    })
+}
+
+/// Whether `node`'s store holds a prepared intent.
+fn prepared_on(net: &Network, node: u16) -> bool {
+    net.intents(node).iter().any(|(k, _)| k.starts_with(b"prepared/"))
+}
+
 /// An atomic transfer commits on both nodes; one whose deposit fails, or whose deposit's
 /// reply is lost after the deposit ran, leaves both accounts as they were; a withdrawal
 /// beyond the balance changes nothing.
@@ -134,16 +153,9 @@ async fn a_part_rolled_back_while_it_prepares_leaves_no_prepared_intent() {
     let mut net = Network::start(3).await;
     let (a, b) = (account(&net, 1, 100).await, account(&net, 2, 50).await);
     let (hit, resume) = net.engine(2).arm_action_pause(Role::Participant, Step::Preparing);
-    let transfer = {
-        let (engine, a, b) = (net.engine(3), a.clone(), b.clone());
-        tokio::spawn(async move {
-            let inv = tests::network::invocation(&a, "transfer", json!([b, 30]), Duration::from_secs(30));
-            engine.invoke(inv).await
-        })
-    };
+    let transfer = transfer_in_background(&net, &a, &b);
     tokio::time::timeout(SHORT, hit.notified()).await.expect("the participant reached its prepare");
-    let prepared = |net: &Network| net.intents(2).iter().any(|(k, _)| k.starts_with(b"prepared/"));
-    assert!(prepared(&net), "the prepared intent is written before the pause");
+    assert!(prepared_on(&net, 2), "the prepared intent is written before the pause");
     // The coordinator waits 5 s for the vote, then aborts and tells the participant.
     let outcome = tokio::time::timeout(Duration::from_secs(20), transfer).await.expect("the transfer ended");
     assert!(matches!(outcome.expect("task"), Err(InvokeError::Aborted { .. })));
@@ -164,7 +176,7 @@ async fn a_part_rolled_back_while_it_prepares_leaves_no_prepared_intent() {
     resume.notify_one();
     let mut gone = false;
     for _ in 0..100 {
-        if !prepared(&net) {
+        if !prepared_on(&net, 2) {
             gone = true;
             break;
         }
@@ -186,13 +198,7 @@ async fn a_decision_that_does_not_flush_is_in_doubt_until_the_coordinator_restar
     let mut net = Network::start(3).await;
     let (a, b) = (account(&net, 1, 100).await, account(&net, 2, 50).await);
     let (hit, resume) = net.engine(2).arm_action_pause(Role::Participant, Step::Prepared);
-    let transfer = {
-        let (engine, a, b) = (net.engine(3), a.clone(), b.clone());
-        tokio::spawn(async move {
-            let inv = tests::network::invocation(&a, "transfer", json!([b, 30]), Duration::from_secs(30));
-            engine.invoke(inv).await
-        })
-    };
+    let transfer = transfer_in_background(&net, &a, &b);
     tokio::time::timeout(SHORT, hit.notified()).await.expect("the participant prepared");
     // The coordinator's disk breaks before it writes its decision.
     net.fail_flushes(1);
@@ -200,14 +206,13 @@ async fn a_decision_that_does_not_flush_is_in_doubt_until_the_coordinator_restar
     let outcome = tokio::time::timeout(SHORT, transfer).await.expect("the transfer ended").expect("task");
     let Err(InvokeError::InDoubt { reason }) = outcome else { panic!("in doubt, not {outcome:?}") };
     assert!(reason.contains("node-1 restarts"), "it says what settles it: {reason}");
-    let prepared = |net: &Network| net.intents(2).iter().any(|(k, _)| k.starts_with(b"prepared/"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(prepared(&net), "the participant was told nothing: it stays prepared");
+    assert!(prepared_on(&net, 2), "the participant was told nothing: it stays prepared");
     net.crash(1);
     net.restart(1).await;
     told(&net, 1).await;
     assert_eq!((balance(&net, 3, &a).await, balance(&net, 3, &b).await), (70, 80));
-    assert!(!prepared(&net), "the participant committed its part");
+    assert!(!prepared_on(&net, 2), "the participant committed its part");
 }
 
 /// Crossing transfers between six accounts on three nodes, 8 at a time: deadlocks between
