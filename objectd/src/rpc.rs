@@ -121,30 +121,33 @@ impl Server {
 
 type Channel<T> = BaseChannel<NodeRpcRequest, NodeRpcResponse, T>;
 
-/// Serves one connection until it closes: each request in a task of its own (tracked by
-/// `work`, so that shutdown waits for it), never aborted; a panic that escapes the engine
-/// is answered as `Panicked`. Answers go back as they come, many per flush.
+/// Serves one connection until it closes: each request in a task of its own, never
+/// aborted; a panic that escapes the engine is answered as `Panicked`. Answers go back as
+/// they come, many per flush. A request counts in `work` until its answer is flushed to the
+/// socket (or the connection fails), so that shutdown waits for the answer, not only the work:
+/// a node that stops after a failed flush still tells its callers their writes are in doubt.
 async fn drive<T>(channel: Channel<T>, server: Server, work: TaskTracker)
 where
     T: tarpc::Transport<tarpc::Response<NodeRpcResponse>, tarpc::ClientMessage<NodeRpcRequest>> + Send + 'static,
 {
     let mut channel = Box::pin(channel);
     let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
-    let mut unflushed = false;
+    // The answers written but not yet flushed, each holding its request's place in `work`.
+    let mut unflushed = Vec::new();
     let served = std::future::poll_fn(|cx| {
         // Answers first, while the transport takes them; then one flush for all.
         while channel.as_mut().poll_ready(cx).is_ready() {
             match answers.poll_recv(cx) {
-                Poll::Ready(Some(answer)) => match channel.as_mut().start_send(answer) {
-                    Ok(()) => unflushed = true,
+                Poll::Ready(Some((answer, held))) => match channel.as_mut().start_send(answer) {
+                    Ok(()) => unflushed.push(held),
                     Err(e) => return Poll::Ready(Err(format!("an answer failed: {e}"))),
                 },
                 _ => break,
             }
         }
-        if unflushed {
+        if !unflushed.is_empty() {
             match channel.as_mut().poll_flush(cx) {
-                Poll::Ready(Ok(())) => unflushed = false,
+                Poll::Ready(Ok(())) => unflushed.clear(),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(format!("a flush failed: {e}"))),
                 Poll::Pending => {}
             }
@@ -152,9 +155,9 @@ where
         loop {
             match channel.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(tracked))) => {
-                    let (server, answered) = (server.clone(), answered.clone());
+                    let (server, answered, held) = (server.clone(), answered.clone(), work.token());
                     let tarpc::Request { context, id, message: NodeRpcRequest::Call { req } } = tracked.request;
-                    work.spawn(async move {
+                    tokio::spawn(async move {
                         let response = AssertUnwindSafe(server.call(context, req)).catch_unwind().await;
                         let response = response.unwrap_or_else(|panic| {
                             let message = panic_message(panic.as_ref());
@@ -162,7 +165,7 @@ where
                         });
                         let message = Ok(NodeRpcResponse::Call(response));
                         // The connection may be gone: the work is done all the same.
-                        let _ = answered.send(tarpc::Response { request_id: id, message });
+                        let _ = answered.send((tarpc::Response { request_id: id, message }, held));
                     });
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(format!("reading failed: {e}"))),
