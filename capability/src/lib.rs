@@ -11,6 +11,8 @@
 //! - [`token`]: `Token`: a node certificate, then a chain of signed grants; issuing,
 //!   attenuating, and the binary and text forms.
 //! - [`verify`]: walking a token back to the authority, and checking it against a call.
+//! - [`batch`]: one signature for many links (a Merkle tree's root), as a node signs the
+//!   owner capabilities of many creations at once.
 //!
 //! The chain: the authority signs each node's key (`NodeCert`); a node signs the first
 //! grant (the owner capability of an object it created) to a holder; a holder with the
@@ -21,6 +23,7 @@
 //! Tokens are bearer tokens for invocation (presenting one is enough to call); the holder
 //! key decides who can attenuate it further.
 
+pub mod batch;
 pub mod cert;
 pub mod keys;
 pub mod token;

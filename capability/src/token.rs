@@ -2,7 +2,8 @@
 //!
 //! Link 0 is signed by the node the certificate names; link `i` by the holder of link
 //! `i - 1`. Each signature covers the grant and the previous link's signature, so links can
-//! neither be reordered nor spliced between tokens.
+//! neither be reordered nor spliced between tokens. A signature is a plain ed25519 one or a
+//! batched one (one ed25519 signature for many links, see [`crate::batch`]).
 
 use crate::cert::NodeCert;
 use crate::keys::{KeyPair, PublicKey};
@@ -87,6 +88,25 @@ impl Token {
     pub fn issue(cert: NodeCert, node_key: &KeyPair, grant: Grant) -> Token {
         let signature = node_key.sign(&link_message(&grant, None));
         Token { version: TOKEN_VERSION, cert, links: vec![Link { grant, signature }] }
+    }
+
+    /// `issue` for many grants at once, with one ed25519 signature for all (see
+    /// [`crate::batch`]); a single grant gets a plain signature, as `issue` makes.
+    ///
+    /// # Panics
+    /// If `grants` is empty or holds more than [`crate::batch::MAX_BATCH`].
+    pub fn issue_batch(cert: &NodeCert, node_key: &KeyPair, grants: Vec<Grant>) -> Vec<Token> {
+        let messages: Vec<Vec<u8>> = grants.iter().map(|g| link_message(g, None)).collect();
+        let signatures = crate::batch::sign_all(node_key, &messages);
+        grants
+            .into_iter()
+            .zip(signatures)
+            .map(|(grant, signature)| Token {
+                version: TOKEN_VERSION,
+                cert: cert.clone(),
+                links: vec![Link { grant, signature }],
+            })
+            .collect()
     }
 
     /// What the token grants, after every attenuation.

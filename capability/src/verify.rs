@@ -104,7 +104,7 @@ pub fn verify_links(token: &Token) -> Result<Verified, Denied> {
             }
             narrower(p, &link.grant).map_err(|what| Denied::Amplified { link: i, what })?;
         }
-        if !issuer.verifies(&link_message(&link.grant, previous), &link.signature) {
+        if !crate::batch::verifies(&issuer, &link_message(&link.grant, previous), &link.signature) {
             return Err(Denied::Signature { link: i });
         }
         issuer = link.grant.holder;

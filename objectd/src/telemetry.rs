@@ -77,6 +77,14 @@ pub fn record_check() {
     }
 }
 
+/// Owner capabilities signed as one batch of `issued` under one signature.
+pub fn record_signed_batch(issued: usize) {
+    if on() {
+        metrics::counter!("clouds_capability_signatures_total").increment(1);
+        metrics::counter!("clouds_capabilities_issued_total").increment(issued as u64);
+    }
+}
+
 /// A deadlock this node broke.
 pub fn record_deadlock() {
     if on() {

@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 /// may end `failed`.
 /// 9: a hop names the thread's trace id.
 /// 10: `InvokeError::InDoubt` (a write the node's store could not flush).
-pub const WIRE_VERSION: u16 = 10;
+/// 11: capabilities may carry batched signatures (`capability::batch`).
+pub const WIRE_VERSION: u16 = 11;
 
 /// One method call by one thread.
 #[derive(Clone, Debug, Serialize, Deserialize)]

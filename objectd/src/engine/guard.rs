@@ -7,14 +7,21 @@
 //! per-call checks (object, epoch, expiry, right, method); and a set of the node
 //! certificates found signed by the authority (one per node), so that a new token costs
 //! only its own links' signatures.
+//!
+//! Owner capabilities for creations are signed by one task, in batches
+//! (`issue_owner_batched`): the requests that arrive while a batch is being signed go in
+//! the next, up to `capability::batch::MAX_BATCH` under one ed25519 signature. Alone, a
+//! request is signed at once, as `issue_owner` would.
 
+use capability::batch::MAX_BATCH;
 use capability::verify::{check, verify_chain, verify_links};
 use capability::{Denied, Grant, NodeCert, PublicKey, Restrict, Token};
 use clouds::{Cap, InvokeError, ObjectId, Rights};
 use lru::LruCache;
 use protocol::Identity;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::{mpsc, oneshot};
 
 /// How many verified chains (and node certificates) the caches keep; beyond, the least
 /// recently used goes.
@@ -27,7 +34,12 @@ pub struct Guard {
     /// std `Mutex`es: one map operation at a time, never across an `.await`.
     verified: Mutex<LruCache<Vec<u8>, Grant>>,
     certs: Mutex<LruCache<NodeCert, ()>>,
+    /// The batching signer's queue, started at the first batched request.
+    signer: OnceLock<mpsc::UnboundedSender<Signing>>,
 }
+
+/// A grant to sign, and where its capability goes.
+type Signing = (Grant, oneshot::Sender<Cap>);
 
 /// A denial's reason as a metric label.
 fn denial_kind(d: &Denied) -> &'static str {
@@ -57,6 +69,7 @@ impl Guard {
             enforce: true,
             verified: Mutex::new(LruCache::new(CACHE_ENTRIES)),
             certs: Mutex::new(LruCache::new(CACHE_ENTRIES)),
+            signer: OnceLock::new(),
         }
     }
 
@@ -121,6 +134,22 @@ impl Guard {
         Token::issue(self.identity.cert.clone(), &self.identity.key, grant).to_cap()
     }
 
+    /// `issue_owner` for a new object, signed in a batch with the others asked for at the
+    /// same time (the creations of one group commit): one signature for up to
+    /// `MAX_BATCH` of them.
+    pub async fn issue_owner_batched(&self, object: ObjectId, holder: PublicKey) -> Cap {
+        let grant = Grant { object, rights: Rights::ALL, methods: None, expires: None, epoch: 0, holder };
+        let (tx, rx) = oneshot::channel();
+        let queue = self.signer.get_or_init(|| {
+            let (queue, requests) = mpsc::unbounded_channel();
+            tokio::spawn(sign_batches(self.identity.clone(), requests));
+            queue
+        });
+        // The signer lives as long as the queue's sender, which this guard holds.
+        queue.send((grant, tx)).expect("the signer runs while its guard lives");
+        rx.await.expect("the signer answers every request it takes")
+    }
+
     /// A capability granting only `rights` of what `cap` grants, signed by this node (for
     /// code running here, which holds no key). Needs the delegate right in `cap`.
     pub fn attenuate(&self, cap: Option<&Cap>, rights: Rights) -> Result<Cap, Denied> {
@@ -128,6 +157,30 @@ impl Guard {
         let restrict = Restrict { rights: Some(rights), ..Restrict::default() };
         let child = parent.restricted(restrict, self.identity.key.public(), 1)?;
         Ok(Token::issue(self.identity.cert.clone(), &self.identity.key, child).to_cap())
+    }
+}
+
+/// The batching signer: takes what is queued, up to `MAX_BATCH`, signs it with one
+/// signature, answers, and again, until the guard (the queue's sender) is gone.
+async fn sign_batches(identity: Arc<Identity>, mut requests: mpsc::UnboundedReceiver<Signing>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while requests.recv_many(&mut batch, 1).await > 0 {
+        // Let the tasks woken with this one (a group commit wakes all its creations at
+        // once) queue theirs: they go in this batch instead of each in its own.
+        tokio::task::yield_now().await;
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let (grants, answers): (Vec<Grant>, Vec<oneshot::Sender<Cap>>) = batch.drain(..).unzip();
+        let tokens = Token::issue_batch(&identity.cert, &identity.key, grants);
+        crate::telemetry::record_signed_batch(tokens.len());
+        for (token, answer) in tokens.iter().zip(answers) {
+            // The creation may have been given up on: its object exists all the same.
+            let _ = answer.send(token.to_cap());
+        }
     }
 }
 
@@ -175,6 +228,27 @@ mod tests {
         assert!(matches!(g.attenuate(Some(&read), Rights::ALL), Err(Denied::NotDelegable { .. })));
         let delegable = g.attenuate(Some(&owner), Rights::READ.union(Rights::DELEGATE)).unwrap();
         assert!(matches!(g.attenuate(Some(&delegable), Rights::WRITE), Err(Denied::Amplified { .. })));
+    }
+
+    /// Creations asking at once share signatures, `MAX_BATCH` at most under each; every
+    /// capability holds for its own object only; one asking alone gets a plain signature.
+    #[tokio::test(flavor = "current_thread")]
+    async fn owner_capabilities_asked_for_at_once_are_signed_in_batches_each_for_its_object() {
+        let g = guard();
+        let objects: Vec<ObjectId> = (0..2 * MAX_BATCH + 3).map(|_| ObjectId::new(NodeId(1))).collect();
+        let caps =
+            futures::future::join_all(objects.iter().map(|&o| g.issue_owner_batched(o, KeyHolder::public()))).await;
+        let mut signatures = std::collections::HashSet::new();
+        for (cap, &object) in caps.iter().zip(&objects) {
+            g.admit(Some(cap), object, 0, Rights::WRITE, "incr").unwrap();
+            let other = objects.iter().find(|o| **o != object).unwrap();
+            assert!(g.admit(Some(cap), *other, 0, Rights::READ, "get").is_err());
+            let token = Token::from_cap(cap).unwrap();
+            signatures.insert(token.links[0].signature[..64].to_vec());
+        }
+        assert_eq!(signatures.len(), 3, "{} capabilities, batches of {MAX_BATCH}", caps.len());
+        let alone = g.issue_owner_batched(objects[0], KeyHolder::public()).await;
+        assert_eq!(Token::from_cap(&alone).unwrap().links[0].signature.len(), 64);
     }
 
     /// Some holder's key; who holds it does not matter to these checks.

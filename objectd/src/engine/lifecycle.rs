@@ -160,7 +160,7 @@ impl Engine {
             self.inner.commits.apply(Unit::Create { id, class: class.to_string(), state }).await?;
         }
         tracing::debug!(%id, class, "created");
-        Ok(RawRef { id, cap: Some(self.inner.guard.issue_owner(id, 0, owner)) })
+        Ok(RawRef { id, cap: Some(self.inner.guard.issue_owner_batched(id, owner).await) })
     }
 
     /// Deletes an object: waits for running methods, then removes it and its pages.
