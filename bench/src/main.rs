@@ -523,6 +523,18 @@ async fn creation() {
             })
             .await
             .print();
+            // What creations asking at once sign: one signature for a batch of them.
+            let (e, holder) = (engine.clone(), capability::KeyPair::generate().public());
+            let batch = capability::batch::MAX_BATCH;
+            measure_latency(&format!("issue {batch} owner capabilities at once (one batch)"), RUN, move || {
+                let e = e.clone();
+                async move {
+                    let asked = (0..batch).map(|_| e.guard().issue_owner_batched(clouds::ObjectId::new(clouds::NodeId(1)), holder));
+                    std::hint::black_box(futures::future::join_all(asked).await);
+                }
+            })
+            .await
+            .print();
         }
         let c = client.clone();
         measure_concurrent(&format!("create Counter, {callers} callers"), callers, RUN, move |_| {
