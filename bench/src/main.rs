@@ -529,7 +529,8 @@ async fn creation() {
             measure_latency(&format!("issue {batch} owner capabilities at once (one batch)"), RUN, move || {
                 let e = e.clone();
                 async move {
-                    let asked = (0..batch).map(|_| e.guard().issue_owner_batched(clouds::ObjectId::new(clouds::NodeId(1)), holder));
+                    let asked = (0..batch)
+                        .map(|_| e.guard().issue_owner_batched(clouds::ObjectId::new(clouds::NodeId(1)), holder));
                     std::hint::black_box(futures::future::join_all(asked).await);
                 }
             })

@@ -73,10 +73,20 @@ impl Grant {
     }
 }
 
+/// The binary form (postcard) of a token or a grant. On the stack first: postcard's own
+/// growing `Vec` reallocates its way up to a token's size, which costs more than the rest.
+fn encode(value: &impl Serialize) -> Vec<u8> {
+    let mut buf = [0u8; 1024];
+    match postcard::to_slice(value, &mut buf) {
+        Ok(bytes) => bytes.to_vec(),
+        Err(_) => postcard::to_stdvec(value).expect("tokens and grants always encode"),
+    }
+}
+
 /// What link `grant` signs, chained to the previous link's signature.
 pub(crate) fn link_message(grant: &Grant, previous: Option<&[u8]>) -> Vec<u8> {
     let mut m = LINK_DOMAIN.to_vec();
-    m.extend(postcard::to_stdvec(grant).expect("grants always encode"));
+    m.extend(encode(grant));
     if let Some(p) = previous {
         m.extend_from_slice(p);
     }
@@ -132,7 +142,7 @@ impl Token {
 
     /// The binary form (postcard), for the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("tokens always encode")
+        encode(self)
     }
 
     /// Reads the binary form. Only the canonical encoding is accepted, so that one token

@@ -9,7 +9,7 @@
 //! For each object the wallet offers, of the capabilities that have not expired, the one
 //! that suits the call best (see [`suitability`]).
 
-use capability::{KeyPair, NodeCert, PublicKey, Token};
+use capability::{Grant, KeyPair, NodeCert, PublicKey, Token};
 use clouds::{Cap, InvokeError, ObjectId, Rights};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -130,7 +130,7 @@ impl Wallet {
     /// Keeps `cap` (once). Refused if it is not a capability of this format.
     pub fn add(&self, cap: &Cap) -> Result<(), String> {
         let token = Token::from_cap(cap).map_err(|e| format!("not a capability: {e}"))?;
-        self.update(|caps| insert(caps, &token))
+        self.update(|caps| insert(caps, token.grant(), cap))
     }
 
     /// Forgets every capability for `id` (they were revoked, or the object is gone).
@@ -191,9 +191,10 @@ fn read_caps(path: &Path) -> Result<HashMap<ObjectId, Vec<Held>>, String> {
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let token =
-            Token::from_text(line).map_err(|e| format!("{} line {}: not a capability: {e}", path.display(), n + 1))?;
-        insert(&mut caps, &token);
+        let not_one = |e: String| format!("{} line {}: not a capability: {e}", path.display(), n + 1);
+        let cap = Cap::from_text(line).map_err(not_one)?;
+        let token = Token::from_cap(&cap).map_err(|e| not_one(e.to_string()))?;
+        insert(&mut caps, token.grant(), &cap);
     }
     Ok(caps)
 }
@@ -220,14 +221,13 @@ pub fn suitability(rights: Rights, needed: Rights) -> (bool, u32, u32) {
 }
 
 /// Adds `token` unless held already; says whether it was added.
-fn insert(caps: &mut HashMap<ObjectId, Vec<Held>>, token: &Token) -> bool {
-    let grant = token.grant();
-    let cap = token.to_cap();
+/// Adds `cap`, which grants `grant`, unless it is held already.
+fn insert(caps: &mut HashMap<ObjectId, Vec<Held>>, grant: &Grant, cap: &Cap) -> bool {
     let held = caps.entry(grant.object).or_default();
-    if held.iter().any(|h| h.cap == cap) {
+    if held.iter().any(|h| h.cap == *cap) {
         return false;
     }
-    held.push(Held { rights: grant.rights, expires: grant.expires, cap });
+    held.push(Held { rights: grant.rights, expires: grant.expires, cap: cap.clone() });
     true
 }
 

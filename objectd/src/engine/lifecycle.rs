@@ -329,10 +329,10 @@ impl Engine {
     /// the node, the reason for the decision log (none for a creation that stays here).
     async fn place(&self, class: &str, placement: Placement) -> Result<(NodeId, Option<String>), InvokeError> {
         let me = self.inner.node;
-        let info = self.inner.registry.get(class).ok().map(|c| c.info().clone());
-        let labels = info.as_ref().map(|i| i.labels.clone()).unwrap_or_default();
+        let info = self.inner.registry.get(class).ok().map(|c| c.info());
+        let labels: &[String] = info.map_or(&[], |i| &i.labels);
         let mut policy = match placement {
-            Placement::Default => match info.as_ref().and_then(|i| i.placement.as_deref()) {
+            Placement::Default => match info.and_then(|i| i.placement.as_deref()) {
                 Some(p) => p.parse().map_err(|e| {
                     InvokeError::invalid(format!("class `{class}` declares a placement this node does not know: {e}"))
                 })?,
@@ -368,7 +368,7 @@ impl Engine {
                 }
             }
         }
-        let needs = placement::Needs { class, labels: &labels };
+        let needs = placement::Needs { class, labels };
         let node = placement::choose(&policy, me, &nodes, needs, counts, dice)?;
         *counts.entry(node).or_default() += 1;
         tracing::debug!(class, %policy, %node, "placed");
