@@ -85,8 +85,10 @@ fn encode(value: &impl Serialize) -> Vec<u8> {
 
 /// What link `grant` signs, chained to the previous link's signature.
 pub(crate) fn link_message(grant: &Grant, previous: Option<&[u8]>) -> Vec<u8> {
-    let mut m = LINK_DOMAIN.to_vec();
-    m.extend(encode(grant));
+    let grant = encode(grant);
+    let mut m = Vec::with_capacity(LINK_DOMAIN.len() + grant.len() + previous.map_or(0, <[u8]>::len));
+    m.extend_from_slice(LINK_DOMAIN);
+    m.extend(grant);
     if let Some(p) = previous {
         m.extend_from_slice(p);
     }
