@@ -220,8 +220,7 @@ pub fn suitability(rights: Rights, needed: Rights) -> (bool, u32, u32) {
     (rights.contains(needed), rights.intersection(Rights::READ.union(Rights::WRITE)).count(), rights.count())
 }
 
-/// Adds `token` unless held already; says whether it was added.
-/// Adds `cap`, which grants `grant`, unless it is held already.
+/// Adds `cap`, which grants `grant`, unless it is held already; says whether it was added.
 fn insert(caps: &mut HashMap<ObjectId, Vec<Held>>, grant: &Grant, cap: &Cap) -> bool {
     let held = caps.entry(grant.object).or_default();
     if held.iter().any(|h| h.cap == *cap) {

@@ -145,9 +145,13 @@ impl Guard {
             tokio::spawn(sign_batches(self.identity.clone(), requests));
             queue
         });
-        // The signer lives as long as the queue's sender, which this guard holds.
-        queue.send((grant, tx)).expect("the signer runs while its guard lives");
-        rx.await.expect("the signer answers every request it takes")
+        if queue.send((grant.clone(), tx)).is_ok() {
+            if let Ok(cap) = rx.await {
+                return cap;
+            }
+        }
+        // The signer is gone (the runtime it was started on has stopped): sign alone.
+        Token::issue(self.identity.cert.clone(), &self.identity.key, grant).to_cap()
     }
 
     /// A capability granting only `rights` of what `cap` grants, signed by this node (for
@@ -249,6 +253,21 @@ mod tests {
         assert_eq!(signatures.len(), 3, "{} capabilities, batches of {MAX_BATCH}", caps.len());
         let alone = g.issue_owner_batched(objects[0], KeyHolder::public()).await;
         assert_eq!(Token::from_cap(&alone).unwrap().links[0].signature.len(), 64);
+    }
+
+    /// The signer runs on the runtime that first asked; once that runtime is gone, a
+    /// guard used on another still issues, each capability signed alone.
+    #[test]
+    fn a_guard_outliving_its_signers_runtime_still_issues() {
+        let g = guard();
+        let object = ObjectId::new(NodeId(1));
+        let issue = || {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(g.issue_owner_batched(object, KeyHolder::public()))
+        };
+        for cap in [issue(), issue()] {
+            g.admit(Some(&cap), object, 0, Rights::WRITE, "incr").unwrap();
+        }
     }
 
     /// Some holder's key; who holds it does not matter to these checks.
