@@ -385,17 +385,27 @@ async fn big_blob() {
 
 /// `n` distinct capabilities for `object`, each a chain of `links` links, all granting
 /// read: tokens the node has not seen, so every call verifies its chain.
-fn fresh_tokens(engine: &Engine, object: &RawRef, n: usize, links: usize) -> Vec<clouds::Cap> {
-    use capability::{Grant, KeyPair, Restrict, Token};
+/// `batched`: the first links signed `MAX_BATCH` at a time, as a node signs creations'.
+fn fresh_tokens(engine: &Engine, object: &RawRef, n: usize, links: usize, batched: bool) -> Vec<clouds::Cap> {
+    use capability::{batch::MAX_BATCH, Grant, KeyPair, Restrict, Token};
     let identity = engine.guard().identity();
     let holder = KeyPair::generate();
     let rights = Rights::READ.union(Rights::DELEGATE);
-    (0..n)
+    // A different expiry makes each token (and its signatures) different.
+    let grants: Vec<Grant> = (0..n)
         .map(|i| {
-            // A different expiry makes each token (and its signatures) different.
             let expires = Some(4_000_000_000 + i as u64);
-            let grant = Grant { object: object.id, rights, methods: None, expires, epoch: 0, holder: holder.public() };
-            let mut token = Token::issue(identity.cert.clone(), &identity.key, grant);
+            Grant { object: object.id, rights, methods: None, expires, epoch: 0, holder: holder.public() }
+        })
+        .collect();
+    let firsts: Vec<Token> = if batched {
+        grants.chunks(MAX_BATCH).flat_map(|g| Token::issue_batch(&identity.cert, &identity.key, g.to_vec())).collect()
+    } else {
+        grants.into_iter().map(|g| Token::issue(identity.cert.clone(), &identity.key, g)).collect()
+    };
+    firsts
+        .into_iter()
+        .map(|mut token| {
             for _ in 1..links {
                 token = token.attenuate(&holder, Restrict::default(), holder.public()).expect("attenuate");
             }
@@ -430,12 +440,13 @@ async fn capability_checks() {
     })
     .await
     .print();
-    for links in [1usize, 3] {
+    let kinds = [(1usize, false, ""), (3, false, ""), (1, true, ", signed in batches of 32")];
+    for (links, batched, how) in kinds {
         // More tokens than the cache holds, used in turn: every call misses.
-        let tokens = Arc::new(fresh_tokens(&on, &target, 10_000, links));
+        let tokens = Arc::new(fresh_tokens(&on, &target, 10_000, links, batched));
         let next = Arc::new(AtomicU64::new(0));
         let (e, t) = (on.clone(), target.clone());
-        measure_latency(&format!("checked, uncached, {links}-link chain"), RUN, move || {
+        measure_latency(&format!("checked, uncached, {links}-link chain{how}"), RUN, move || {
             let (e, t, tokens) = (e.clone(), t.clone(), tokens.clone());
             let i = next.fetch_add(1, Ordering::Relaxed) as usize % tokens.len();
             async move {

@@ -20,6 +20,7 @@
 
 use crate::keys::{KeyPair, PublicKey};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// The most leaves one signature covers: `2^MAX_DEPTH`. Each level adds 32 bytes to every
 /// token of the batch, and every call carries its token.
@@ -88,27 +89,50 @@ pub fn sign_all(key: &KeyPair, messages: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Whether `signature`, in either form, is `key`'s over `message`. Strict ed25519
-/// verification underneath.
-pub fn verifies(key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
+/// What the ed25519 signature inside `signature` must be over for `signature` to sign
+/// `message`: the message itself (a plain signature), or the root its path leads to from
+/// the message's leaf (a batched one). `None`: `signature` has neither form.
+pub fn signed_part<'a>(message: &'a [u8], signature: &'a [u8]) -> Option<Signed<'a>> {
     if signature.len() == SIGNATURE {
-        return key.verifies(message, signature);
+        return Some(Signed { message: Cow::Borrowed(message), signature, batched: false });
     }
-    let Some(path) = signature.get(SIGNATURE + INDEX..) else { return false };
+    let path = signature.get(SIGNATURE + INDEX..)?;
     let depth = path.len() / HASH;
     if path.len() % HASH != 0 || !(1..=MAX_DEPTH).contains(&depth) {
-        return false;
+        return None;
     }
     let index = u32::from_le_bytes(signature[SIGNATURE..SIGNATURE + INDEX].try_into().expect("four bytes")) as usize;
     if index >> depth != 0 {
-        return false;
+        return None;
     }
     let mut hash = leaf(message);
     for (height, sibling) in path.chunks(HASH).enumerate() {
         let sibling: &Hash = sibling.try_into().expect("chunks of HASH bytes");
         hash = if (index >> height) & 1 == 0 { inner(&hash, sibling) } else { inner(sibling, &hash) };
     }
-    key.verifies(&root_message(depth, &hash), &signature[..SIGNATURE])
+    Some(Signed { message: Cow::Owned(root_message(depth, &hash)), signature: &signature[..SIGNATURE], batched: true })
+}
+
+/// An ed25519 signature and what it must sign.
+#[derive(Debug)]
+pub struct Signed<'a> {
+    pub message: Cow<'a, [u8]>,
+    pub signature: &'a [u8],
+    /// Over a batch's root: every link of the batch has the same `Signed`, so a verifier
+    /// that remembers it checks the signature once for the whole batch.
+    pub batched: bool,
+}
+
+impl Signed<'_> {
+    /// Whether `key` made the ed25519 signature. Strict verification.
+    pub fn by(&self, key: &PublicKey) -> bool {
+        key.verifies(&self.message, self.signature)
+    }
+}
+
+/// Whether `signature`, in either form, is `key`'s over `message`.
+pub fn verifies(key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
+    signed_part(message, signature).is_some_and(|s| s.by(key))
 }
 
 #[cfg(test)]
@@ -141,6 +165,19 @@ mod tests {
         let sigs = sign_all(&key, &messages(5));
         assert!(sigs.iter().all(|s| s.len() == SIGNATURE + INDEX + 3 * HASH), "5 leaves: depth 3");
         assert!(sigs.iter().all(|s| s[..SIGNATURE] == sigs[0][..SIGNATURE]), "one ed25519 signature");
+    }
+
+    #[test]
+    fn every_link_of_a_batch_has_the_same_signed_root_and_a_plain_one_its_message() {
+        let key = KeyPair::generate();
+        let ms = messages(9);
+        let sigs = sign_all(&key, &ms);
+        let roots: Vec<_> = ms.iter().zip(&sigs).map(|(m, s)| signed_part(m, s).unwrap()).collect();
+        assert!(roots.iter().all(|r| r.batched && r.message == roots[0].message && r.signature == roots[0].signature));
+        assert!(roots[0].by(&key.public()));
+        let plain = sign_all(&key, &ms[..1]);
+        let signed = signed_part(&ms[0], &plain[0]).unwrap();
+        assert!(!signed.batched && *signed.message == *ms[0] && signed.by(&key.public()));
     }
 
     #[test]

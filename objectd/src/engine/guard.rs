@@ -6,15 +6,17 @@
 //! signatures of a token are checked once and each later call costs a map lookup and the
 //! per-call checks (object, epoch, expiry, right, method); and a set of the node
 //! certificates found signed by the authority (one per node), so that a new token costs
-//! only its own links' signatures.
+//! only its own links' signatures; and the batch roots found signed, so that of the
+//! capabilities signed in one batch only the first presented costs an ed25519 check.
 //!
 //! Owner capabilities for creations are signed by one task, in batches
 //! (`issue_owner_batched`): the requests that arrive while a batch is being signed go in
 //! the next, up to `capability::batch::MAX_BATCH` under one ed25519 signature. Alone, a
 //! request is signed at once, as `issue_owner` would.
 
+use capability::batch::Signed;
 use capability::batch::MAX_BATCH;
-use capability::verify::{check, verify_chain, verify_links};
+use capability::verify::{check, verify_links_by};
 use capability::{Denied, Grant, NodeCert, PublicKey, Restrict, Token};
 use clouds::{Cap, InvokeError, ObjectId, Rights};
 use lru::LruCache;
@@ -34,6 +36,9 @@ pub struct Guard {
     /// std `Mutex`es: one map operation at a time, never across an `.await`.
     verified: Mutex<LruCache<Vec<u8>, Grant>>,
     certs: Mutex<LruCache<NodeCert, ()>>,
+    /// Batch roots found signed (key, signature, root): the batch's other capabilities
+    /// need no ed25519 check of their own.
+    roots: Mutex<LruCache<Vec<u8>, ()>>,
     /// The batching signer's queue, started at the first batched request.
     signer: OnceLock<mpsc::UnboundedSender<Signing>>,
 }
@@ -69,6 +74,7 @@ impl Guard {
             enforce: true,
             verified: Mutex::new(LruCache::new(CACHE_ENTRIES)),
             certs: Mutex::new(LruCache::new(CACHE_ENTRIES)),
+            roots: Mutex::new(LruCache::new(CACHE_ENTRIES)),
             signer: OnceLock::new(),
         }
     }
@@ -91,15 +97,32 @@ impl Guard {
         }
         let token = Token::from_cap(cap)?;
         let known = self.certs.lock().expect("certs mutex").get(&token.cert).is_some();
-        let grant = if known {
-            verify_links(&token)?.grant
-        } else {
-            let grant = verify_chain(&token, &self.identity.authority)?.grant;
+        if !known {
+            if !token.cert.is_signed_by(&self.identity.authority) {
+                return Err(Denied::OtherCluster);
+            }
             self.certs.lock().expect("certs mutex").put(token.cert.clone(), ());
-            grant
-        };
+        }
+        let grant = verify_links_by(&token, |key, signed| self.signed_by(key, signed))?.grant;
         self.verified.lock().expect("cache mutex").put(cap.as_bytes().to_vec(), grant.clone());
         Ok(grant)
+    }
+
+    /// Whether `key` made `signed`'s signature; a batch's root, once found signed, is
+    /// remembered, so that the other capabilities of the batch cost only their paths.
+    fn signed_by(&self, key: &PublicKey, signed: &Signed<'_>) -> bool {
+        if !signed.batched {
+            return signed.by(key);
+        }
+        let root = [&key.0[..], signed.signature, &signed.message].concat();
+        if self.roots.lock().expect("roots mutex").get(&root).is_some() {
+            return true;
+        }
+        let good = signed.by(key);
+        if good {
+            self.roots.lock().expect("roots mutex").put(root, ());
+        }
+        good
     }
 
     /// Whether `cap` allows `operation` (a method, or `describe`, `delete`, `revoke`),
@@ -251,6 +274,14 @@ mod tests {
             signatures.insert(token.links[0].signature[..64].to_vec());
         }
         assert_eq!(signatures.len(), 3, "{} capabilities, batches of {MAX_BATCH}", caps.len());
+        // Each batch's root was checked once and remembered...
+        assert_eq!(g.roots.lock().unwrap().len(), 3);
+        // ...which lets no other grant through under it: a capability of a remembered
+        // batch with its object changed leads to another root, and fails.
+        let mut token = Token::from_cap(&caps[0]).unwrap();
+        token.links[0].grant.object = objects[1];
+        let e = g.admit(Some(&token.to_cap()), objects[1], 0, Rights::READ, "get").unwrap_err();
+        assert!(e.to_string().contains("signature"), "{e}");
         let alone = g.issue_owner_batched(objects[0], KeyHolder::public()).await;
         assert_eq!(Token::from_cap(&alone).unwrap().links[0].signature.len(), 64);
     }
