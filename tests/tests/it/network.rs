@@ -166,3 +166,33 @@ async fn a_moved_object_is_followed_and_the_route_remembered() {
     assert!(matches!(info, Ok(protocol::ResponseBody::Described(i)) if i.node == NodeId(3)), "describe follows too");
     assert_eq!(net.invoke(2, &counter, "get", json!([]), SHORT).await.unwrap(), json!(8), "and through the old node");
 }
+
+/// Creations made at once get owner capabilities signed in one batch; after their objects
+/// move to node 2, node 2 checks node 1's batched signatures (the first of a batch by
+/// ed25519, the others by their paths), each capability for its own object only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_signed_in_one_batch_hold_on_another_node_each_for_its_own_object() {
+    use protocol::migration::Strategy;
+    let net = Network::start(2).await;
+    let made = futures::future::join_all((0..40).map(|_| net.create(1, "Counter", 1))).await;
+    let batched = |r: &RawRef| {
+        let token = capability::Token::from_cap(r.cap.as_ref().unwrap()).unwrap();
+        token.links[0].signature.len() > 64
+    };
+    assert!(made.iter().any(batched), "40 creations at once share a signature");
+    for r in &made {
+        net.migrate(1, r, 2, Strategy::Eager).await.unwrap();
+    }
+    for r in &made {
+        net.invoke(1, r, "incr", json!([1]), SHORT).await.unwrap();
+        assert_eq!(net.owners(r.id), vec![2]);
+    }
+    let (batch_mate, alone) = (made.iter().find(|r| batched(r)).unwrap(), &made[0]);
+    let other = made.iter().find(|r| r.id != batch_mate.id && batched(r)).unwrap();
+    let swapped = RawRef { id: other.id, cap: batch_mate.cap.clone() };
+    match net.invoke(1, &swapped, "get", json!([]), SHORT).await {
+        Err(InvokeError::Denied { reason }) => assert!(reason.contains("is for object"), "{reason}"),
+        e => panic!("another object's capability was taken: {e:?}"),
+    }
+    assert_eq!(net.invoke(1, alone, "get", json!([]), SHORT).await.unwrap(), json!(1));
+}
