@@ -2,9 +2,12 @@
 //!
 //! On disk it is a directory readable by its owner only (mode 0700) with files of mode
 //! 0600: `key` (the secret key, hex), `caps` (one capability per line, in text form) and
-//! `lock`. Changes happen under an exclusive lock on `lock`, to what `caps` holds at that
-//! moment, so several processes using one wallet at once lose nothing. The command line keeps it at `--wallet DIR`, `$CLOUDS_WALLET`, or
-//! `~/.clouds/wallet`; library clients get one in memory unless they open one.
+//! `lock`. Changes happen under an exclusive lock on `lock`, after reading what other
+//! processes added to `caps` since, so several processes using one wallet at once lose
+//! nothing. A capability added is one line appended (its cost does not grow with the
+//! wallet); forgetting rewrites the file. The command line keeps it at `--wallet DIR`,
+//! `$CLOUDS_WALLET`, or `~/.clouds/wallet`; library clients get one in memory unless they
+//! open one.
 //!
 //! For each object the wallet offers, of the capabilities that have not expired, the one
 //! that suits the call best (see [`suitability`]).
@@ -22,7 +25,17 @@ pub struct Wallet {
     dir: Option<PathBuf>,
     key: KeyPair,
     /// std `Mutex`: one map operation (and, on disk, one file write) at a time.
-    caps: Mutex<HashMap<ObjectId, Vec<Held>>>,
+    caps: Mutex<Caps>,
+}
+
+/// The capabilities held, and how far this process has read the `caps` file.
+#[derive(Default)]
+struct Caps {
+    by_object: HashMap<ObjectId, Vec<Held>>,
+    /// Bytes of the file read (whole lines).
+    read: u64,
+    /// Which file they were read from (device, inode): a rewrite is another file.
+    file: Option<(u64, u64)>,
 }
 
 #[derive(Clone)]
@@ -39,7 +52,7 @@ fn now() -> u64 {
 impl Wallet {
     /// A wallet with a fresh key, in memory only.
     pub fn ephemeral() -> Wallet {
-        Wallet { dir: None, key: KeyPair::generate(), caps: Mutex::new(HashMap::new()) }
+        Wallet { dir: None, key: KeyPair::generate(), caps: Mutex::new(Caps::default()) }
     }
 
     /// Where the command line keeps the wallet unless told: `~/.clouds/wallet`.
@@ -72,7 +85,8 @@ impl Wallet {
             write_private(&key_path, &format!("{}\n", hex::encode(key.secret_bytes())))?;
             key
         };
-        let caps = read_caps(&dir.join("caps"))?;
+        let mut caps = Caps::default();
+        catch_up(&dir.join("caps"), &mut caps, false)?;
         Ok(Wallet { dir: Some(dir.to_path_buf()), key, caps: Mutex::new(caps) })
     }
 
@@ -130,28 +144,37 @@ impl Wallet {
     /// Keeps `cap` (once). Refused if it is not a capability of this format.
     pub fn add(&self, cap: &Cap) -> Result<(), String> {
         let token = Token::from_cap(cap).map_err(|e| format!("not a capability: {e}"))?;
-        self.update(|caps| insert(caps, token.grant(), cap))
+        let mut caps = self.caps.lock().expect("wallet mutex");
+        let Some(dir) = &self.dir else {
+            insert(&mut caps.by_object, token.grant(), cap);
+            return Ok(());
+        };
+        let _locked = lock(dir)?;
+        let path = dir.join("caps");
+        catch_up(&path, &mut caps, true)?;
+        if insert(&mut caps.by_object, token.grant(), cap) {
+            use std::io::Write as _;
+            let line = format!("{}\n", cap.to_text());
+            let mut file = private_file(&path, Open::Append)?;
+            file.write_all(line.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            read_up_to_end(&path, &mut caps)?;
+        }
+        Ok(())
     }
 
     /// Forgets every capability for `id` (they were revoked, or the object is gone).
     pub fn forget(&self, id: ObjectId) -> Result<(), String> {
-        self.update(|caps| caps.remove(&id).is_some())
-    }
-
-    /// Applies `change` (which says whether it changed anything). On disk: under the
-    /// wallet's lock, to the capabilities the file holds now, then saved.
-    fn update(&self, change: impl FnOnce(&mut HashMap<ObjectId, Vec<Held>>) -> bool) -> Result<(), String> {
         let mut caps = self.caps.lock().expect("wallet mutex");
         let Some(dir) = &self.dir else {
-            change(&mut caps);
+            caps.by_object.remove(&id);
             return Ok(());
         };
-        let lock_path = dir.join("lock");
-        let lock = private_file(&lock_path, false)?;
-        lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-        *caps = read_caps(&dir.join("caps"))?;
-        if change(&mut caps) {
-            save(dir, &caps)?;
+        let _locked = lock(dir)?;
+        let path = dir.join("caps");
+        catch_up(&path, &mut caps, true)?;
+        if caps.by_object.remove(&id).is_some() {
+            save(dir, &caps.by_object)?;
+            read_up_to_end(&path, &mut caps)?;
         }
         Ok(())
     }
@@ -167,7 +190,8 @@ impl Wallet {
     pub fn best_for(&self, id: ObjectId, needed: Rights) -> Option<(Cap, Rights)> {
         let now = now();
         let caps = self.caps.lock().expect("wallet mutex");
-        caps.get(&id)?
+        caps.by_object
+            .get(&id)?
             .iter()
             .filter(|h| h.expires.is_none_or(|e| e >= now))
             .max_by_key(|h| suitability(h.rights, needed))
@@ -177,29 +201,69 @@ impl Wallet {
     /// Every capability held, by object.
     pub fn all(&self) -> Vec<Token> {
         let caps = self.caps.lock().expect("wallet mutex");
-        let mut out: Vec<Token> = caps.values().flatten().filter_map(|h| Token::from_cap(&h.cap).ok()).collect();
+        let mut out: Vec<Token> =
+            caps.by_object.values().flatten().filter_map(|h| Token::from_cap(&h.cap).ok()).collect();
         out.sort_by_key(|t| t.grant().object);
         out
     }
 }
 
-/// The capabilities in a `caps` file (none if there is no file).
-fn read_caps(path: &Path) -> Result<HashMap<ObjectId, Vec<Held>>, String> {
-    let mut caps = HashMap::new();
-    if !path.exists() {
-        return Ok(caps);
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let not_one = |e: String| format!("{} line {}: not a capability: {e}", path.display(), n + 1);
-        let cap = Cap::from_text(line).map_err(not_one)?;
-        let token = Token::from_cap(&cap).map_err(|e| not_one(e.to_string()))?;
-        insert(&mut caps, token.grant(), &cap);
-    }
-    Ok(caps)
+/// Takes the wallet's lock (released when the file returned is dropped).
+fn lock(dir: &Path) -> Result<std::fs::File, String> {
+    let path = dir.join("lock");
+    let file = private_file(&path, Open::Keep)?;
+    file.lock().map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+    Ok(file)
 }
 
-/// Writes `caps` to the wallet in `dir` (its lock held).
+/// Brings `caps` up to what the `caps` file at `path` holds: the lines added since it was
+/// last read, or all of them if the file was rewritten meanwhile (by a `forget`). A last
+/// line not finished is left for later; under the wallet's lock (`locked`) no one can be
+/// writing it, so it is what a writer that died mid-line left, and it is cut off.
+fn catch_up(path: &Path, caps: &mut Caps, locked: bool) -> Result<(), String> {
+    use std::io::{Read as _, Seek as _};
+    use std::os::unix::fs::MetadataExt as _;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            *caps = Caps::default();
+            return Ok(());
+        }
+        Err(e) => return Err(cannot(e)),
+    };
+    let meta = file.metadata().map_err(cannot)?;
+    let id = Some((meta.dev(), meta.ino()));
+    if caps.file != id || meta.len() < caps.read {
+        *caps = Caps { file: id, ..Caps::default() };
+    }
+    file.seek(std::io::SeekFrom::Start(caps.read)).map_err(cannot)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(cannot)?;
+    let whole = text.rfind('\n').map_or(0, |at| at + 1);
+    for line in text[..whole].lines().filter(|l| !l.trim().is_empty()) {
+        let not_one = |e: String| format!("{}: a line is not a capability: {e}", path.display());
+        let cap = Cap::from_text(line).map_err(not_one)?;
+        let token = Token::from_cap(&cap).map_err(|e| not_one(e.to_string()))?;
+        insert(&mut caps.by_object, token.grant(), &cap);
+    }
+    caps.read += whole as u64;
+    if locked && whole < text.len() {
+        let file = private_file(path, Open::Keep)?;
+        file.set_len(caps.read).map_err(|e| format!("cannot mend {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// After this process wrote the `caps` file (under the lock): all of it is known.
+fn read_up_to_end(path: &Path, caps: &mut Caps) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    caps.file = Some((meta.dev(), meta.ino()));
+    caps.read = meta.len();
+    Ok(())
+}
+
 fn save(dir: &Path, caps: &HashMap<ObjectId, Vec<Held>>) -> Result<(), String> {
     let mut text = String::new();
     for held in caps.values().flatten() {
@@ -230,13 +294,22 @@ fn insert(caps: &mut HashMap<ObjectId, Vec<Held>>, grant: &Grant, cap: &Cap) -> 
     true
 }
 
-/// Opens (making it if needed) a file readable by its owner only; `truncate` empties it.
-fn private_file(path: &Path, truncate: bool) -> Result<std::fs::File, String> {
+/// How `private_file` opens a file: keeping what it holds, emptied, or to append to.
+#[derive(Clone, Copy, PartialEq)]
+enum Open {
+    Keep,
+    Empty,
+    Append,
+}
+
+/// Opens (making it if needed) a file readable by its owner only.
+fn private_file(path: &Path, how: Open) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()
-        .write(true)
+        .write(how != Open::Append)
+        .append(how == Open::Append)
         .create(true)
-        .truncate(truncate)
+        .truncate(how == Open::Empty)
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -244,7 +317,9 @@ fn private_file(path: &Path, truncate: bool) -> Result<std::fs::File, String> {
 
 fn write_private(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write as _;
-    private_file(path, true)?.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    private_file(path, Open::Empty)?
+        .write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -293,6 +368,7 @@ mod tests {
         other.add(&one.to_cap()).unwrap();
         w.add(&two.to_cap()).unwrap();
         assert_eq!(Wallet::open(&dir).unwrap().all().iter().filter(|t| t.grant().object == elsewhere).count(), 2);
+        assert_eq!(w.all().iter().filter(|t| t.grant().object == elsewhere).count(), 2, "w read what other added");
         other.forget(elsewhere).unwrap();
 
         let again = Wallet::open(&dir).unwrap();
@@ -305,6 +381,34 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!((mode(&dir), mode(&dir.join("key")), mode(&dir.join("caps"))), (0o700, 0o600, 0o600));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Adding appends one line and leaves the rest of the file as it was; a line a writer
+    /// left unfinished (it died mid-line) is skipped on open and cut off at the next change.
+    #[test]
+    fn adding_appends_a_line_and_a_line_left_unfinished_is_cut_off() {
+        let dir = std::env::temp_dir().join(format!("clouds-wallet-append-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let w = Wallet::open(&dir).unwrap();
+        let caps: Vec<Token> =
+            (0..3).map(|_| token(ObjectId::new(NodeId(1)), Rights::READ, w.public(), None)).collect();
+        w.add(&caps[0].to_cap()).unwrap();
+        let file = dir.join("caps");
+        let before = std::fs::read(&file).unwrap();
+        w.add(&caps[1].to_cap()).unwrap();
+        let after = std::fs::read(&file).unwrap();
+        assert_eq!(&after[..before.len()], &before[..], "the lines there stay as they were");
+        assert_eq!(after.len() - before.len(), caps[1].to_text().len() + 1, "one line more");
+        // A writer died halfway through a line.
+        let half = &caps[2].to_text()[..40];
+        std::fs::write(&file, [&after[..], half.as_bytes()].concat()).unwrap();
+        let reopened = Wallet::open(&dir).unwrap();
+        assert_eq!(reopened.all().len(), 2, "the unfinished line is not read");
+        reopened.add(&caps[2].to_cap()).unwrap();
+        let again = Wallet::open(&dir).unwrap();
+        assert_eq!(again.all().len(), 3, "and it was cut off before the next line went in");
+        assert_eq!(again.best(caps[2].grant().object), Some(caps[2].to_cap()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
