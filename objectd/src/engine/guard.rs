@@ -14,8 +14,7 @@
 //! the next, up to `capability::batch::MAX_BATCH` under one ed25519 signature. Alone, a
 //! request is signed at once, as `issue_owner` would.
 
-use capability::batch::Signed;
-use capability::batch::MAX_BATCH;
+use capability::batch::{Signed, MAX_BATCH};
 use capability::verify::{check, verify_links_by};
 use capability::{Denied, Grant, NodeCert, PublicKey, Restrict, Token};
 use clouds::{Cap, InvokeError, ObjectId, Rights};
