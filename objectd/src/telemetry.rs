@@ -77,7 +77,7 @@ pub fn record_check() {
     }
 }
 
-/// Owner capabilities signed as one batch of `issued` under one signature.
+/// One signature this node made, for `issued` capabilities (more than one: a batch).
 pub fn record_signed_batch(issued: usize) {
     if on() {
         metrics::counter!("clouds_capability_signatures_total").increment(1);

@@ -152,7 +152,12 @@ impl Guard {
 
     /// A capability for `object` signed by this node: `rights`, for `holder`.
     pub fn issue(&self, object: ObjectId, epoch: u64, holder: PublicKey, rights: Rights) -> Cap {
-        let grant = Grant { object, rights, methods: None, expires: None, epoch, holder };
+        self.sign_alone(whole_grant(object, epoch, holder, rights))
+    }
+
+    /// `grant` as the first link of a token, signed by this node alone.
+    fn sign_alone(&self, grant: Grant) -> Cap {
+        crate::telemetry::record_signed_batch(1);
         Token::issue(self.identity.cert.clone(), &self.identity.key, grant).to_cap()
     }
 
@@ -160,7 +165,7 @@ impl Guard {
     /// same time (the creations of one group commit): one signature for up to
     /// `MAX_BATCH` of them.
     pub async fn issue_owner_batched(&self, object: ObjectId, holder: PublicKey) -> Cap {
-        let grant = Grant { object, rights: Rights::ALL, methods: None, expires: None, epoch: 0, holder };
+        let grant = whole_grant(object, 0, holder, Rights::ALL);
         let (tx, rx) = oneshot::channel();
         let queue = self.signer.get_or_init(|| {
             let (queue, requests) = mpsc::unbounded_channel();
@@ -173,7 +178,7 @@ impl Guard {
             }
         }
         // The signer is gone (the runtime it was started on has stopped): sign alone.
-        Token::issue(self.identity.cert.clone(), &self.identity.key, grant).to_cap()
+        self.sign_alone(grant)
     }
 
     /// A capability granting only `rights` of what `cap` grants, signed by this node (for
@@ -182,8 +187,13 @@ impl Guard {
         let parent = self.grant(cap)?;
         let restrict = Restrict { rights: Some(rights), ..Restrict::default() };
         let child = parent.restricted(restrict, self.identity.key.public(), 1)?;
-        Ok(Token::issue(self.identity.cert.clone(), &self.identity.key, child).to_cap())
+        Ok(self.sign_alone(child))
     }
+}
+
+/// A grant of `rights` on `object` to `holder`, for every method and without expiry.
+fn whole_grant(object: ObjectId, epoch: u64, holder: PublicKey, rights: Rights) -> Grant {
+    Grant { object, rights, methods: None, expires: None, epoch, holder }
 }
 
 /// The batching signer: takes what is queued, up to `MAX_BATCH`, signs it with one
