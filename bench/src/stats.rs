@@ -138,11 +138,20 @@ impl Row {
 /// The rows take turns, a short run each, `rounds` times, `budget` in all for each row:
 /// this machine switches between a fast and a slow mode for seconds at a time, and taking
 /// turns gives every row its share of both, so that ratios between rows hold within a run.
+///
+/// For profiling one row: `BENCH_ROWS=TEXT` gives the rows whose names do not contain TEXT
+/// a fiftieth of their time (they still run, so that what is derived from them still prints),
+/// and the cluster section leaves out its tables after the rows.
 pub async fn interleaved(rows: &[Row], rounds: u32, budget: Duration) -> Vec<Figures> {
+    let only = std::env::var("BENCH_ROWS").ok();
     let mut out: Vec<Option<Figures>> = rows.iter().map(|_| None).collect();
     for _ in 0..rounds {
         for (row, slot) in rows.iter().zip(out.iter_mut()) {
             let op = row.op.clone();
+            let budget = match &only {
+                Some(text) if !row.name.contains(text.as_str()) => budget / 50,
+                _ => budget,
+            };
             let figures = measure_concurrent(&row.name, row.callers, budget / rounds, move |i| op(i)).await;
             match slot {
                 Some(f) => f.merge(figures),

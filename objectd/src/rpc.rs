@@ -134,18 +134,25 @@ where
     let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
     // The answers written but not yet flushed, each holding its request's place in `work`.
     let mut unflushed = Vec::new();
+    // Requests of this connection whose answers have not come back from their tasks.
+    let mut running = 0usize;
+    let mut flush = protocol::coalesce::Flush::default();
     let served = std::future::poll_fn(|cx| {
         // Answers first, while the transport takes them; then one flush for all.
         while channel.as_mut().poll_ready(cx).is_ready() {
             match answers.poll_recv(cx) {
                 Poll::Ready(Some((answer, held))) => match channel.as_mut().start_send(answer) {
-                    Ok(()) => unflushed.push(held),
+                    Ok(()) => {
+                        unflushed.push(held);
+                        running -= 1;
+                    }
                     Err(e) => return Poll::Ready(Err(format!("an answer failed: {e}"))),
                 },
                 _ => break,
             }
         }
-        if !unflushed.is_empty() {
+        // Many answers per flush (`protocol::coalesce`): held one turn while other requests run.
+        if flush.now(cx, !unflushed.is_empty(), running) {
             match channel.as_mut().poll_flush(cx) {
                 Poll::Ready(Ok(())) => unflushed.clear(),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(format!("a flush failed: {e}"))),
@@ -155,6 +162,7 @@ where
         loop {
             match channel.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(tracked))) => {
+                    running += 1;
                     let (server, answered, held) = (server.clone(), answered.clone(), work.token());
                     let tarpc::Request { context, id, message: NodeRpcRequest::Call { req } } = tracked.request;
                     tokio::spawn(async move {

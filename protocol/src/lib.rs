@@ -6,6 +6,7 @@
 //!   opened with the handshake, sending one typed request at a time.
 //! - [`handshake`]: the signed exchange that opens every connection.
 //! - [`identity`]: a node's key and certificate files; `init` makes a cluster's authority.
+//! - [`coalesce`]: when a connection's written messages are flushed (many per flush).
 //! - [`pool`]: connections to nodes, one per node incarnation.
 //! - [`route`]: where an object is believed to be ([`Locations`]) and the one loop that
 //!   follows `Moved` ([`route::follow`]), for clients and nodes alike.
@@ -17,6 +18,7 @@
 //! Both the client library and the node depend on this crate; it holds no storage and no
 //! gossip, so a program that only calls objects does not build them.
 
+pub mod coalesce;
 pub mod decision;
 pub mod handshake;
 pub mod identity;

@@ -85,7 +85,7 @@ impl Connection {
             connected.await.map_err(|_| unavailable(format!("no answer within {} ms", within.as_millis())))??;
         let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
         let tarpc::client::NewClient { client: rpc, dispatch } =
-            NodeRpcClient::new(tarpc::client::Config::default(), transport);
+            NodeRpcClient::new(tarpc::client::Config::default(), crate::coalesce::Coalesced::new(transport));
         let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ended = closed.clone();
         tokio::spawn(async move {
