@@ -14,6 +14,7 @@
 use futures::{Sink, Stream};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 /// Whether written messages go out now or wait one turn.
 #[derive(Debug, Default)]
@@ -56,26 +57,56 @@ pub struct Coalesced<T> {
     flush: Flush,
     /// Requests written since the last flush.
     unflushed: usize,
-    /// Requests flushed whose answers have not come back.
-    awaiting: usize,
+    awaiting: Awaiting,
 }
 
 impl<T> Coalesced<T> {
     pub fn new(inner: T) -> Self {
-        Coalesced { inner, flush: Flush::default(), unflushed: 0, awaiting: 0 }
+        Coalesced { inner, flush: Flush::default(), unflushed: 0, awaiting: Awaiting::default() }
+    }
+}
+
+/// The requests of a connection that may still be answered: sent, neither answered nor
+/// cancelled, and not past their deadline (a server answers neither a cancelled request
+/// nor one whose deadline passed, so those are not waited for).
+#[derive(Debug, Default)]
+struct Awaiting {
+    deadlines: std::collections::HashMap<u64, Instant>,
+    /// The earliest deadline among them, once known: nothing expires before it.
+    earliest: Option<Instant>,
+}
+
+impl Awaiting {
+    fn sent(&mut self, id: u64, deadline: Instant) {
+        self.deadlines.insert(id, deadline);
+        self.earliest = Some(self.earliest.map_or(deadline, |e| e.min(deadline)));
+    }
+
+    /// Answered or cancelled.
+    fn done(&mut self, id: u64) {
+        self.deadlines.remove(&id);
+    }
+
+    /// How many at `now`.
+    fn count(&mut self, now: Instant) -> usize {
+        if self.earliest.is_some_and(|e| e <= now) {
+            self.deadlines.retain(|_, d| *d > now);
+            self.earliest = self.deadlines.values().min().copied();
+        }
+        self.deadlines.len()
     }
 }
 
 impl<T, R, E> Stream for Coalesced<T>
 where
-    T: Stream<Item = Result<R, E>> + Unpin,
+    T: Stream<Item = Result<tarpc::Response<R>, E>> + Unpin,
 {
-    type Item = Result<R, E>;
+    type Item = Result<tarpc::Response<R>, E>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let next = Pin::new(&mut self.inner).poll_next(cx);
-        if let Poll::Ready(Some(Ok(_))) = &next {
-            self.awaiting = self.awaiting.saturating_sub(1);
+        if let Poll::Ready(Some(Ok(answer))) = &next {
+            self.awaiting.done(answer.request_id);
         }
         next
     }
@@ -92,20 +123,30 @@ where
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: tarpc::ClientMessage<Req>) -> Result<(), Self::Error> {
-        if matches!(item, tarpc::ClientMessage::Request(_)) {
-            self.unflushed += 1;
+        match &item {
+            tarpc::ClientMessage::Request(r) => {
+                self.unflushed += 1;
+                self.awaiting.sent(r.id, r.context.deadline);
+            }
+            tarpc::ClientMessage::Cancel { request_id, .. } => self.awaiting.done(*request_id),
+            // Whatever else tarpc may send is not answered.
+            _ => {}
         }
         Pin::new(&mut self.inner).start_send(item)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = &mut *self;
-        if this.unflushed > 0 && !this.flush.now(cx, true, this.awaiting) {
-            return Poll::Pending;
+        if this.unflushed > 0 {
+            // The others: what awaits an answer, less what this flush sends.
+            let others = this.awaiting.count(Instant::now()).saturating_sub(this.unflushed);
+            if !this.flush.now(cx, true, others) {
+                return Poll::Pending;
+            }
         }
         let flushed = Pin::new(&mut this.inner).poll_flush(cx);
         if let Poll::Ready(Ok(())) = flushed {
-            this.awaiting += std::mem::take(&mut this.unflushed);
+            this.unflushed = 0;
         }
         flushed
     }
@@ -172,6 +213,7 @@ mod tests {
     struct Counting {
         sent: usize,
         flushes: usize,
+        answered: usize,
     }
 
     impl Sink<tarpc::ClientMessage<u8>> for Counting {
@@ -192,15 +234,52 @@ mod tests {
         }
     }
 
+    /// Answers the requests it was sent, in order, one per poll.
     impl Stream for Counting {
-        type Item = Result<u8, std::io::Error>;
-        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            Poll::Ready(Some(Ok(0)))
+        type Item = Result<tarpc::Response<u8>, std::io::Error>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.answered += 1;
+            Poll::Ready(Some(Ok(tarpc::Response { request_id: self.answered as u64, message: Ok(0) })))
         }
     }
 
     fn request(id: u64) -> tarpc::ClientMessage<u8> {
         tarpc::ClientMessage::Request(tarpc::Request { context: tarpc::context::current(), id, message: 0 })
+    }
+
+    #[test]
+    fn requests_answered_cancelled_or_past_their_deadline_are_not_awaited() {
+        let mut a = Awaiting::default();
+        let now = Instant::now();
+        let s = std::time::Duration::from_secs(1);
+        a.sent(1, now + s);
+        a.sent(2, now + 2 * s);
+        a.sent(3, now + 3 * s);
+        a.sent(4, now + 4 * s);
+        assert_eq!(a.count(now), 4);
+        a.done(3);
+        assert_eq!(a.count(now), 3, "answered (or cancelled)");
+        assert_eq!(a.count(now + s), 2, "request 1's deadline has passed: no answer will come");
+        assert_eq!(a.count(now + 5 * s), 0);
+        a.done(9);
+        assert_eq!(a.count(now + 5 * s), 0, "an answer to no request counts for nothing");
+    }
+
+    #[test]
+    fn a_cancelled_request_holds_no_later_flush() {
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut c = Coalesced::new(Counting::default());
+        let mut c = Pin::new(&mut c);
+        c.as_mut().start_send(request(1)).unwrap();
+        assert!(c.as_mut().poll_flush(&mut cx).is_ready());
+        // Request 1's caller went away: tarpc cancels it, and the server will not answer.
+        let cancel = tarpc::ClientMessage::Cancel { trace_context: Default::default(), request_id: 1 };
+        c.as_mut().start_send(cancel).unwrap();
+        assert!(c.as_mut().poll_flush(&mut cx).is_ready());
+        c.as_mut().start_send(request(2)).unwrap();
+        assert!(c.as_mut().poll_flush(&mut cx).is_ready(), "nothing else awaits an answer: out at once");
+        assert_eq!(c.inner.flushes, 3);
     }
 
     #[test]
