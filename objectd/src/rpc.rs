@@ -177,7 +177,13 @@ where
                     });
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(format!("reading failed: {e}"))),
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(None) => {
+                    // The caller stopped sending: what it was answered goes out, held or not.
+                    if !unflushed.is_empty() {
+                        let _ = channel.as_mut().poll_flush(cx);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }

@@ -265,48 +265,52 @@ mod tests {
         assert_eq!(a.count(now + 5 * s), 0, "an answer to no request counts for nothing");
     }
 
-    #[test]
-    fn a_cancelled_request_holds_no_later_flush() {
+    /// Runs `steps` on a coalesced counting transport.
+    fn on_coalesced(steps: impl FnOnce(Pin<&mut Coalesced<Counting>>, &mut Context<'_>)) {
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         let mut c = Coalesced::new(Counting::default());
-        let mut c = Pin::new(&mut c);
-        c.as_mut().start_send(request(1)).unwrap();
-        assert!(c.as_mut().poll_flush(&mut cx).is_ready());
-        // Request 1's caller went away: tarpc cancels it, and the server will not answer.
-        let cancel = tarpc::ClientMessage::Cancel { trace_context: Default::default(), request_id: 1 };
-        c.as_mut().start_send(cancel).unwrap();
-        assert!(c.as_mut().poll_flush(&mut cx).is_ready());
-        c.as_mut().start_send(request(2)).unwrap();
-        assert!(c.as_mut().poll_flush(&mut cx).is_ready(), "nothing else awaits an answer: out at once");
-        assert_eq!(c.inner.flushes, 3);
+        steps(Pin::new(&mut c), &mut cx);
+    }
+
+    #[test]
+    fn a_cancelled_request_holds_no_later_flush() {
+        on_coalesced(|mut c, cx| {
+            c.as_mut().start_send(request(1)).unwrap();
+            assert!(c.as_mut().poll_flush(cx).is_ready());
+            // Request 1's caller went away: tarpc cancels it, and the server will not answer.
+            let cancel = tarpc::ClientMessage::Cancel { trace_context: Default::default(), request_id: 1 };
+            c.as_mut().start_send(cancel).unwrap();
+            assert!(c.as_mut().poll_flush(cx).is_ready());
+            c.as_mut().start_send(request(2)).unwrap();
+            assert!(c.as_mut().poll_flush(cx).is_ready(), "nothing else awaits an answer: out at once");
+            assert_eq!(c.inner.flushes, 3);
+        });
     }
 
     #[test]
     fn the_client_holds_a_flush_only_while_answers_are_awaited() {
-        let waker = futures::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut c = Coalesced::new(Counting::default());
-        let mut c = Pin::new(&mut c);
-        // The first request: nothing else in flight, out at once.
-        c.as_mut().start_send(request(1)).unwrap();
-        assert!(c.as_mut().poll_flush(&mut cx).is_ready());
-        assert_eq!(c.inner.flushes, 1);
-        // A second while the first awaits its answer: held one turn, then out.
-        c.as_mut().start_send(request(2)).unwrap();
-        assert!(c.as_mut().poll_flush(&mut cx).is_pending());
-        assert_eq!(c.inner.flushes, 1);
-        c.as_mut().start_send(request(3)).unwrap();
-        assert!(c.as_mut().poll_flush(&mut cx).is_ready());
-        assert_eq!((c.inner.sent, c.inner.flushes), (3, 2), "two requests in one flush");
-        // Every answer back: the next request goes out at once again.
-        for _ in 0..3 {
-            assert!(matches!(c.as_mut().poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
-        }
-        c.as_mut().start_send(request(4)).unwrap();
-        assert!(c.as_mut().poll_flush(&mut cx).is_ready());
-        assert_eq!(c.inner.flushes, 3);
-        // A flush with nothing written is passed on (tarpc flushes after cancellations).
-        assert!(c.as_mut().poll_flush(&mut cx).is_ready());
+        on_coalesced(|mut c, cx| {
+            // The first request: nothing else in flight, out at once.
+            c.as_mut().start_send(request(1)).unwrap();
+            assert!(c.as_mut().poll_flush(cx).is_ready());
+            assert_eq!(c.inner.flushes, 1);
+            // A second while the first awaits its answer: held one turn, then out.
+            c.as_mut().start_send(request(2)).unwrap();
+            assert!(c.as_mut().poll_flush(cx).is_pending());
+            assert_eq!(c.inner.flushes, 1);
+            c.as_mut().start_send(request(3)).unwrap();
+            assert!(c.as_mut().poll_flush(cx).is_ready());
+            assert_eq!((c.inner.sent, c.inner.flushes), (3, 2), "two requests in one flush");
+            // Every answer back: the next request goes out at once again.
+            for _ in 0..3 {
+                assert!(matches!(c.as_mut().poll_next(cx), Poll::Ready(Some(Ok(_)))));
+            }
+            c.as_mut().start_send(request(4)).unwrap();
+            assert!(c.as_mut().poll_flush(cx).is_ready());
+            assert_eq!(c.inner.flushes, 3);
+            // A flush with nothing written is passed on (tarpc flushes after cancellations).
+            assert!(c.as_mut().poll_flush(cx).is_ready());
+        });
     }
 }
