@@ -11,7 +11,7 @@ use crate::admission::{Activity, Admission, Busy, Limits, Metered};
 use crate::engine::{Engine, Origin};
 use capability::PublicKey;
 use clouds::InvokeError;
-use futures::{FutureExt, Sink, Stream};
+use futures::FutureExt;
 use protocol::handshake::{self, Peer};
 use protocol::service::{frame_codec, NodeRpc, NodeRpcRequest, NodeRpcResponse};
 use protocol::wire::WIRE_VERSION;
@@ -20,7 +20,6 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::task::Poll;
 use std::time::Duration;
-use tarpc::server::BaseChannel;
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::tokio_util::codec::Framed;
 use tokio::net::TcpListener;
@@ -119,18 +118,21 @@ impl Server {
     }
 }
 
-type Channel<T> = BaseChannel<NodeRpcRequest, NodeRpcResponse, T>;
-
 /// Serves one connection until it closes: each request in a task of its own, never
 /// aborted; a panic that escapes the engine is answered as `Panicked`. Answers go back as
 /// they come, many per flush. A request counts in `work` until its answer is flushed to the
 /// socket (or the connection fails), so that shutdown waits for the answer, not only the work:
 /// a node that stops after a failed flush still tells its callers their writes are in doubt.
-async fn drive<T>(channel: Channel<T>, server: Server, work: TaskTracker)
+///
+/// It reads the transport itself rather than through tarpc's `BaseChannel`, whose per-request
+/// bookkeeping (a deadline timer, a span, an abort handle) serves only to cut handlers short
+/// and to drop the answers of cancelled or expired requests: here every request runs to its
+/// end and is answered, and a client drops an answer it no longer waits for.
+async fn drive<T>(transport: T, server: Server, work: TaskTracker)
 where
     T: tarpc::Transport<tarpc::Response<NodeRpcResponse>, tarpc::ClientMessage<NodeRpcRequest>> + Send + 'static,
 {
-    let mut channel = Box::pin(channel);
+    let mut channel = Box::pin(transport);
     let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
     // The answers written but not yet flushed, each holding its request's place in `work`.
     let mut unflushed = Vec::new();
@@ -161,10 +163,10 @@ where
         }
         loop {
             match channel.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(tracked))) => {
+                Poll::Ready(Some(Ok(tarpc::ClientMessage::Request(request)))) => {
                     running += 1;
                     let (server, answered, held) = (server.clone(), answered.clone(), work.token());
-                    let tarpc::Request { context, id, message: NodeRpcRequest::Call { req } } = tracked.request;
+                    let tarpc::Request { context, id, message: NodeRpcRequest::Call { req } } = request;
                     tokio::spawn(async move {
                         let response = AssertUnwindSafe(server.call(context, req)).catch_unwind().await;
                         let response = response.unwrap_or_else(|panic| {
@@ -176,6 +178,9 @@ where
                         let _ = answered.send((tarpc::Response { request_id: id, message }, held));
                     });
                 }
+                // A caller that gave up on a request: it runs to its end all the same (its
+                // answer is dropped by the caller). Whatever else tarpc may send asks nothing.
+                Poll::Ready(Some(Ok(_))) => {}
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(format!("reading failed: {e}"))),
                 Poll::Ready(None) => {
                     // The caller stopped sending: what it was answered goes out, held or not.
@@ -311,7 +316,7 @@ pub async fn serve_with(
                     let activity = std::sync::Arc::new(Activity::new());
                     let server = Server { engine, peer, activity: activity.clone(), busy };
                     let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
-                    let channel = drive(BaseChannel::with_defaults(transport), server, work);
+                    let channel = drive(transport, server, work);
                     // Dropping the channel closes the connection.
                     tokio::select! {
                         () = channel => {}
