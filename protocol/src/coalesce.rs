@@ -66,9 +66,10 @@ impl<T> Coalesced<T> {
     }
 }
 
-/// The requests of a connection that may still be answered: sent, neither answered nor
-/// cancelled, and not past their deadline (a server answers neither a cancelled request
-/// nor one whose deadline passed, so those are not waited for).
+/// The requests of a connection whose answers are waited for: sent, neither answered nor
+/// cancelled, and not past their deadline. A cancelled request's answer may still come (a
+/// node runs every request to its end and answers it; tarpc's own servers drop it), but
+/// the client no longer waits for it; one past its deadline may never be answered.
 #[derive(Debug, Default)]
 struct Awaiting {
     deadlines: std::collections::HashMap<u64, Instant>,
