@@ -76,9 +76,12 @@ pub async fn run() {
     let via1 = Client::connect(nodes[0]).await.expect("connect node 1");
     let at2 = Client::connect(nodes[1]).await.expect("connect node 2");
     let on = |n: u16| Placement::On(clouds::NodeId(n));
-    let a = via1.create_placed("Relay", InitialState::Default, on(1)).await.expect("relay on 1");
-    let b = via1.create_placed("Relay", InitialState::Default, on(2)).await.expect("relay on 2");
-    let c = via1.create_placed("Relay", InitialState::Default, on(3)).await.expect("relay on 3");
+    // Pinned: otherwise the balancer puts `a` next to `b`, its partner, within seconds (as
+    // it should), and a nested row measures a forwarded call to two neighbours.
+    let relay_on = |n| via1.create_pinned("Relay", InitialState::Default, on(n), true);
+    let a = relay_on(1).await.expect("relay on 1");
+    let b = relay_on(2).await.expect("relay on 2");
+    let c = relay_on(3).await.expect("relay on 3");
 
     let call = |client: &Client, target: &RawRef, method: &'static str, args: Vec<u8>| {
         let (client, target) = (client.clone(), target.clone());

@@ -140,8 +140,9 @@ impl Row {
 /// turns gives every row its share of both, so that ratios between rows hold within a run.
 ///
 /// For profiling one row: `BENCH_ROWS=TEXT` gives the rows whose names do not contain TEXT
-/// a fiftieth of their time (they still run, so that what is derived from them still prints),
-/// and the cluster section leaves out its tables after the rows.
+/// a fiftieth of their time (they still run, so that what is derived from them still prints)
+/// and the rows that do five times theirs, for a profile long enough to read; the cluster
+/// section leaves out its tables after the rows.
 pub async fn interleaved(rows: &[Row], rounds: u32, budget: Duration) -> Vec<Figures> {
     let only = std::env::var("BENCH_ROWS").ok();
     let mut out: Vec<Option<Figures>> = rows.iter().map(|_| None).collect();
@@ -150,7 +151,8 @@ pub async fn interleaved(rows: &[Row], rounds: u32, budget: Duration) -> Vec<Fig
             let op = row.op.clone();
             let budget = match &only {
                 Some(text) if !row.name.contains(text.as_str()) => budget / 50,
-                _ => budget,
+                Some(_) => budget * 5,
+                None => budget,
             };
             let figures = measure_concurrent(&row.name, row.callers, budget / rounds, move |i| op(i)).await;
             match slot {
