@@ -657,6 +657,11 @@ fn channel_ciphers() {
 /// How many turns each row of an interleaved section takes.
 pub(crate) const ROUNDS: u32 = 5;
 
+// The nodes' allocator (`objectd::daemon::Allocator`), here too: the harness's own node
+// (`memory-node`, the in-process rows) and its baselines run on what a node runs on.
+#[global_allocator]
+static ALLOCATOR: objectd::daemon::Allocator = objectd::daemon::Allocator;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "observe-traced") {

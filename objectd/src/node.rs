@@ -104,7 +104,9 @@ pub async fn run(
             // Scripts read this line to learn the address (port 0 picks one).
             println!("objectd {} http on {url}", config.id);
             let engine = engine.clone();
-            Some(tokio::spawn(crate::gateway::serve(listener, engine, Some(metrics), std::future::pending())))
+            let upkeep = tokio::spawn(crate::telemetry::upkeep(metrics.clone()));
+            let gateway = tokio::spawn(crate::gateway::serve(listener, engine, Some(metrics), std::future::pending()));
+            Some((gateway, upkeep))
         }
         None => None,
     };
@@ -128,8 +130,9 @@ pub async fn run(
     crate::rpc::serve_with(listener, engine.clone(), stop, grace, limits).await;
     load.abort();
     prune.abort();
-    if let Some(gateway) = gateway {
+    if let Some((gateway, upkeep)) = gateway {
         gateway.abort();
+        upkeep.abort();
     }
     if let Some(e) = failed.lock().expect("failure mutex").take() {
         anyhow::bail!(
