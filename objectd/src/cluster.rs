@@ -64,17 +64,19 @@ impl Cluster {
         }
     }
 
-    async fn send_to(&self, node: NodeId, body: RequestBody, within: Duration) -> Response {
+    async fn send_to(&self, node: NodeId, mut body: RequestBody, within: Duration) -> Response {
         let mut retried = false;
         loop {
             let (conn, pooled) = self.connection(node, within).await?;
-            match conn.send(body.clone(), within).await {
+            // A pooled connection to an incarnation that may be gone: a request that may
+            // run twice goes once more, to the incarnation membership knows now (so it is
+            // kept); any other could have run, and the caller hears `Unavailable`.
+            let again = (pooled && !retried && body.repeatable()).then(|| body.clone());
+            match conn.send(body, within).await {
                 Err(reason) => {
                     self.pool.forget(node);
-                    // A pooled connection to an incarnation that may be gone: a request
-                    // that may run twice goes once more, to the incarnation membership
-                    // knows now. Any other could have run: the caller hears `Unavailable`.
-                    if pooled && !retried && body.repeatable() {
+                    if let Some(same) = again {
+                        body = same;
                         retried = true;
                         continue;
                     }

@@ -106,6 +106,9 @@ pub async fn upkeep(handle: PrometheusHandle) {
     }
 }
 
+// The counters without labels below are made once, on first use (always after `install`,
+// so bound to its recorder): the macro alone looks its key up in the registry every time.
+
 /// A capability check that failed, by reason (`missing`, `expired`, `revoked`, ...).
 pub fn record_denial(reason: &'static str) {
     if on() {
@@ -116,14 +119,16 @@ pub fn record_denial(reason: &'static str) {
 /// A thread that had to wait for an object's lock.
 pub fn record_lock_wait() {
     if on() {
-        metrics::counter!("clouds_lock_waits_total").increment(1);
+        static COUNTER: OnceLock<metrics::Counter> = OnceLock::new();
+        COUNTER.get_or_init(|| metrics::counter!("clouds_lock_waits_total")).increment(1);
     }
 }
 
 /// A capability check (passed or not).
 pub fn record_check() {
     if on() {
-        metrics::counter!("clouds_capability_checks_total").increment(1);
+        static COUNTER: OnceLock<metrics::Counter> = OnceLock::new();
+        COUNTER.get_or_init(|| metrics::counter!("clouds_capability_checks_total")).increment(1);
     }
 }
 
@@ -138,7 +143,8 @@ pub fn record_signed_batch(issued: usize) {
 /// A deadlock this node broke.
 pub fn record_deadlock() {
     if on() {
-        metrics::counter!("clouds_deadlocks_broken_total").increment(1);
+        static COUNTER: OnceLock<metrics::Counter> = OnceLock::new();
+        COUNTER.get_or_init(|| metrics::counter!("clouds_deadlocks_broken_total")).increment(1);
     }
 }
 
@@ -154,7 +160,8 @@ pub fn record_flush(commits: usize, took: Duration) {
 /// A request this node sent on to the node that has the object.
 pub fn record_forward() {
     if on() {
-        metrics::counter!("clouds_forwarded_total").increment(1);
+        static COUNTER: OnceLock<metrics::Counter> = OnceLock::new();
+        COUNTER.get_or_init(|| metrics::counter!("clouds_forwarded_total")).increment(1);
     }
 }
 
@@ -294,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn invocations_are_counted_by_class_method_and_outcome_and_timed_once_each() {
+    fn invocations_are_counted_by_class_method_and_outcome_and_timed_once_each_and_checks_counted() {
         let handle = install().expect("the recorder");
         let ms = Duration::from_millis(1);
         record_invocation("Counter", "incr", "ok", ms);
@@ -303,6 +310,8 @@ mod tests {
         record_invocation("Counter", "get", "denied", ms);
         record_invocation("Counter", "get", "ok", ms);
         record_invocation("Account", "incr", "ok", ms);
+        record_check();
+        record_check();
         handle.run_upkeep();
         let text = handle.render();
         let count = |method: &str, outcome: &str, class: &str| {
@@ -317,5 +326,6 @@ mod tests {
         assert_eq!(count("incr", "ok", "Account").as_deref(), Some("1"), "{text}");
         let timed = series(&text, "clouds_invocation_seconds_count", &["class=\"Counter\"", "method=\"incr\""]);
         assert_eq!(timed, Some("3"), "{text}");
+        assert_eq!(series(&text, "clouds_capability_checks_total", &[]), Some("2"), "{text}");
     }
 }
