@@ -57,6 +57,10 @@ impl WordCount {
     }
 }
 
+// The allocator every node binary declares (see `objectd::daemon::Allocator`).
+#[global_allocator]
+static ALLOCATOR: objectd::daemon::Allocator = objectd::daemon::Allocator;
+
 fn main() -> std::process::ExitCode {
     match objectd::Registry::standard().with::<WordCount>() {
         Ok(registry) => objectd::daemon::main(registry),
