@@ -342,7 +342,7 @@ impl Engine {
             let result = engine.run(inv, lamport).instrument(span).await;
             if let Some(slot) = engine.inner.table.peek(target) {
                 let outcome = result.as_ref().map_or_else(InvokeError::kind, |_| "ok");
-                crate::telemetry::record_invocation(&slot.class.info().name, &method, outcome, began.elapsed());
+                crate::telemetry::record_invocation(slot.class.info(), &method, outcome, began.elapsed());
             }
             result
         })

@@ -46,36 +46,42 @@ fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
-/// One invocation served here: `outcome` is `ok` or the error's kind.
-pub fn record_invocation(class: &str, method: &str, outcome: &'static str, took: Duration) {
+/// One invocation served here: `outcome` is `ok` or the error's kind. A method the class
+/// does not have is counted as `(unknown)`: the method is the caller's text, and a label
+/// for every name a caller makes up would grow the node's memory without bound.
+pub fn record_invocation(class: &clouds::ClassInfo, method: &str, outcome: &'static str, took: Duration) {
     if !on() {
         return;
     }
     let seconds = took.as_secs_f64();
     // The handles of each class and method are made once: a handle made by the macros
     // costs a registry lookup and the labels' strings, on every call.
-    if let Some(h) = INVOCATIONS.read().expect("metric handles").get(class).and_then(|m| m.get(method)) {
+    if let Some(h) = INVOCATIONS.read().expect("metric handles").get(&class.name).and_then(|m| m.get(method)) {
         if outcome == "ok" {
             h.ok.increment(1);
         } else {
-            invocation_counter(class, method, outcome).increment(1);
+            invocation_counter(&class.name, method, outcome).increment(1);
         }
         h.seconds.record(seconds);
         return;
     }
+    let method = if class.methods.iter().any(|m| m.name == method) { method } else { UNKNOWN_METHOD };
     let handles = Invocations {
-        ok: invocation_counter(class, method, "ok"),
-        seconds: metrics::histogram!("clouds_invocation_seconds", "class" => class.to_string(), "method" => method.to_string()),
+        ok: invocation_counter(&class.name, method, "ok"),
+        seconds: metrics::histogram!("clouds_invocation_seconds", "class" => class.name.clone(), "method" => method.to_string()),
     };
     if outcome != "ok" {
-        invocation_counter(class, method, outcome).increment(1);
+        invocation_counter(&class.name, method, outcome).increment(1);
     } else {
         handles.ok.increment(1);
     }
     handles.seconds.record(seconds);
     let mut all = INVOCATIONS.write().expect("metric handles");
-    all.entry(class.to_string()).or_default().insert(method.to_string(), handles);
+    all.entry(class.name.clone()).or_default().insert(method.to_string(), handles);
 }
+
+/// The `method` label of calls to a method the class does not have.
+const UNKNOWN_METHOD: &str = "(unknown)";
 
 /// The handles of one class's method, by class and then method (looked up by `&str`).
 static INVOCATIONS: std::sync::LazyLock<std::sync::RwLock<HashMap<String, HashMap<String, Invocations>>>> =
@@ -304,12 +310,34 @@ mod tests {
     fn invocations_are_counted_by_class_method_and_outcome_and_timed_once_each_and_checks_counted() {
         let handle = install().expect("the recorder");
         let ms = Duration::from_millis(1);
-        record_invocation("Counter", "incr", "ok", ms);
-        record_invocation("Counter", "incr", "ok", ms);
-        record_invocation("Counter", "incr", "denied", ms);
-        record_invocation("Counter", "get", "denied", ms);
-        record_invocation("Counter", "get", "ok", ms);
-        record_invocation("Account", "incr", "ok", ms);
+        let class = |name: &str, methods: &[&str]| clouds::ClassInfo {
+            name: name.into(),
+            methods: methods
+                .iter()
+                .map(|m| clouds::MethodInfo {
+                    name: m.to_string(),
+                    access: clouds::Access::Read,
+                    params: Vec::new(),
+                    returns: String::new(),
+                    is_async: false,
+                    atomic: false,
+                })
+                .collect(),
+            format: 1,
+            placement: None,
+            labels: Vec::new(),
+            pinned: false,
+        };
+        let (counter, account) = (class("Counter", &["incr", "get"]), class("Account", &["incr"]));
+        record_invocation(&counter, "incr", "ok", ms);
+        record_invocation(&counter, "incr", "ok", ms);
+        record_invocation(&counter, "incr", "denied", ms);
+        record_invocation(&counter, "get", "denied", ms);
+        record_invocation(&counter, "get", "ok", ms);
+        record_invocation(&account, "incr", "ok", ms);
+        // Names the class does not have, all under one label.
+        record_invocation(&counter, "made-up-1", "no_such_method", ms);
+        record_invocation(&counter, "made-up-2", "no_such_method", ms);
         record_check();
         record_check();
         handle.run_upkeep();
@@ -327,5 +355,7 @@ mod tests {
         let timed = series(&text, "clouds_invocation_seconds_count", &["class=\"Counter\"", "method=\"incr\""]);
         assert_eq!(timed, Some("3"), "{text}");
         assert_eq!(series(&text, "clouds_capability_checks_total", &[]), Some("2"), "{text}");
+        assert_eq!(count("(unknown)", "no_such_method", "Counter").as_deref(), Some("2"), "{text}");
+        assert!(!text.contains("made-up"), "{text}");
     }
 }
