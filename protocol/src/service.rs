@@ -36,10 +36,14 @@ pub fn frame_codec() -> LengthDelimitedCodec {
 /// but opened again, so that a request never goes out on a connection the node is closing.
 pub const REUSE_WITHIN: Duration = Duration::from_secs(30);
 
-/// Milliseconds since the first call in this process: when a connection was last used.
-fn now_ms() -> u64 {
+/// Milliseconds from the first call in this process to `at`: when a connection was last used.
+fn ms_at(at: Instant) -> u64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+    at.saturating_duration_since(*START.get_or_init(Instant::now)).as_millis() as u64
+}
+
+fn now_ms() -> u64 {
+    ms_at(Instant::now())
 }
 
 /// A connection to one node. Cheap to clone; clones share the connection.
@@ -122,9 +126,19 @@ impl Connection {
     /// (tarpc cannot tell a request that never went out from one cut off mid-way, so only
     /// a request that may run twice, `RequestBody::repeatable`, may be sent again).
     pub async fn send(&self, body: RequestBody, deadline: Duration) -> Result<Response, String> {
-        let mut ctx = tarpc::context::current();
-        ctx.deadline = Instant::now() + deadline + TRANSPORT_MARGIN;
-        self.used.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        // A copy of a blank one, not `tarpc::context::current()`, which reads the clock and
+        // looks up the current span's OpenTelemetry context for a trace id nothing reads: the
+        // thread's trace travels in the invocation (`ThreadCtx::trace`), and the node
+        // keeps deadlines itself.
+        static BLANK: std::sync::OnceLock<tarpc::context::Context> = std::sync::OnceLock::new();
+        let mut ctx = *BLANK.get_or_init(|| {
+            let mut blank = tarpc::context::current();
+            blank.trace_context = Default::default();
+            blank
+        });
+        let now = Instant::now();
+        ctx.deadline = now + deadline + TRANSPORT_MARGIN;
+        self.used.store(ms_at(now), std::sync::atomic::Ordering::Relaxed);
         // Boxed: tarpc's call future is about 4.5 KB, and every future that awaits this one
         // (a caller's, a node's forwarding) would otherwise carry it and be copied with it.
         let answer = Box::pin(self.rpc.call(ctx, Request::new(body))).await.map_err(|e| e.to_string());
