@@ -57,25 +57,14 @@ pub fn record_invocation(class: &clouds::ClassInfo, method: &str, outcome: &'sta
     // The handles of each class and method are made once: a handle made by the macros
     // costs a registry lookup and the labels' strings, on every call.
     if let Some(h) = INVOCATIONS.read().expect("metric handles").get(&class.name).and_then(|m| m.get(method)) {
-        if outcome == "ok" {
-            h.ok.increment(1);
-        } else {
-            invocation_counter(&class.name, method, outcome).increment(1);
-        }
-        h.seconds.record(seconds);
-        return;
+        return h.count(&class.name, method, outcome, seconds);
     }
     let method = if class.methods.iter().any(|m| m.name == method) { method } else { UNKNOWN_METHOD };
     let handles = Invocations {
         ok: invocation_counter(&class.name, method, "ok"),
         seconds: metrics::histogram!("clouds_invocation_seconds", "class" => class.name.clone(), "method" => method.to_string()),
     };
-    if outcome != "ok" {
-        invocation_counter(&class.name, method, outcome).increment(1);
-    } else {
-        handles.ok.increment(1);
-    }
-    handles.seconds.record(seconds);
+    handles.count(&class.name, method, outcome, seconds);
     let mut all = INVOCATIONS.write().expect("metric handles");
     all.entry(class.name.clone()).or_default().insert(method.to_string(), handles);
 }
@@ -90,6 +79,17 @@ static INVOCATIONS: std::sync::LazyLock<std::sync::RwLock<HashMap<String, HashMa
 struct Invocations {
     ok: metrics::Counter,
     seconds: metrics::Histogram,
+}
+
+impl Invocations {
+    fn count(&self, class: &str, method: &str, outcome: &'static str, seconds: f64) {
+        match outcome {
+            "ok" => self.ok.increment(1),
+            // Errors are rarer: their counters are looked up.
+            _ => invocation_counter(class, method, outcome).increment(1),
+        }
+        self.seconds.record(seconds);
+    }
 }
 
 fn invocation_counter(class: &str, method: &str, outcome: &'static str) -> metrics::Counter {
