@@ -20,6 +20,7 @@
 
 pub mod coalesce;
 pub mod decision;
+mod dispatch;
 pub mod handshake;
 pub mod identity;
 pub mod migration;

@@ -49,7 +49,9 @@ fn now_ms() -> u64 {
 /// A connection to one node. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct Connection {
-    rpc: NodeRpcClient,
+    /// To the connection's dispatch (`dispatch::run`), which writes the requests and hands
+    /// the answers back.
+    requests: tokio::sync::mpsc::UnboundedSender<crate::dispatch::Outgoing>,
     addr: SocketAddr,
     /// Set once the connection's dispatch ended (the peer went away): nothing sent on it
     /// would go out.
@@ -88,16 +90,16 @@ impl Connection {
         let (stream, server) =
             connected.await.map_err(|_| unavailable(format!("no answer within {} ms", within.as_millis())))??;
         let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
-        let tarpc::client::NewClient { client: rpc, dispatch } =
-            NodeRpcClient::new(tarpc::client::Config::default(), crate::coalesce::Coalesced::new(transport));
+        let (requests, incoming) = tokio::sync::mpsc::unbounded_channel();
         let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ended = closed.clone();
         tokio::spawn(async move {
-            let _ = dispatch.await;
+            // How it ended reaches its callers: each hears that the connection closed.
+            let _ = crate::dispatch::run(transport, incoming).await;
             ended.store(true, std::sync::atomic::Ordering::Release);
         });
         let used = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(now_ms()));
-        Ok(Connection { rpc, addr, closed, server: server.map(std::sync::Arc::new), used })
+        Ok(Connection { requests, addr, closed, server: server.map(std::sync::Arc::new), used })
     }
 
     /// The certificate the node presented and proved on this connection, if it has one.
@@ -131,17 +133,27 @@ impl Connection {
         // thread's trace travels in the invocation (`ThreadCtx::trace`), and the node
         // keeps deadlines itself.
         static BLANK: std::sync::OnceLock<tarpc::context::Context> = std::sync::OnceLock::new();
-        let mut ctx = *BLANK.get_or_init(|| {
+        let mut context = *BLANK.get_or_init(|| {
             let mut blank = tarpc::context::current();
             blank.trace_context = Default::default();
             blank
         });
         let now = Instant::now();
-        ctx.deadline = now + deadline + TRANSPORT_MARGIN;
+        let within = deadline + TRANSPORT_MARGIN;
+        context.deadline = now + within;
         self.used.store(ms_at(now), std::sync::atomic::Ordering::Relaxed);
-        // Boxed: tarpc's call future is about 4.5 KB, and every future that awaits this one
-        // (a caller's, a node's forwarding) would otherwise carry it and be copied with it.
-        let answer = Box::pin(self.rpc.call(ctx, Request::new(body))).await.map_err(|e| e.to_string());
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let gone = || "the connection closed before the node answered".to_string();
+        self.requests
+            .send(crate::dispatch::Outgoing { context, request: Request::new(body), answer })
+            .map_err(|_| gone())?;
+        // Past its deadline the caller stops waiting; the node answers all the same, and the
+        // dispatch drops that answer.
+        let answer = match tokio::time::timeout(within, answered).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(gone()),
+            Err(_) => Err(format!("no answer within {} ms", within.as_millis())),
+        };
         self.used.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
         answer
     }
