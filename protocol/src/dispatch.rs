@@ -56,10 +56,14 @@ impl Waiting {
     }
 }
 
-/// Runs the connection until its transport ends or fails, or every handle to it is gone.
-/// When it returns, every caller still waiting hears that the connection closed.
-pub(crate) async fn run<T>(transport: T, mut requests: mpsc::UnboundedReceiver<Outgoing>) -> Result<(), String>
-where
+/// Runs the connection until its transport ends or fails, or every handle to it is gone,
+/// then records why in `ended` before letting go of the callers still waiting, so that
+/// they can say why no answer came.
+pub(crate) async fn run<T>(
+    transport: T,
+    mut requests: mpsc::UnboundedReceiver<Outgoing>,
+    ended: std::sync::Arc<std::sync::OnceLock<String>>,
+) where
     T: Sink<tarpc::ClientMessage<NodeRpcRequest>, Error = std::io::Error>
         + Stream<Item = Result<tarpc::Response<NodeRpcResponse>, std::io::Error>>,
 {
@@ -67,7 +71,7 @@ where
     let mut waiting = Waiting::default();
     let (mut next_id, mut unflushed, mut flush) = (0u64, 0usize, Flush::default());
     let mut handles_gone = false;
-    std::future::poll_fn(|cx: &mut Context<'_>| {
+    let result = std::future::poll_fn(|cx: &mut Context<'_>| {
         // Requests first, while the transport takes them.
         while !handles_gone {
             match transport.as_mut().poll_ready(cx) {
@@ -122,7 +126,9 @@ where
             }
         }
     })
-    .await
+    .await;
+    let _ = ended.set(result.err().unwrap_or_else(|| "the connection was closed".to_string()));
+    drop(waiting);
 }
 
 #[cfg(test)]
@@ -208,7 +214,8 @@ mod tests {
     async fn each_caller_hears_its_own_answer_and_many_requests_share_a_flush() {
         let wire = Wire::default();
         let (to, from) = mpsc::unbounded_channel();
-        let run = tokio::spawn(run(wire.clone(), from));
+        let ended = Arc::new(std::sync::OnceLock::new());
+        let run = tokio::spawn(run(wire.clone(), from, ended.clone()));
         // A lone request goes out at once.
         let first = ask(&to);
         turns(3).await;
@@ -225,8 +232,9 @@ mod tests {
         assert!(matches!(first.await.unwrap(), Ok(Ok(ResponseBody::Deleted))));
         // The node closes the connection: who still waits hears so, and so does who asks now.
         wire.answer(None);
-        assert!(second.await.unwrap_or(Err(String::new())).is_err());
-        assert!(run.await.unwrap().is_err());
+        assert!(second.await.is_err(), "let go without an answer");
+        run.await.unwrap();
+        assert_eq!(ended.get().map(String::as_str), Some("the node closed the connection"), "and told why");
         assert!(to.is_closed(), "nothing more can be asked on a closed connection (`send` says it closed)");
     }
 
@@ -234,12 +242,14 @@ mod tests {
     async fn a_caller_that_left_is_not_written_and_the_dispatch_ends_with_its_handles() {
         let wire = Wire::default();
         let (to, from) = mpsc::unbounded_channel();
-        let run = tokio::spawn(run(wire.clone(), from));
+        let ended = Arc::new(std::sync::OnceLock::new());
+        let run = tokio::spawn(run(wire.clone(), from, ended.clone()));
         drop(ask(&to));
         turns(3).await;
         assert!(wire.written.lock().unwrap().is_empty(), "its caller stopped waiting before it went out");
         drop(to);
-        assert_eq!(run.await.unwrap(), Ok(()));
+        run.await.unwrap();
+        assert_eq!(ended.get().map(String::as_str), Some("the connection was closed"));
     }
 
     #[test]

@@ -53,9 +53,9 @@ pub struct Connection {
     /// the answers back.
     requests: tokio::sync::mpsc::UnboundedSender<crate::dispatch::Outgoing>,
     addr: SocketAddr,
-    /// Set once the connection's dispatch ended (the peer went away): nothing sent on it
-    /// would go out.
-    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set once the connection's dispatch ended (the peer went away; nothing sent on it
+    /// would go out), to why: what callers hear when no answer can come.
+    ended: std::sync::Arc<std::sync::OnceLock<String>>,
     /// The node's certificate, proven at the handshake.
     server: Option<std::sync::Arc<capability::NodeCert>>,
     /// When a request last went out or came back (`now_ms`).
@@ -91,15 +91,10 @@ impl Connection {
             connected.await.map_err(|_| unavailable(format!("no answer within {} ms", within.as_millis())))??;
         let transport = tarpc::serde_transport::new(Framed::new(stream, frame_codec()), Bincode::default());
         let (requests, incoming) = tokio::sync::mpsc::unbounded_channel();
-        let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let ended = closed.clone();
-        tokio::spawn(async move {
-            // How it ended reaches its callers: each hears that the connection closed.
-            let _ = crate::dispatch::run(transport, incoming).await;
-            ended.store(true, std::sync::atomic::Ordering::Release);
-        });
+        let ended = std::sync::Arc::new(std::sync::OnceLock::new());
+        tokio::spawn(crate::dispatch::run(transport, incoming, ended.clone()));
         let used = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(now_ms()));
-        Ok(Connection { requests, addr, closed, server: server.map(std::sync::Arc::new), used })
+        Ok(Connection { requests, addr, ended, server: server.map(std::sync::Arc::new), used })
     }
 
     /// The certificate the node presented and proved on this connection, if it has one.
@@ -109,7 +104,7 @@ impl Connection {
 
     /// Whether the connection is closed for good: a pool hands it out no more.
     pub fn is_closed(&self) -> bool {
-        self.closed.load(std::sync::atomic::Ordering::Acquire)
+        self.ended.get().is_some()
     }
 
     /// Whether to open a new connection rather than use this one: it is closed, or has
@@ -143,7 +138,8 @@ impl Connection {
         context.deadline = now + within;
         self.used.store(ms_at(now), std::sync::atomic::Ordering::Relaxed);
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let gone = || "the connection closed before the node answered".to_string();
+        // The dispatch ended: it recorded why before letting its callers go.
+        let gone = || self.ended.get().cloned().unwrap_or_else(|| "the connection closed".to_string());
         self.requests
             .send(crate::dispatch::Outgoing { context, request: Request::new(body), answer })
             .map_err(|_| gone())?;
