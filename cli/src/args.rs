@@ -479,6 +479,10 @@ pub enum ClusterCommand {
         /// The node binary (default: `objectd` next to this `clouds`).
         #[arg(long)]
         objectd: Option<std::path::PathBuf>,
+        /// Threads each node runs its tasks on (default: the machine's cores split among
+        /// the nodes, at least one each).
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Stop the nodes of the cluster in DIR cleanly (SIGTERM, then wait).
     #[command(after_help = "Example:\n  clouds cluster down --dir /tmp/c")]

@@ -214,15 +214,18 @@ impl Progress {
     }
 }
 
-fn spawn(
-    bin: &Path,
-    dir: &Path,
-    m: &Member,
-    http: SocketAddr,
-    seeds: &str,
+/// What every node of a cluster is started with.
+struct Launch<'a> {
+    bin: &'a Path,
+    dir: &'a Path,
+    seeds: String,
     root: u16,
-    admin: &str,
-) -> Result<Child, CliError> {
+    admin: &'a str,
+    workers: usize,
+}
+
+fn spawn(launch: &Launch<'_>, m: &Member, http: SocketAddr) -> Result<Child, CliError> {
+    let Launch { bin, dir, seeds, root, admin, workers } = launch;
     let log_path = dir.join(format!("node-{}.log", m.id));
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -233,10 +236,11 @@ fn spawn(
     let child = Command::new(bin)
         .args(["--id", &m.id.to_string(), "--listen", &m.addr.to_string(), "--data"])
         .arg(dir.join(format!("node-{}", m.id)))
-        .args(["--seeds", seeds, "--root-node", &root.to_string(), "--identity"])
+        .args(["--seeds", seeds.as_str(), "--root-node", &root.to_string(), "--identity"])
         .arg(Identity::dir_in(dir, NodeId(m.id)))
         .args(["--admin", admin])
         .args(["--http", &http.to_string()])
+        .args(["--workers", &workers.to_string()])
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err_log)
@@ -263,16 +267,29 @@ fn admin_of(dir: &Path, wallet_key: PublicKey) -> Result<String, CliError> {
     Ok(wallet_key.to_string())
 }
 
+/// How many threads each of `nodes` nodes on this machine runs: the cores split among them,
+/// at least one each. A node runs one per core by default, which serves a machine of its
+/// own; several on one machine, each with a thread per core, contend for the cores (on 2
+/// cores, 3 nodes served a null read at 256 callers at 146k/s that way, at 330k/s with one
+/// thread each: README, "Worker threads").
+pub fn workers_each(nodes: u16, cores: usize) -> usize {
+    (cores / nodes.max(1) as usize).max(1)
+}
+
 pub async fn up(
     nodes: u16,
     dir: &Path,
     objectd: Option<PathBuf>,
+    workers: Option<usize>,
     wallet: &client::Wallet,
     json: bool,
 ) -> Result<(), CliError> {
     let wallet_key = wallet.public();
     if nodes == 0 {
         return Err(CliError::Usage("--nodes must be at least 1".into()));
+    }
+    if workers == Some(0) {
+        return Err(CliError::Usage("--workers must be at least 1 (leave it out to split the cores among the nodes)".into()));
     }
     std::fs::create_dir_all(dir).map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
     let mut members = read_nodes(dir)?;
@@ -289,14 +306,16 @@ pub async fn up(
     let admin = admin_of(dir, wallet_key)?;
     let bin = objectd_binary(objectd)?;
     let seeds: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
-    let root = members[0].id;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = workers.unwrap_or_else(|| workers_each(members.len() as u16, cores));
+    let launch = Launch { bin: &bin, dir, seeds: seeds.join(","), root: members[0].id, admin: &admin, workers };
     let http = http_addrs(dir, &members)?;
     let http_of = |id: u16| http.iter().find(|(i, _)| *i == id).map(|(_, a)| *a).expect("every member has one");
     let mut started: Vec<(u16, Child)> = Vec::new();
     for m in &members {
         match running_pid(dir, m.id) {
             Some(pid) => eprintln!("node-{} is already running (pid {pid})", m.id),
-            None => started.push((m.id, spawn(&bin, dir, m, http_of(m.id), &seeds.join(","), root, &admin)?)),
+            None => started.push((m.id, spawn(&launch, m, http_of(m.id))?)),
         }
     }
     let mut progress = Progress::new();
@@ -313,7 +332,7 @@ pub async fn up(
         // Stdout stays `ID ADDRESS` lines (what DIR/nodes holds), for scripts.
         eprintln!(
             "dashboard: http://{}/ (any node's gateway serves it; all are in {}/http)",
-            http_of(root),
+            http_of(launch.root),
             dir.display()
         );
         let mut out = std::io::stdout().lock();
@@ -422,6 +441,15 @@ pub fn down(dir: &Path, json: bool) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cores_are_split_among_the_nodes_at_least_one_each() {
+        assert_eq!(workers_each(3, 2), 1);
+        assert_eq!(workers_each(1, 2), 2);
+        assert_eq!(workers_each(3, 16), 5);
+        assert_eq!(workers_each(4, 8), 2);
+        assert_eq!(workers_each(0, 8), 8, "no nodes is refused before; never a division by zero");
+    }
 
     /// Without `taken`, 400 picks among the ~22 000 ports below the ephemeral range repeat
     /// one with a probability of about 97% (the birthday bound).

@@ -18,8 +18,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let json = cli.json;
     let wallet_dir = cli.wallet.clone().unwrap_or_else(Wallet::default_dir);
     let command = match cli.command {
-        Command::Cluster(ClusterCommand::Up { nodes, dir, objectd }) => {
-            return cluster::up(nodes, &dir, objectd, &open_wallet(&wallet_dir)?, json).await;
+        Command::Cluster(ClusterCommand::Up { nodes, dir, objectd, workers }) => {
+            return cluster::up(nodes, &dir, objectd, workers, &open_wallet(&wallet_dir)?, json).await;
         }
         Command::Cluster(ClusterCommand::Down { dir }) => return cluster::down(&dir, json),
         Command::Cluster(ClusterCommand::Init { dir, nodes }) => return cluster::init(&dir, nodes, json),

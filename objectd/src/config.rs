@@ -124,6 +124,10 @@ pub struct Config {
     pub max_requests: usize,
     /// Where the HTTP gateway listens (dashboard, JSON API, `/metrics`); `None`: off.
     pub http: Option<SocketAddr>,
+    /// Threads that run the node's tasks; `None`: one per core. Nodes that share a machine
+    /// (`clouds cluster up`) do better with the cores split among them than with each
+    /// running a thread per core.
+    pub workers: Option<usize>,
 }
 
 impl Default for Config {
@@ -156,6 +160,7 @@ impl Default for Config {
             idle_timeout_ms: 120_000,
             max_requests: 4096,
             http: None,
+            workers: None,
         }
     }
 }
@@ -192,6 +197,9 @@ impl Config {
         }
         if self.max_requests == 0 {
             return Err("max_requests must be at least 1".into());
+        }
+        if self.workers == Some(0) {
+            return Err("workers must be at least 1 (leave it out for one per core)".into());
         }
         if self.gossip_interval_ms == 0 {
             return Err("gossip_interval_ms must be at least 1".into());
@@ -271,5 +279,9 @@ mod tests {
         let c = Config { placement: "everywhere".into(), ..Config::default() };
         assert!(c.validate().unwrap_err().contains("placement: `everywhere` is not a placement"));
         assert!("fsync".parse::<Durability>().unwrap_err().contains("process-crash"));
+        let c = Config { workers: Some(0), ..Config::default() };
+        assert!(c.validate().unwrap_err().contains("workers must be at least 1"));
+        let c: Config = toml::from_str("workers = 2").unwrap();
+        assert_eq!((c.workers, Config::default().workers), (Some(2), None));
     }
 }

@@ -127,6 +127,9 @@ pub struct Args {
     /// Requests from callers served at once; beyond, `Overloaded` at once (default 4096).
     #[arg(long, env = "OBJECTD_MAX_REQUESTS")]
     pub max_requests: Option<usize>,
+    /// Threads that run the node's tasks (default: one per core).
+    #[arg(long, env = "OBJECTD_WORKERS")]
+    pub workers: Option<usize>,
     /// Serve the HTTP gateway here (HOST:PORT): the dashboard at `/`, the JSON API under
     /// `/v1`, Prometheus metrics at `/metrics`. Default: off.
     #[arg(long, env = "OBJECTD_HTTP", value_name = "HOST:PORT")]
@@ -200,6 +203,7 @@ impl Args {
         set(&mut c.owner_away_ms, self.owner_away_ms);
         set(&mut c.idle_timeout_ms, self.idle_timeout_ms);
         set(&mut c.max_requests, self.max_requests);
+        set(&mut c.workers, self.workers.map(Some));
         set(&mut c.http, self.http.as_deref().map(|h| socket_addr("--http", h).map(Some)).transpose()?);
         c.validate().map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         Ok(c)
@@ -264,7 +268,11 @@ pub fn main(registry: Registry) -> ExitCode {
 
 fn run(args: Args, registry: Registry) -> anyhow::Result<()> {
     let config = args.into_config()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = config.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime.enable_all().build()?;
     let result = runtime.block_on(async {
         let listener = bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
