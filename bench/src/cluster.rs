@@ -153,11 +153,33 @@ pub async fn run() {
             ),
         ]
     };
+    // This process and the three nodes: what each spends per call.
+    let meter = stats::CpuMeter::new(
+        std::iter::once(std::process::id()).chain(pids.iter().filter_map(|p| p.parse().ok())).collect(),
+    );
     Figures::print_header();
-    let single = stats::interleaved(&one, crate::ROUNDS, RUN).await;
+    let single = stats::interleaved_metered(&one, crate::ROUNDS, RUN, &meter).await;
     single.iter().for_each(Figures::print);
+    let mut metered: Vec<Figures> = Vec::new();
     for threads in [64, 256] {
-        stats::interleaved(&many(threads), crate::ROUNDS, RUN).await.iter().for_each(Figures::print);
+        let rows = stats::interleaved_metered(&many(threads), crate::ROUNDS, RUN, &meter).await;
+        rows.iter().for_each(Figures::print);
+        metered.extend(rows);
+    }
+    // The CPU each process spent per call (user + system time over the calls made): what a
+    // call costs, steadier than its rate, which moves with the machine's mode. The echo
+    // server's process is not counted.
+    println!("
+CPU time per call, by process (from /proc, 10 ms ticks over each row's turns):
+");
+    println!("| what | bench (the client) | node 1 | node 2 | node 3 | all |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for f in single.iter().skip(2).chain(&metered) {
+        let per = f.cpu_per_op();
+        let us = |d: Duration| format!("{:.1} us", d.as_secs_f64() * 1e6);
+        let all: Duration = per.iter().sum();
+        let cells: Vec<String> = per.iter().map(|d| us(*d)).collect();
+        println!("| {} | {} | {} |", f.name(), cells.join(" | "), us(all));
     }
     drop(server.stdin.take());
     let _ = server.wait();

@@ -12,6 +12,8 @@ pub struct Figures {
     elapsed: Duration,
     /// Per-operation latencies, sorted.
     latencies: Vec<Duration>,
+    /// CPU time each metered process spent while the row ran (`interleaved_metered`).
+    cpu: Vec<Duration>,
 }
 
 impl Figures {
@@ -38,6 +40,10 @@ impl Figures {
 impl Figures {
     /// Adds another measurement of the same thing (a later round of an interleaved run).
     pub fn merge(&mut self, other: Figures) {
+        if self.cpu.len() < other.cpu.len() {
+            self.cpu.resize(other.cpu.len(), Duration::ZERO);
+        }
+        self.cpu.iter_mut().zip(&other.cpu).for_each(|(mine, theirs)| *mine += *theirs);
         self.ops += other.ops;
         self.elapsed += other.elapsed;
         self.latencies.extend(other.latencies);
@@ -46,6 +52,15 @@ impl Figures {
 
     pub fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// CPU time per operation in each metered process.
+    pub fn cpu_per_op(&self) -> Vec<Duration> {
+        self.cpu.iter().map(|c| c.checked_div(self.ops as u32).unwrap_or_default()).collect()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn median(&self) -> Duration {
@@ -81,7 +96,7 @@ where
     }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
-    Figures { name: name.into(), ops: latencies.len(), elapsed, latencies }
+    Figures { name: name.into(), ops: latencies.len(), elapsed, latencies, cpu: Vec::new() }
 }
 
 /// `callers` tasks, each calling `op(its index)` back to back, for `budget`.
@@ -114,7 +129,7 @@ where
     }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
-    Figures { name: name.into(), ops: latencies.len(), elapsed, latencies }
+    Figures { name: name.into(), ops: latencies.len(), elapsed, latencies, cpu: Vec::new() }
 }
 
 /// One row of an interleaved measurement: its name, its callers and the operation each
@@ -144,6 +159,39 @@ impl Row {
 /// and the rows that do five times theirs, for a profile long enough to read; the cluster
 /// section leaves out its tables after the rows.
 pub async fn interleaved(rows: &[Row], rounds: u32, budget: Duration) -> Vec<Figures> {
+    interleaved_metered(rows, rounds, budget, &CpuMeter::default()).await
+}
+
+/// The CPU time (user and system, all threads) of some processes, read from
+/// `/proc/PID/stat`: what an operation costs each process, a steadier figure than its rate on
+/// a machine whose speed changes from one second to the next. Ticks of 10 ms (Linux reports
+/// these fields in USER_HZ, 100 per second), summed over a row's turns.
+#[derive(Default)]
+pub struct CpuMeter {
+    pids: Vec<u32>,
+}
+
+impl CpuMeter {
+    pub fn new(pids: Vec<u32>) -> CpuMeter {
+        CpuMeter { pids }
+    }
+
+    fn read(&self) -> Vec<Duration> {
+        self.pids.iter().map(|pid| cpu_time(*pid)).collect()
+    }
+}
+
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's name (in parentheses, which may hold spaces): the state is field
+    // 3, utime field 14 and stime field 15.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_millis(10 * (ticks(11) + ticks(12)))
+}
+
+/// `interleaved`, with the CPU time `meter`'s processes spend during each row's turns.
+pub async fn interleaved_metered(rows: &[Row], rounds: u32, budget: Duration, meter: &CpuMeter) -> Vec<Figures> {
     let only = std::env::var("BENCH_ROWS").ok();
     let mut out: Vec<Option<Figures>> = rows.iter().map(|_| None).collect();
     for _ in 0..rounds {
@@ -154,7 +202,9 @@ pub async fn interleaved(rows: &[Row], rounds: u32, budget: Duration) -> Vec<Fig
                 Some(_) => budget * 5,
                 None => budget,
             };
-            let figures = measure_concurrent(&row.name, row.callers, budget / rounds, move |i| op(i)).await;
+            let before = meter.read();
+            let mut figures = measure_concurrent(&row.name, row.callers, budget / rounds, move |i| op(i)).await;
+            figures.cpu = meter.read().iter().zip(&before).map(|(after, before)| after.saturating_sub(*before)).collect();
             match slot {
                 Some(f) => f.merge(figures),
                 None => *slot = Some(figures),

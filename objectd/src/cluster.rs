@@ -42,9 +42,15 @@ impl Cluster {
     /// opened to the incarnation membership reports now.
     /// `true` with a pooled one.
     async fn connection(&self, node: NodeId, within: Duration) -> Result<(Connection, bool), InvokeError> {
-        if let Some(conn) = self.pool.pooled(node) {
-            return Ok((conn, true));
+        match self.pool.pooled(node) {
+            Some(conn) => Ok((conn, true)),
+            // Boxed: the connecting future is large (a handshake), and a request's future
+            // would carry its size on every call, pooled or not.
+            None => Box::pin(self.connect(node, within)).await,
         }
+    }
+
+    async fn connect(&self, node: NodeId, within: Duration) -> Result<(Connection, bool), InvokeError> {
         // Its newest incarnation, even one the failure detector counts as dead: after this
         // node stalled (stopped, swapped out) it counts every other node dead for a while,
         // wrongly; a connection attempt tells, within the time given.

@@ -339,7 +339,7 @@ impl Engine {
                 crate::telemetry::continue_trace(&span, parent);
             }
             let (target, method, began) = (inv.target, inv.method.clone(), Instant::now());
-            let result = engine.run(inv, lamport).instrument(span).await;
+            let result = engine.run(inv, lamport, began).instrument(span).await;
             if let Some(slot) = engine.inner.table.peek(target) {
                 let outcome = result.as_ref().map_or_else(InvokeError::kind, |_| "ok");
                 crate::telemetry::record_invocation(slot.class.info(), &method, outcome, began.elapsed());
@@ -348,9 +348,8 @@ impl Engine {
         })
     }
 
-    /// `lamport`: the node's Lamport time when the invocation arrived.
-    async fn run(&self, inv: Invocation, lamport: u64) -> Result<Reply, InvokeError> {
-        let started = Instant::now();
+    /// `lamport`: the node's Lamport time when the invocation arrived, `started` the moment.
+    async fn run(&self, inv: Invocation, lamport: u64, started: Instant) -> Result<Reply, InvokeError> {
         let deadline = started + clouds::thread::time_left(inv.thread.remaining_ms);
         if inv.thread.remaining_ms == 0 {
             return Err(InvokeError::DeadlineExceeded { object: inv.target, method: inv.method, elapsed_ms: 0 });
@@ -371,8 +370,12 @@ impl Engine {
         let _running = Running::start(&self.inner.inflight);
         let dispatch = async {
             let out = match inv.thread.action {
-                Some(action) => self.run_in_action(&slot, method, &inv, deadline, action).await?,
-                None if method.atomic || inv.thread.atomic => self.run_atomic(&slot, method, &inv, deadline).await?,
+                // Boxed, both: their futures are the largest here, and every invocation's
+                // would carry their size (and be copied with it) otherwise.
+                Some(action) => Box::pin(self.run_in_action(&slot, method, &inv, deadline, action)).await?,
+                None if method.atomic || inv.thread.atomic => {
+                    Box::pin(self.run_atomic(&slot, method, &inv, deadline)).await?
+                }
                 None => {
                     let (value, nested) = match method.access {
                         Access::Read => self.run_read(&slot, method, &inv, deadline, entry).await?,

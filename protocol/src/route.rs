@@ -106,12 +106,14 @@ where
     F: FnMut(NodeId, Duration) -> Fut,
     Fut: Future<Output = Response>,
 {
-    let started = Instant::now();
+    let mut started = None;
     let mut to = locations.get(target);
     // A node found unreachable, and what it said: the answer if the home sends us back.
     let mut down: Option<(NodeId, InvokeError)> = None;
     for _ in 0..MAX_REDIRECTS {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        let started = *started.get_or_insert(now);
+        let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
             return Err(InvokeError::DeadlineExceeded {
                 object: target,

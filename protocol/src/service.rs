@@ -136,6 +136,9 @@ impl Connection {
         let now = Instant::now();
         let within = deadline + TRANSPORT_MARGIN;
         context.deadline = now + within;
+        // Stamped when sent, not again when answered (a clock read saved on every call): a
+        // request that took long makes the connection look idle longer than it was, so it
+        // is opened again sooner, never reused past the node's idle timeout.
         self.used.store(ms_at(now), std::sync::atomic::Ordering::Relaxed);
         let (answer, answered) = tokio::sync::oneshot::channel();
         // The dispatch ended: it recorded why before letting its callers go.
@@ -145,12 +148,11 @@ impl Connection {
             .map_err(|_| gone())?;
         // Past its deadline the caller stops waiting; the node answers all the same, and the
         // dispatch drops that answer.
-        let answer = match tokio::time::timeout(within, answered).await {
+        let answer = match tokio::time::timeout_at((now + within).into(), answered).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(gone()),
             Err(_) => Err(format!("no answer within {} ms", within.as_millis())),
         };
-        self.used.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
         answer
     }
 

@@ -92,7 +92,8 @@ impl Backend for NodeBackend {
         codec: Codec,
         args: Vec<u8>,
     ) -> BoxFuture<'a, Result<Vec<u8>, InvokeError>> {
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let started = Instant::now();
+        let remaining = self.deadline.saturating_duration_since(started);
         let inv = Invocation {
             thread: ThreadCtx {
                 id: self.thread.id,
@@ -113,7 +114,6 @@ impl Backend for NodeBackend {
             capability: target.cap.clone(),
         };
         Box::pin(async move {
-            let started = Instant::now();
             let answer = self.engine.invoke(inv).await;
             super::nested_call(started.elapsed().as_micros() as u64);
             let reply = match answer {

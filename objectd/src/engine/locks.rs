@@ -144,7 +144,9 @@ impl Engine {
         loop {
             let guard = match slot.lock.clone().try_read_owned() {
                 Ok(g) => g,
-                Err(_) => self.wait_for(slot, inv, deadline, slot.lock.clone().read_owned()).await?,
+                // Boxed (here and for writes): the waiting future, with its deadlock
+                // watch, is large, and a lock taken at once need not carry it.
+                Err(_) => Box::pin(self.wait_for(slot, inv, deadline, slot.lock.clone().read_owned())).await?,
             };
             // Deleted: the read method refuses, holding the lock.
             if admit(guard.state, slot.id, Want::Read) != Admission::Reload {
@@ -167,7 +169,7 @@ impl Engine {
     ) -> Result<tokio::sync::RwLockWriteGuard<'s, Active>, InvokeError> {
         match slot.lock.try_write() {
             Ok(g) => Ok(g),
-            Err(_) => self.wait_for(slot, inv, deadline, slot.lock.write()).await,
+            Err(_) => Box::pin(self.wait_for(slot, inv, deadline, slot.lock.write())).await,
         }
     }
 }

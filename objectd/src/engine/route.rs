@@ -11,7 +11,7 @@
 //! within the request's deadline.
 
 use super::Engine;
-use clouds::{InvokeError, NodeId, ObjectId};
+use clouds::{BoxFuture, InvokeError, NodeId, ObjectId};
 use protocol::route;
 use protocol::{Invocation, RequestBody, Response};
 use tokio::time::{Duration, Instant};
@@ -57,14 +57,14 @@ impl Engine {
         let me = self.inner.node;
         let deadline = Instant::now() + deadline_of(&body);
         let attempt = || {
+            // Each attempt boxed: this future, and every one that awaits it, stays small
+            // (they are moved whole as they start, on every call).
             route::follow(target, body.operation(), &self.inner.locations, deadline, |node, left| {
                 let body = body.clone();
-                async move {
-                    if node == me {
-                        self.serve(body).await
-                    } else {
-                        self.send_to(node, body, left).await
-                    }
+                if node == me {
+                    self.serve(body)
+                } else {
+                    Box::pin(self.send_to(node, body, left, deadline)) as BoxFuture<'_, Response>
                 }
             })
         };
@@ -93,7 +93,8 @@ impl Engine {
     /// Sends a request to another node; an invocation carries what is left of the
     /// thread's deadline and the Lamport time, and while it is out the thread waits for it
     /// (an edge for deadlock searches).
-    async fn send_to(&self, node: NodeId, mut body: RequestBody, left: Duration) -> Response {
+    /// `left` of the time until `deadline`.
+    async fn send_to(&self, node: NodeId, mut body: RequestBody, left: Duration, deadline: Instant) -> Response {
         crate::telemetry::record_forward();
         let _waiting = match &mut body {
             RequestBody::Invoke(inv) => {
@@ -111,7 +112,7 @@ impl Engine {
         };
         // Whatever the transport's own margins, the answer is given up on at the thread's
         // deadline, naming the node that did not answer (not this one, to its caller).
-        match tokio::time::timeout(left, self.inner.peers.send(node, body, left)).await {
+        match tokio::time::timeout_at(deadline, self.inner.peers.send(node, body, left)).await {
             Ok(answer) => answer,
             Err(_) => Err(InvokeError::Unavailable {
                 node: node.to_string(),

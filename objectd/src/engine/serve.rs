@@ -5,12 +5,18 @@
 use super::route::LIFECYCLE_DEADLINE;
 use super::Engine;
 use clouds::BoxFuture;
+use futures::FutureExt as _;
 use protocol::{NodeMode, RequestBody, Response, ResponseBody};
 
 impl Engine {
-    /// Boxed: a request by name resolves and invokes through `handle` again.
+    /// Boxed: a request by name resolves and invokes through `handle` again. An invocation,
+    /// the common request, goes straight to its own (boxed) future rather than through
+    /// `serve_now`'s, which is as large as its largest kind of request.
     pub(super) fn serve(&self, body: RequestBody) -> BoxFuture<'_, Response> {
-        Box::pin(async move { self.serve_now(body).await })
+        match body {
+            RequestBody::Invoke(inv) => Box::pin(self.invoke_here(inv).map(|r| r.map(ResponseBody::Invoked))),
+            body => Box::pin(self.serve_now(body)),
+        }
     }
 
     async fn serve_now(&self, body: RequestBody) -> Response {
