@@ -17,7 +17,13 @@ pub enum Chunk {
     /// Recorded replies by call id, so that exactly-once holds where the object goes.
     Calls(Vec<(String, Vec<u8>)>),
     /// The committed record: always the last chunk.
-    Record { class: String, version: u64, epoch: u64, state: Vec<u8> },
+    Record {
+        class: String,
+        version: u64,
+        epoch: u64,
+        #[serde(with = "serde_bytes")]
+        state: Vec<u8>,
+    },
 }
 
 impl Chunk {

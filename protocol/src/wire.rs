@@ -32,6 +32,7 @@ pub struct Invocation {
     pub target: ObjectId,
     pub method: String,
     pub codec: Codec,
+    #[serde(with = "serde_bytes")]
     pub args: Vec<u8>,
     /// Idempotency key: a write with a call id seen before returns the recorded reply.
     pub call_id: Option<CallId>,
@@ -51,6 +52,7 @@ pub struct PathInvocation {
     pub path: String,
     pub method: String,
     pub codec: Codec,
+    #[serde(with = "serde_bytes")]
     pub args: Vec<u8>,
     pub call_id: Option<CallId>,
     /// The caller's capabilities that may be needed on the way (at most one per object).
@@ -68,7 +70,7 @@ pub enum InitialState {
     /// JSON text, from people.
     Json(String),
     /// The stored (postcard) form, from programs.
-    Encoded(Vec<u8>),
+    Encoded(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -107,6 +109,7 @@ pub struct Hop {
 /// The result of an invocation, and the path the thread took if it was asked for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Reply {
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// In call order; empty unless the thread's `record_path` is set.
     pub hops: Vec<Hop>,
@@ -547,6 +550,37 @@ pub type Response = Result<ResponseBody, InvokeError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte fields (`serde_bytes`) are written as one slice now, as they were byte by
+    /// byte before: the same bytes on the wire (tarpc's bincode) and in postcard, so the
+    /// wire version stands.
+    #[test]
+    fn byte_fields_encode_as_they_did_byte_by_byte() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct ByteByByte {
+            v: Vec<u8>,
+        }
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Sliced {
+            #[serde(with = "serde_bytes")]
+            v: Vec<u8>,
+        }
+        use std::pin::Pin;
+        use tarpc::tokio_serde::{formats::Bincode, Deserializer as _, Serializer as _};
+        for v in [Vec::new(), vec![7], (0..=255).collect(), vec![0xAB; 70_000]] {
+            let old = Pin::new(&mut Bincode::<ByteByByte, ByteByByte>::default())
+                .serialize(&ByteByByte { v: v.clone() })
+                .unwrap();
+            let new = Pin::new(&mut Bincode::<Sliced, Sliced>::default()).serialize(&Sliced { v: v.clone() }).unwrap();
+            assert_eq!(old, new);
+            let back =
+                Pin::new(&mut Bincode::<Sliced, Sliced>::default()).deserialize(&old[..].into()).unwrap();
+            assert_eq!(back.v, v);
+            let old = postcard::to_stdvec(&ByteByByte { v: v.clone() }).unwrap();
+            assert_eq!(old, postcard::to_stdvec(&Sliced { v: v.clone() }).unwrap());
+            assert_eq!(postcard::from_bytes::<Sliced>(&old).unwrap().v, v);
+        }
+    }
 
     #[test]
     fn only_requests_that_may_run_twice_are_repeatable() {
