@@ -40,15 +40,18 @@ pub async fn run() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     // The wallet that runs `cluster up` is the cluster's administrator (names need it).
-    let up = Command::new(&clouds)
-        .arg("--wallet")
+    let mut up = Command::new(&clouds);
+    up.arg("--wallet")
         .arg(dir.path().join("bench.wallet"))
         .args(["cluster", "up", "--nodes", "3", "--dir"])
         .arg(dir.path())
         .arg("--objectd")
-        .arg(&testnode)
-        .output()
-        .expect("clouds cluster up");
+        .arg(&testnode);
+    // `BENCH_NODE_WORKERS=N`: each node's threads (default: `cluster up`'s split of the cores).
+    if let Ok(workers) = std::env::var("BENCH_NODE_WORKERS") {
+        up.args(["--workers", &workers]);
+    }
+    let up = up.output().expect("clouds cluster up");
     assert!(up.status.success(), "cluster up: {}", String::from_utf8_lossy(&up.stderr));
     let nodes: Vec<SocketAddr> = String::from_utf8_lossy(&up.stdout)
         .lines()
@@ -169,9 +172,11 @@ pub async fn run() {
     // The CPU each process spent per call (user + system time over the calls made): what a
     // call costs, steadier than its rate, which moves with the machine's mode. The echo
     // server's process is not counted.
-    println!("
+    println!(
+        "
 CPU time per call, by process (from /proc, 10 ms ticks over each row's turns):
-");
+"
+    );
     println!("| what | bench (the client) | node 1 | node 2 | node 3 | all |");
     println!("|---|---:|---:|---:|---:|---:|");
     for f in single.iter().skip(2).chain(&metered) {

@@ -204,7 +204,8 @@ pub async fn interleaved_metered(rows: &[Row], rounds: u32, budget: Duration, me
             };
             let before = meter.read();
             let mut figures = measure_concurrent(&row.name, row.callers, budget / rounds, move |i| op(i)).await;
-            figures.cpu = meter.read().iter().zip(&before).map(|(after, before)| after.saturating_sub(*before)).collect();
+            figures.cpu =
+                meter.read().iter().zip(&before).map(|(after, before)| after.saturating_sub(*before)).collect();
             match slot {
                 Some(f) => f.merge(figures),
                 None => *slot = Some(figures),

@@ -271,7 +271,7 @@ fn admin_of(dir: &Path, wallet_key: PublicKey) -> Result<String, CliError> {
 /// at least one each. A node runs one per core by default, which serves a machine of its
 /// own; several on one machine, each with a thread per core, contend for the cores (on 2
 /// cores, 3 nodes served a null read at 256 callers at 146k/s that way, at 330k/s with one
-/// thread each: README, "Worker threads").
+/// thread each: README, "Worker threads, ring's AES-GCM, smaller futures").
 pub fn workers_each(nodes: u16, cores: usize) -> usize {
     (cores / nodes.max(1) as usize).max(1)
 }
@@ -289,7 +289,9 @@ pub async fn up(
         return Err(CliError::Usage("--nodes must be at least 1".into()));
     }
     if workers == Some(0) {
-        return Err(CliError::Usage("--workers must be at least 1 (leave it out to split the cores among the nodes)".into()));
+        return Err(CliError::Usage(
+            "--workers must be at least 1 (leave it out to split the cores among the nodes)".into(),
+        ));
     }
     std::fs::create_dir_all(dir).map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
     let mut members = read_nodes(dir)?;

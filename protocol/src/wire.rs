@@ -573,8 +573,7 @@ mod tests {
                 .unwrap();
             let new = Pin::new(&mut Bincode::<Sliced, Sliced>::default()).serialize(&Sliced { v: v.clone() }).unwrap();
             assert_eq!(old, new);
-            let back =
-                Pin::new(&mut Bincode::<Sliced, Sliced>::default()).deserialize(&old[..].into()).unwrap();
+            let back = Pin::new(&mut Bincode::<Sliced, Sliced>::default()).deserialize(&old[..].into()).unwrap();
             assert_eq!(back.v, v);
             let old = postcard::to_stdvec(&ByteByByte { v: v.clone() }).unwrap();
             assert_eq!(old, postcard::to_stdvec(&Sliced { v: v.clone() }).unwrap());
