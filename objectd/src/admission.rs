@@ -452,9 +452,13 @@ impl Activity {
         self.last_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// Only the first of requests in flight together stamps the time (and, on drop, the last
+    /// one): in between the connection is not idle whatever the stamp says, and a busy
+    /// connection reads the clock for none of its other requests.
     pub fn serve(&self) -> Serving<'_> {
-        self.inflight.fetch_add(1, Ordering::AcqRel);
-        self.touch();
+        if self.inflight.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.touch();
+        }
         Serving(self)
     }
 
@@ -486,9 +490,20 @@ impl Default for Activity {
 }
 
 impl Drop for Serving<'_> {
+    /// The request that leaves nothing in flight stamps the time before it says so, so that
+    /// a connection never looks idle since before its last request ended.
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+        let inflight = &self.0.inflight;
+        let mut now = inflight.load(Ordering::Acquire);
+        loop {
+            if now == 1 {
+                self.0.touch();
+            }
+            match inflight.compare_exchange_weak(now, now - 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(changed) => now = changed,
+            }
+        }
     }
 }
 
@@ -547,5 +562,44 @@ mod activity_tests {
         drop(serving);
         std::thread::sleep(Duration::from_millis(20));
         assert!(activity.idle_for() >= Duration::from_millis(15));
+    }
+
+    #[test]
+    fn the_last_of_overlapping_requests_stamps_its_end() {
+        let activity = Activity::new();
+        let first = activity.serve();
+        std::thread::sleep(Duration::from_millis(30));
+        let second = activity.serve();
+        drop(first);
+        assert_eq!(activity.idle_for(), Duration::ZERO, "one still in flight");
+        std::thread::sleep(Duration::from_millis(30));
+        let before = activity.started.elapsed().as_millis() as u64;
+        drop(second);
+        let stamped = activity.last_ms.load(Ordering::Relaxed);
+        assert!(stamped >= before.max(30), "idle since the last end ({stamped} ms), not the first start");
+    }
+
+    #[test]
+    fn requests_ending_together_leave_the_count_right_and_the_end_stamped() {
+        let activity = std::sync::Arc::new(Activity::new());
+        std::thread::sleep(Duration::from_millis(30));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let activity = activity.clone();
+                std::thread::spawn(move || {
+                    let mut before_last = 0;
+                    for _ in 0..10_000 {
+                        before_last = activity.started.elapsed().as_millis() as u64;
+                        drop(activity.serve());
+                    }
+                    before_last
+                })
+            })
+            .collect();
+        // The last request to end began after every thread read the clock before its last.
+        let latest = threads.into_iter().map(|t| t.join().unwrap()).max().unwrap();
+        assert_eq!(activity.inflight.load(Ordering::Relaxed), 0, "no end lost or counted twice");
+        let stamped = activity.last_ms.load(Ordering::Relaxed);
+        assert!(stamped >= latest, "stamped {stamped} ms, before the last request began ({latest} ms)");
     }
 }
