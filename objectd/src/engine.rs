@@ -338,21 +338,29 @@ impl Engine {
             if let Some(parent) = &inv.thread.trace {
                 crate::telemetry::continue_trace(&span, parent);
             }
-            let (target, method, began) = (inv.target, inv.method.clone(), Instant::now());
-            let result = engine.run(inv, lamport, began).instrument(span).await;
-            if let Some(slot) = engine.inner.table.peek(target) {
+            let began = Instant::now();
+            let result = engine.run(&inv, lamport, began).instrument(span).await;
+            if let Some(slot) = engine.inner.table.peek(inv.target) {
                 let outcome = result.as_ref().map_or_else(InvokeError::kind, |_| "ok");
-                crate::telemetry::record_invocation(slot.class.info(), &method, outcome, began.elapsed());
+                // A run that ended well timed itself; the clock is read once.
+                let took =
+                    result.as_ref().map_or_else(|_| began.elapsed(), |(_, micros)| Duration::from_micros(*micros));
+                crate::telemetry::record_invocation(slot.class.info(), &inv.method, outcome, took);
             }
-            result
+            result.map(|(reply, _)| reply)
         })
     }
 
     /// `lamport`: the node's Lamport time when the invocation arrived, `started` the moment.
-    async fn run(&self, inv: Invocation, lamport: u64, started: Instant) -> Result<Reply, InvokeError> {
+    /// With the reply, how long the run took (µs).
+    async fn run(&self, inv: &Invocation, lamport: u64, started: Instant) -> Result<(Reply, u64), InvokeError> {
         let deadline = started + clouds::thread::time_left(inv.thread.remaining_ms);
         if inv.thread.remaining_ms == 0 {
-            return Err(InvokeError::DeadlineExceeded { object: inv.target, method: inv.method, elapsed_ms: 0 });
+            return Err(InvokeError::DeadlineExceeded {
+                object: inv.target,
+                method: inv.method.clone(),
+                elapsed_ms: 0,
+            });
         }
         if inv.thread.chain.len() >= self.inner.hop_limit {
             let mut chain = inv.thread.chain_text();
@@ -372,14 +380,14 @@ impl Engine {
             let out = match inv.thread.action {
                 // Boxed, both: their futures are the largest here, and every invocation's
                 // would carry their size (and be copied with it) otherwise.
-                Some(action) => Box::pin(self.run_in_action(&slot, method, &inv, deadline, action)).await?,
+                Some(action) => Box::pin(self.run_in_action(&slot, method, inv, deadline, action)).await?,
                 None if method.atomic || inv.thread.atomic => {
-                    Box::pin(self.run_atomic(&slot, method, &inv, deadline)).await?
+                    Box::pin(self.run_atomic(&slot, method, inv, deadline)).await?
                 }
                 None => {
                     let (value, nested) = match method.access {
-                        Access::Read => self.run_read(&slot, method, &inv, deadline, entry).await?,
-                        Access::Write => self.run_write(&slot, method, &inv, deadline).await?,
+                        Access::Read => self.run_read(&slot, method, inv, deadline, entry).await?,
+                        Access::Write => self.run_write(&slot, method, inv, deadline).await?,
                     };
                     (value, nested, protocol::wire::ActionTrail::default())
                 }
@@ -418,7 +426,7 @@ impl Engine {
             });
             hops.extend(nested);
         }
-        Ok(Reply { value, hops, trail })
+        Ok((Reply { value, hops, trail }, micros))
     }
 
     /// Reads the object's committed record and decodes it.
