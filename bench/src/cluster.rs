@@ -172,11 +172,7 @@ pub async fn run() {
     // The CPU each process spent per call (user + system time over the calls made): what a
     // call costs, steadier than its rate, which moves with the machine's mode. The echo
     // server's process is not counted.
-    println!(
-        "
-CPU time per call, by process (from /proc, 10 ms ticks over each row's turns):
-"
-    );
+    println!("\nCPU time per call, by process (from /proc, 10 ms ticks over each row's turns):\n");
     println!("| what | bench (the client) | node 1 | node 2 | node 3 | all |");
     println!("|---|---:|---:|---:|---:|---:|");
     for f in single.iter().skip(2).chain(&metered) {

@@ -204,6 +204,17 @@ mod tests {
         answered
     }
 
+    /// A dispatch over a recording wire: the wire, its callers' end, where it says why it
+    /// ended, and its task.
+    fn started(
+    ) -> (Wire, mpsc::UnboundedSender<Outgoing>, Arc<std::sync::OnceLock<String>>, tokio::task::JoinHandle<()>) {
+        let wire = Wire::default();
+        let (to, from) = mpsc::unbounded_channel();
+        let ended = Arc::new(std::sync::OnceLock::new());
+        let run = tokio::spawn(run(wire.clone(), from, ended.clone()));
+        (wire, to, ended, run)
+    }
+
     async fn turns(n: usize) {
         for _ in 0..n {
             tokio::task::yield_now().await;
@@ -212,10 +223,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn each_caller_hears_its_own_answer_and_many_requests_share_a_flush() {
-        let wire = Wire::default();
-        let (to, from) = mpsc::unbounded_channel();
-        let ended = Arc::new(std::sync::OnceLock::new());
-        let run = tokio::spawn(run(wire.clone(), from, ended.clone()));
+        let (wire, to, ended, run) = started();
         // A lone request goes out at once.
         let first = ask(&to);
         turns(3).await;
@@ -240,10 +248,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_caller_that_left_is_not_written_and_the_dispatch_ends_with_its_handles() {
-        let wire = Wire::default();
-        let (to, from) = mpsc::unbounded_channel();
-        let ended = Arc::new(std::sync::OnceLock::new());
-        let run = tokio::spawn(run(wire.clone(), from, ended.clone()));
+        let (wire, to, ended, run) = started();
         drop(ask(&to));
         turns(3).await;
         assert!(wire.written.lock().unwrap().is_empty(), "its caller stopped waiting before it went out");

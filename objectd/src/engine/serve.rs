@@ -21,6 +21,7 @@ impl Engine {
 
     async fn serve_now(&self, body: RequestBody) -> Response {
         match body {
+            // `serve` takes invocations before they come here; the table stays whole.
             RequestBody::Invoke(inv) => self.invoke_here(inv).await.map(ResponseBody::Invoked),
             RequestBody::InvokePath(inv) => self.invoke_path(inv).await.map(ResponseBody::Invoked),
             RequestBody::Create(req) => self.create_request(req).await.map(ResponseBody::Created),
