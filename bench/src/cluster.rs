@@ -32,8 +32,20 @@ pub(crate) fn memory_kib(pid: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-pub async fn run() {
+/// The client's threads: like each node's (`clouds cluster up` splits the cores among the
+/// nodes, at least one each), the cores split among the three nodes and this process.
+/// With a thread per core here as well, the client's two threads and the nodes' three took
+/// turns on 2 cores and the client's were switched out thousands of times a second: every
+/// row at 256 callers ran at two thirds of its rate with one thread (README, "One thread
+/// for the bench's client too"). `BENCH_CLIENT_WORKERS=N` sets it.
+pub fn client_workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::var("BENCH_CLIENT_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or((cores / 4).max(1))
+}
+
+pub async fn run(client_workers: usize) {
     println!("\n## 6. A 3-node cluster on 127.0.0.1 (clouds cluster up, one process per node)\n");
+    println!("the client (this process) runs {client_workers} worker thread(s)\n");
     let (Some(clouds), Some(testnode)) = (binary("clouds"), binary("testnode")) else {
         println!("skipped: build the node binaries first (cargo build --release --workspace --bins)");
         return;
