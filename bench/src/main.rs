@@ -729,11 +729,8 @@ fn main() {
     if wanted("cluster") {
         // Its own runtime: the bench is a fourth process on the cores the nodes share.
         let workers = cluster::client_workers();
-        let client = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let client =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().expect("runtime");
         client.block_on(cluster::run(workers));
     }
     if wanted("migrate") {
