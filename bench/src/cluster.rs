@@ -40,7 +40,13 @@ pub(crate) fn memory_kib(pid: &str, field: &str) -> u64 {
 /// 2026-12-04: nested 67-86k/s against 96-140k/s). `BENCH_CLIENT_WORKERS=N` sets it.
 pub fn client_workers() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::env::var("BENCH_CLIENT_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or((cores / 4).max(1))
+    match std::env::var("BENCH_CLIENT_WORKERS") {
+        Err(_) => (cores / 4).max(1),
+        Ok(w) => match w.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("BENCH_CLIENT_WORKERS={w:?}: expected a number of threads, at least 1"),
+        },
+    }
 }
 
 pub async fn run(client_workers: usize) {
